@@ -1,0 +1,20 @@
+"""Agents: one file per algorithm, all behind :class:`~seqagents.agents.base.SequenceAgent`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from seqagents.agents.base import Agent, CheckpointConfig, SequenceAgent
+from seqagents.agents.dt import DecisionTransformerAgent
+
+__all__ = ["Agent", "CheckpointConfig", "SequenceAgent", "DecisionTransformerAgent", "load_agent"]
+
+
+def load_agent(repo_id_or_path: str | Path, **kwargs: Any) -> SequenceAgent:
+    """Load any seqagents checkpoint (or supported foreign one), whatever its algorithm.
+
+    Example:
+        >>> agent = load_agent("edbeeching/decision-transformer-gym-hopper-medium")  # doctest: +SKIP
+    """
+    return SequenceAgent.from_pretrained(repo_id_or_path, **kwargs)

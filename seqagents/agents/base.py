@@ -1,0 +1,538 @@
+"""What every seqagents agent shares: checkpoint I/O through the Hugging Face Hub, input checks,
+and the SB3-style ``predict`` protocol over one env or a batch of envs.
+
+A subclass supplies the network, how one batched step is taken (``_step``) and how a checkpoint of
+its algorithm is read (``_from_config``); everything a user touches lives here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from huggingface_hub import ModelCard, ModelCardData, ModelHubMixin, hf_hub_download
+from huggingface_hub.errors import HFValidationError
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from seqagents.errors import CheckpointError
+
+__all__ = ["Agent", "CheckpointConfig", "SequenceAgent", "resolve_device"]
+
+logger = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT = "seqagents"  # marker of our native config.json
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """Anything that acts in a gymnasium loop like an SB3 policy (what evaluate_policy accepts)."""
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, Any]: ...
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass
+class CheckpointConfig:
+    """Contents of a native ``config.json`` (everything except the weights)."""
+
+    algorithm: str  # "dt" | "tt" | "leap"
+    model: dict  # the algorithm's network config (e.g. DTConfig fields)
+    observation_space: dict  # minari.serialization.serialize_space(space, to_string=False)
+    action_space: dict
+    env_id: str | None = None  # gymnasium id the checkpoint was trained for
+    env_kwargs: dict = field(default_factory=dict)  # gymnasium.make kwargs
+    preprocessing: dict = field(default_factory=dict)  # e.g. state_mean/state_std/return_scale
+    inference: dict = field(default_factory=dict)  # e.g. target_return, planner settings
+    training: dict = field(default_factory=dict)  # provenance: dataset id, steps, seed, ...
+    evaluation: dict = field(default_factory=dict)  # measured results (model card model-index)
+    library_version: str = ""
+    format: str = FORMAT
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CheckpointConfig:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise CheckpointError(f"config.json has unknown keys {sorted(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as e:
+            raise CheckpointError(f"config.json is incomplete: {e}") from e
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def spaces(self) -> tuple[gym.Space, gym.Space]:
+        from minari.serialization import deserialize_space
+
+        return deserialize_space(self.observation_space), deserialize_space(self.action_space)
+
+
+def serialize_space(space: gym.Space) -> dict:
+    from minari.serialization import serialize_space as _serialize
+
+    return _serialize(space, to_string=False)
+
+
+def _describe(space: gym.Space) -> str:
+    if isinstance(space, gym.spaces.Box):
+        return f"Box(shape={space.shape}, dtype={space.dtype})"
+    return repr(space)
+
+
+def _spaces_match(a: gym.Space, b: gym.Space) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, gym.spaces.Box):
+        return a.shape == b.shape
+    if isinstance(a, gym.spaces.Discrete):
+        return a.n == b.n
+    return a == b
+
+
+def _hub_errors() -> tuple[type[BaseException], ...]:
+    from huggingface_hub import errors
+
+    names = ("LocalEntryNotFoundError", "OfflineModeIsEnabled", "RepositoryNotFoundError",
+             "RevisionNotFoundError", "EntryNotFoundError", "HfHubHTTPError")
+    return tuple(getattr(errors, n) for n in names if hasattr(errors, n))
+
+
+class SequenceAgent(
+    ModelHubMixin,
+    library_name="seqagents",
+    tags=["reinforcement-learning", "seqagents"],
+    repo_url="https://github.com/seqagents/seqagents",
+):
+    """Base class of the DT, TT and LEAP agents.
+
+    The agent keeps each env's context (past states, actions, rewards, ...) internally on
+    ``self.device``. Call ``predict`` once per env step; pass the reward received after the
+    previous action (``reward=``) or report it with ``observe`` — sequence agents condition on it.
+    """
+
+    algorithm: ClassVar[str] = ""
+    requires_reward: ClassVar[bool] = True  # does the context need r_{t-1} at every step?
+    _registry: ClassVar[dict[str, type[SequenceAgent]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.algorithm:
+            SequenceAgent._registry[cls.algorithm] = cls
+
+    def __init__(self, network: nn.Module, spec: CheckpointConfig, device: str = "auto") -> None:
+        self.spec = spec
+        self.device = resolve_device(device)
+        self.network = network.to(self.device).eval()
+        self.observation_space, self.action_space = spec.spaces()
+        self.n_envs = 0  # batch size of the current contexts (0 = none yet)
+        self._t = np.zeros(0, dtype=np.int64)  # (n_envs,) steps taken in each env's episode
+        self._pending_reward: np.ndarray | None = None  # r_{t-1} reported through observe()
+        self._pending_done = np.zeros(0, dtype=bool)  # envs whose episode ended (observe)
+
+    # ------------------------------------------------------------------ public protocol
+    @property
+    def env_id(self) -> str | None:
+        """The gymnasium id this checkpoint was made for."""
+        return self.spec.env_id
+
+    def make_env(self, **kwargs: Any) -> gym.Env:
+        """``gymnasium.make`` the checkpoint's env with its kwargs (``kwargs`` override them)."""
+        if not self.spec.env_id:
+            raise ValueError("this checkpoint names no env id; pass an env explicitly")
+        from seqagents.envs import make_env
+
+        return make_env(self.spec.env_id, **{**self.spec.env_kwargs, **kwargs})
+
+    def check_env(self, env: gym.Env | Any) -> None:
+        """Raise :class:`CheckpointError` if ``env``'s spaces differ from the checkpoint's."""
+        obs_space = getattr(env, "single_observation_space", None) or env.observation_space
+        act_space = getattr(env, "single_action_space", None) or env.action_space
+        for what, ours, theirs in (("observation", self.observation_space, obs_space),
+                                   ("action", self.action_space, act_space)):
+            if not _spaces_match(ours, theirs):
+                raise CheckpointError(
+                    f"{what} space mismatch: the checkpoint expects {_describe(ours)} "
+                    f"(trained on {self.spec.env_id}), the env has {_describe(theirs)}"
+                )
+
+    def reset(self, target_return: float | None = None) -> None:
+        """Forget every env's context; optionally set a new target return (DT)."""
+        if target_return is not None:
+            self._set_target_return(float(target_return))
+        self.n_envs = 0
+
+    def observe(self, reward: float | np.ndarray, done: bool | np.ndarray) -> None:
+        """Report the reward of the last ``env.step`` and whether the episode ended.
+
+        For loops that cannot pass ``reward=`` into ``predict`` (e.g. a VecEnv wrapper). An env
+        whose ``done`` is True starts a new episode at its next ``predict``.
+        """
+        n = max(self.n_envs, 1)
+        self._pending_reward = np.broadcast_to(np.asarray(reward, np.float32), (n,)).copy()
+        done = np.broadcast_to(np.asarray(done, bool), (n,))
+        self._pending_done = self._pending_done | done if self._pending_done.size == n else done
+
+    @torch.inference_mode()
+    def predict(
+        self,
+        observation: np.ndarray | dict,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+        *,
+        reward: float | np.ndarray | None = None,
+    ) -> tuple[np.ndarray, Any]:
+        """Choose the action for the current observation of one env or a batch of envs.
+
+        Args:
+            observation: shape ``observation_space.shape`` (one env) or ``(n_envs, *shape)``.
+            state: unused (SB3 compatibility); returned unchanged.
+            episode_start: ``(n_envs,)`` bools, True where a new episode begins (clears that
+                env's context). Envs seen for the first time always start an episode.
+            deterministic: greedy action (default) or sampled (DT Atari samples, as the paper).
+            reward: reward received after the previous action, per env. Required after the
+                first step of an episode unless reported through :meth:`observe`.
+
+        Returns:
+            ``(action, state)``: action of shape ``action_space.shape`` or ``(n_envs, ...)``.
+        """
+        obs, single = self._check_observation(observation)
+        n = obs.shape[0]
+        if n != self.n_envs:
+            self._allocate(n)
+        starts = self._t == 0
+        if episode_start is not None:
+            starts = starts | np.broadcast_to(np.asarray(episode_start, bool), (n,))
+        if self._pending_done.size == n:
+            starts = starts | self._pending_done
+        rewards = self._rewards(reward, starts, n)
+        self._t[starts] = 0
+        actions = self._step(obs, torch.as_tensor(rewards, device=self.device),
+                             torch.as_tensor(starts, device=self.device), deterministic)
+        self._t += 1
+        self._pending_reward, self._pending_done = None, np.zeros(n, dtype=bool)
+        actions = actions.cpu().numpy()
+        return (actions[0] if single else actions), state
+
+    # ------------------------------------------------------------------ subclass hooks
+    def _allocate(self, n_envs: int) -> None:
+        """(Re)create empty contexts for ``n_envs`` envs. Subclasses extend this."""
+        self.n_envs = n_envs
+        self._t = np.zeros(n_envs, dtype=np.int64)
+        self._pending_done = np.zeros(n_envs, dtype=bool)
+
+    def _step(
+        self, obs: torch.Tensor, rewards: torch.Tensor, starts: torch.Tensor, deterministic: bool
+    ) -> torch.Tensor:
+        """One batched step: ``obs (n, *obs_shape)``, ``rewards (n,)`` = r_{t-1} (0 at starts),
+        ``starts (n,)`` bool. Returns actions ``(n, *action_shape)``."""
+        raise NotImplementedError
+
+    def _set_target_return(self, target_return: float) -> None:
+        raise ValueError(f"{type(self).__name__} has no target return")
+
+    @classmethod
+    def _from_config(cls, config: dict, files: _Files, device: str, overrides: dict) -> Any:
+        raise NotImplementedError
+
+    def _state_dict_to_save(self) -> dict[str, torch.Tensor]:
+        return self.network.state_dict()
+
+    # ------------------------------------------------------------------ input checks
+    def _check_observation(self, observation: Any) -> tuple[torch.Tensor, bool]:
+        space = self.observation_space
+        obs = np.asarray(observation)
+        if obs.dtype == object or not (np.issubdtype(obs.dtype, np.number)
+                                       or obs.dtype == np.bool_):
+            raise ValueError(
+                f"observation has dtype {obs.dtype}; expected a numeric array matching "
+                f"{_describe(space)}"
+            )
+        shape = space.shape or ()
+        if obs.shape == shape:
+            single, obs = True, obs[None]
+        elif obs.shape[1:] == shape and obs.ndim == len(shape) + 1:
+            single = False
+        else:
+            raise ValueError(
+                f"observation has shape {obs.shape}; expected {shape} (one env) or "
+                f"(n_envs, *{shape}) for {_describe(space)}"
+            )
+        if np.issubdtype(obs.dtype, np.floating) and not np.isfinite(obs).all():
+            raise ValueError("observation contains NaN or inf")
+        dtype = torch.uint8 if obs.dtype == np.uint8 else torch.float32
+        return torch.as_tensor(obs, dtype=dtype, device=self.device), single
+
+    def _rewards(self, reward: Any, starts: np.ndarray, n: int) -> np.ndarray:
+        if reward is None:
+            reward = self._pending_reward
+        if reward is None:
+            if self.requires_reward and not starts.all():
+                raise ValueError(
+                    f"{type(self).__name__}.predict needs the reward received after the previous "
+                    "action: call predict(obs, reward=r) or agent.observe(reward, done) after "
+                    "each env.step (episode_start=True begins a new episode instead)"
+                )
+            return np.zeros(n, dtype=np.float32)
+        rewards = np.asarray(reward, dtype=np.float32)
+        if rewards.size not in (1, n):
+            raise ValueError(f"reward has {rewards.size} values for {n} envs")
+        rewards = np.broadcast_to(rewards.reshape(-1), (n,)).copy()
+        if not np.isfinite(rewards).all():
+            raise ValueError("reward contains NaN or inf")
+        rewards[starts] = 0.0  # r_{t-1} does not exist at the first step of an episode
+        return rewards
+
+    # ------------------------------------------------------------------ checkpoints
+    @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls,
+        repo_id_or_path: str | Path,
+        *,
+        revision: str | None = None,
+        device: str = "auto",
+        cache_dir: str | Path | None = None,
+        token: str | bool | None = None,
+        local_files_only: bool = False,
+        force_download: bool = False,
+        env: gym.Env | None = None,
+        **overrides: Any,
+    ) -> Any:
+        """Load an agent from a Hub repo id or a local folder.
+
+        Args:
+            repo_id_or_path: ``"user/repo"`` on the Hugging Face Hub or a local directory
+                holding ``config.json`` (native ``model.safetensors``, or a supported foreign
+                format such as transformers' ``decision_transformer``).
+            revision: Hub branch, tag or commit.
+            device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda:0"``, ...
+            env: optional env to check the checkpoint's spaces against.
+            **overrides: algorithm options, e.g. ``target_return=6000`` for DT.
+
+        Raises:
+            CheckpointError: missing, corrupt or mismatched checkpoint (the message says why).
+        """
+        path = Path(repo_id_or_path)
+        if path.exists() and not path.is_dir():
+            raise CheckpointError(f"{path} is a file; expected a checkpoint folder or Hub repo id")
+        if not path.exists() and str(repo_id_or_path).count("/") != 1:
+            raise CheckpointError(
+                f"{repo_id_or_path!r} is neither an existing local folder nor a Hub repo id "
+                "of the form 'user/name'"
+            )
+        try:
+            agent = super().from_pretrained(
+                str(repo_id_or_path), revision=revision, cache_dir=cache_dir, token=token,
+                local_files_only=local_files_only, force_download=force_download,
+                device=device, overrides=overrides,
+            )
+        except HFValidationError as e:
+            raise CheckpointError(f"{repo_id_or_path!r} is not a valid Hub repo id: {e}") from e
+        except _hub_errors() as e:
+            raise _not_found(str(repo_id_or_path), e) from e
+        if env is not None:
+            agent.check_env(env)
+        return agent
+
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        config: dict | None = None,
+        device: str = "auto",
+        overrides: dict | None = None,
+        **_: Any,
+    ) -> Any:
+        files = _Files(model_id, revision, cache_dir, force_download, local_files_only, token)
+        if config is None:
+            raise CheckpointError(
+                f"{model_id}: no {CONFIG_NAME} found; a checkpoint folder needs {CONFIG_NAME} "
+                f"and {WEIGHTS_NAME} (written by save_pretrained)"
+            )
+        if config.get("format") == FORMAT:
+            algorithm = config.get("algorithm")
+            target = cls if cls.algorithm == algorithm else cls._registry.get(algorithm)
+            if target is None or (cls.algorithm and target is not cls):
+                raise CheckpointError(
+                    f"{model_id} is a {algorithm!r} checkpoint; load it with "
+                    f"{cls._registry[algorithm].__name__ if algorithm in cls._registry else '?'}"
+                    " or seqagents.load_agent"
+                )
+            return target._from_config(config, files, device, overrides or {})
+        from seqagents.checkpoints import foreign_loader
+
+        loader = foreign_loader(config, model_id, cls.algorithm)
+        return loader(config, files, device, overrides or {})
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        save_directory = Path(save_directory)
+        (save_directory / CONFIG_NAME).write_text(json.dumps(self.spec.to_dict(), indent=2))
+        state = {k: v.detach().cpu().contiguous() for k, v in self._state_dict_to_save().items()}
+        save_file(state, str(save_directory / WEIGHTS_NAME), metadata={"format": "pt"})
+
+    def push_to_hub(  # type: ignore[override]
+        self,
+        repo_id: str,
+        *,
+        video: str | Path | None = None,
+        commit_message: str = "Upload seqagents checkpoint",
+        private: bool | None = None,
+        token: str | None = None,
+        branch: str | None = None,
+    ) -> str:
+        """Upload ``save_pretrained``'s folder (config, weights, model card) and an optional
+        replay video to the Hub repo ``repo_id``; returns the commit URL."""
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(tmp)
+            if video is not None:
+                shutil.copy(video, Path(tmp) / f"replay{Path(video).suffix}")
+            info = api.upload_folder(repo_id=repo_id, folder_path=tmp, revision=branch,
+                                     commit_message=commit_message)
+        return str(getattr(info, "commit_url", info))
+
+    def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
+        """A model card with the measured results as Hub ``model-index`` metadata."""
+        from huggingface_hub import EvalResult
+
+        spec, name = self.spec, type(self).__name__
+        results = []
+        ev = spec.evaluation
+        if ev.get("mean_reward") is not None and spec.env_id:
+            results.append(EvalResult(
+                task_type="reinforcement-learning", dataset_type=spec.env_id,
+                dataset_name=spec.env_id, metric_type="mean_reward",
+                metric_value=f"{ev['mean_reward']:.2f} +/- {ev.get('std_reward', 0.0):.2f}",
+            ))
+        data = ModelCardData(
+            library_name="seqagents", tags=["reinforcement-learning", spec.algorithm,
+                                            *([spec.env_id] if spec.env_id else [])],
+            model_name=f"{spec.algorithm}-{spec.env_id}", eval_results=results or None,
+        )
+        lines = [f"# {name} for {spec.env_id}", "",
+                 f"A `{spec.algorithm}` agent saved with seqagents {spec.library_version}.", ""]
+        if ev:
+            lines += ["## Evaluation", "", "```json", json.dumps(ev, indent=2), "```", ""]
+        if spec.training:
+            lines += ["## Training", "", "```json", json.dumps(spec.training, indent=2), "```", ""]
+        lines += ["## Usage", "", "```python", "import gymnasium as gym",
+                  f"from seqagents import {name}, evaluate_policy", "",
+                  f'agent = {name}.from_pretrained("<repo-or-folder>")',
+                  "env = agent.make_env()",
+                  "print(evaluate_policy(agent, env, n_eval_episodes=10))", "```", ""]
+        return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
+
+
+class _Files:
+    """Resolves the files of a checkpoint, from a local folder or the Hub (cache)."""
+
+    def __init__(self, model_id: str, revision: str | None, cache_dir: Any, force_download: bool,
+                 local_files_only: bool, token: Any) -> None:
+        self.model_id, self.revision, self.cache_dir = model_id, revision, cache_dir
+        self.force_download, self.local_files_only, self.token = (force_download,
+                                                                  local_files_only, token)
+
+    def path(self, filename: str) -> Path:
+        if os.path.isdir(self.model_id):
+            path = Path(self.model_id) / filename
+            if not path.is_file():
+                raise CheckpointError(f"{self.model_id}: missing file {filename}")
+            return path
+        try:
+            return Path(hf_hub_download(
+                self.model_id, filename, revision=self.revision, cache_dir=self.cache_dir,
+                force_download=self.force_download, local_files_only=self.local_files_only,
+                token=self.token,
+            ))
+        except _hub_errors() as e:
+            raise _not_found(f"{self.model_id}/{filename}", e) from e
+
+    def load_safetensors(self, filename: str = WEIGHTS_NAME) -> dict[str, torch.Tensor]:
+        path = self.path(filename)
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(
+                f"{path}: corrupt or truncated weights file ({e}); re-download it "
+                "(force_download=True) or re-save the checkpoint"
+            ) from e
+
+    def load_torch_bin(self, filename: str = "pytorch_model.bin") -> dict[str, torch.Tensor]:
+        """Load a pickled state dict with ``weights_only=True`` (plain tensors only)."""
+        import pickle
+
+        path = self.path(filename)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            raise CheckpointError(
+                f"{path}: refused to load, the pickle holds objects other than plain tensors "
+                f"(only weights_only=True loading is allowed): {str(e).splitlines()[0]}"
+            ) from e
+        except (RuntimeError, EOFError, OSError) as e:
+            raise CheckpointError(f"{path}: corrupt or truncated weights file ({e})") from e
+        if not isinstance(state, dict) or not all(
+            isinstance(v, torch.Tensor) for v in state.values()
+        ):
+            raise CheckpointError(f"{path}: expected a dict of tensors (a state dict)")
+        return state
+
+
+def _not_found(what: str, error: BaseException) -> CheckpointError:
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    hint = (
+        "HF_HUB_OFFLINE is set, so only the local Hugging Face cache was searched; unset it to "
+        "download, or pass a local folder"
+        if offline
+        else "check the repo id and revision, your network, or pass a local folder path"
+    )
+    return CheckpointError(f"cannot find {what}: {type(error).__name__}; {hint}")
+
+
+def load_weights(network: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """``load_state_dict(strict=True)`` with an error that names the checkpoint and the keys."""
+    own = network.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in set(own) & set(state) if state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        raise CheckpointError(
+            f"{where}: weights do not match the config: missing {missing[:5]}, unexpected "
+            f"{unexpected[:5]}, shape mismatches {shapes[:5]}"
+        )
+    network.load_state_dict(state)

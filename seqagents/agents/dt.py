@@ -1,0 +1,243 @@
+"""Decision Transformer agent: a DT checkpoint behind the SB3-style ``predict`` protocol."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from seqagents import __version__
+from seqagents.agents.base import CheckpointConfig, SequenceAgent, _Files, load_weights
+from seqagents.agents.base import serialize_space as _serialize_space
+from seqagents.context import RollingContext
+from seqagents.errors import CheckpointError
+from seqagents.models.dt import DecisionTransformer, DTConfig
+
+__all__ = ["DecisionTransformerAgent"]
+
+logger = logging.getLogger(__name__)
+
+
+class DecisionTransformerAgent(SequenceAgent):
+    """Return-conditioned policy (Chen et al. 2021) for one env or a batch of envs.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> from seqagents import DecisionTransformerAgent
+        >>> env = gym.make("Pendulum-v1")
+        >>> agent = DecisionTransformerAgent.create(env.observation_space, env.action_space,
+        ...                                         target_return=-200.0, return_scale=100.0)
+        >>> obs, _ = env.reset(seed=0)
+        >>> action, _ = agent.predict(obs)
+        >>> obs, reward, terminated, truncated, _ = env.step(action)
+        >>> action, _ = agent.predict(obs, reward=reward)
+        >>> action.shape
+        (1,)
+    """
+
+    algorithm = "dt"
+
+    def __init__(self, network: DecisionTransformer, spec: CheckpointConfig,
+                 device: str = "auto") -> None:
+        super().__init__(network, spec, device)
+        cfg: DTConfig = network.config
+        self.model_config = cfg
+        pre = spec.preprocessing
+        self.return_scale = float(pre.get("return_scale", 1.0))
+        shape = cfg.state_shape
+        self._state_mean = torch.as_tensor(
+            pre.get("state_mean", np.zeros(shape)), dtype=torch.float32, device=self.device
+        ).reshape(shape)
+        self._state_std = torch.as_tensor(
+            pre.get("state_std", np.ones(shape)), dtype=torch.float32, device=self.device
+        ).reshape(shape)
+        self.target_return = float(spec.inference.get("target_return", 0.0))
+        self._check_spaces()
+        self._ctx: RollingContext | None = None
+        self._rtg = torch.zeros(0, device=self.device)
+
+    def _check_spaces(self) -> None:
+        cfg, obs, act = self.model_config, self.observation_space, self.action_space
+        if tuple(obs.shape or ()) != cfg.state_shape:
+            raise CheckpointError(
+                f"the network expects states of shape {cfg.state_shape} but the checkpoint's "
+                f"observation space is {obs}"
+            )
+        n_act = act.n if isinstance(act, gym.spaces.Discrete) else int(np.prod(act.shape))
+        if n_act != cfg.act_dim or isinstance(act, gym.spaces.Discrete) != cfg.discrete:
+            raise CheckpointError(
+                f"the network has act_dim={cfg.act_dim} (discrete={cfg.discrete}) but the "
+                f"checkpoint's action space is {act}"
+            )
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def create(
+        cls,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        model_config: DTConfig | None = None,
+        *,
+        env_id: str | None = None,
+        env_kwargs: dict | None = None,
+        state_mean: np.ndarray | None = None,
+        state_std: np.ndarray | None = None,
+        return_scale: float = 1000.0,
+        target_return: float = 0.0,
+        target_returns: list[float] | None = None,
+        device: str = "auto",
+        seed: int | None = None,
+        **model_kwargs: Any,
+    ) -> DecisionTransformerAgent:
+        """A new, randomly initialised agent for the given spaces (to train, or to test with).
+
+        ``model_kwargs`` override fields of the default :class:`DTConfig` (e.g. ``n_layer=1``).
+        """
+        if model_config is None:
+            discrete = isinstance(action_space, gym.spaces.Discrete)
+            model_config = DTConfig(
+                state_shape=tuple(observation_space.shape),
+                act_dim=int(action_space.n if discrete else np.prod(action_space.shape)),
+                discrete=discrete, **model_kwargs,
+            )
+        if seed is not None:
+            torch.manual_seed(seed)
+        spec = CheckpointConfig(
+            algorithm=cls.algorithm, model=model_config.to_dict(),
+            observation_space=_serialize_space(observation_space),
+            action_space=_serialize_space(action_space),
+            env_id=env_id, env_kwargs=dict(env_kwargs or {}),
+            preprocessing={
+                "state_mean": None if state_mean is None else np.asarray(state_mean).tolist(),
+                "state_std": None if state_std is None else np.asarray(state_std).tolist(),
+                "return_scale": float(return_scale),
+            },
+            inference={"target_return": float(target_return),
+                       "target_returns": list(target_returns or [target_return])},
+            library_version=__version__,
+        )
+        spec.preprocessing = {k: v for k, v in spec.preprocessing.items() if v is not None}
+        return cls(DecisionTransformer(model_config), spec, device)
+
+    @classmethod
+    def _from_config(cls, config: dict, files: _Files, device: str,
+                     overrides: dict) -> DecisionTransformerAgent:
+        spec = CheckpointConfig.from_dict(config)
+        model_config = DTConfig.from_dict(spec.model)
+        network = DecisionTransformer(model_config)
+        load_weights(network, files.load_safetensors(), files.model_id)
+        return cls._with_overrides(network, spec, device, overrides)
+
+    @classmethod
+    def _from_foreign(cls, config: dict, files: _Files, device: str,
+                      overrides: dict) -> DecisionTransformerAgent:
+        """transformers ``decision_transformer`` checkpoint (e.g. the edbeeching repos)."""
+        from seqagents.checkpoints import known_repo
+        from seqagents.checkpoints.hf_dt import convert_hf_dt_state_dict, dt_config_from_hf
+
+        model_config = dt_config_from_hf(config, overrides.pop("context_len", 20))
+        known = known_repo(files.model_id) or {}
+        mean = overrides.pop("state_mean", known.get("state_mean"))
+        std = overrides.pop("state_std", known.get("state_std"))
+        env_id = overrides.pop("env_id", known.get("env_id"))
+        if mean is None or std is None:
+            raise CheckpointError(
+                f"{files.model_id}: transformers Decision Transformer checkpoints do not store "
+                "their state normalization and this repo is not in seqagents' registry "
+                "(seqagents.checkpoints.known_repos()); pass state_mean=... and state_std=... "
+                "(the dataset's per-dimension mean/std, usually in the model card)"
+            )
+        dim = model_config.state_shape[0]
+        if len(mean) != dim or len(std) != dim:
+            raise CheckpointError(
+                f"{files.model_id}: state_mean/state_std have {len(mean)}/{len(std)} values, "
+                f"the checkpoint's state_dim is {dim}"
+            )
+        if env_id is None:
+            raise CheckpointError(f"{files.model_id}: unknown env; pass env_id='...'")
+        targets = known.get("target_returns", [0.0])
+        agent_overrides = {"target_return": targets[0], **overrides}
+        obs_space = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float64)
+        act_space = gym.spaces.Box(-1.0, 1.0, (model_config.act_dim,), np.float32)
+        spec = CheckpointConfig(
+            algorithm=cls.algorithm, model=model_config.to_dict(),
+            observation_space=_serialize_space(obs_space),
+            action_space=_serialize_space(act_space), env_id=env_id,
+            preprocessing={"state_mean": list(mean), "state_std": list(std),
+                           "return_scale": float(known.get("return_scale", 1000.0))},
+            inference={"target_return": float(targets[0]), "target_returns": list(targets)},
+            training={"converted_from": files.model_id, "format": "transformers"},
+            library_version=__version__,
+        )
+        network = DecisionTransformer(model_config)
+        state = convert_hf_dt_state_dict(files.load_torch_bin())
+        load_weights(network, state, files.model_id)
+        return cls._with_overrides(network, spec, device, agent_overrides)
+
+    @classmethod
+    def _with_overrides(cls, network: DecisionTransformer, spec: CheckpointConfig, device: str,
+                        overrides: dict) -> DecisionTransformerAgent:
+        overrides = dict(overrides)
+        for key in ("state_mean", "state_std", "return_scale"):
+            if key in overrides:
+                spec.preprocessing[key] = overrides.pop(key)
+        if "env_id" in overrides:
+            spec.env_id = overrides.pop("env_id")
+        if "context_len" in overrides:
+            network.config.context_len = int(overrides.pop("context_len"))
+        target = overrides.pop("target_return", None)
+        if overrides:
+            raise TypeError(
+                f"unknown options {sorted(overrides)} for DecisionTransformerAgent; expected "
+                "target_return, context_len, state_mean, state_std, return_scale, env_id"
+            )
+        agent = cls(network, spec, device)
+        if target is not None:
+            agent.reset(target_return=float(target))
+        return agent
+
+    # ------------------------------------------------------------------ acting
+    def _set_target_return(self, target_return: float) -> None:
+        self.target_return = target_return
+        self.spec.inference["target_return"] = target_return
+
+    def _allocate(self, n_envs: int) -> None:
+        super()._allocate(n_envs)
+        cfg = self.model_config
+        act = ((), torch.long) if cfg.discrete else ((cfg.act_dim,), torch.float32)
+        self._ctx = RollingContext(n_envs, cfg.context_len, {
+            "states": (cfg.state_shape, torch.float32),
+            "actions": act,
+            "returns_to_go": ((1,), torch.float32),
+            "timesteps": ((), torch.long),
+        }, self.device)
+        self._rtg = torch.zeros(n_envs, device=self.device)  # (n,) current scaled RTG
+
+    def _step(self, obs: torch.Tensor, rewards: torch.Tensor, starts: torch.Tensor,
+              deterministic: bool) -> torch.Tensor:
+        cfg, ctx = self.model_config, self._ctx
+        assert ctx is not None
+        # Time-index convention (the one place it lives): at step t the agent receives s_t and
+        # r_{t-1} (0 at t = 0), updates rtg_t = rtg_{t-1} - r_{t-1} / scale, appends
+        # (rtg_t, s_t, t), predicts a_t from the s_t token and stores a_t in the window.
+        ctx.clear(starts)
+        target = self.target_return / self.return_scale
+        self._rtg = torch.where(starts, target, self._rtg - rewards / self.return_scale)  # (n,)
+        t = torch.as_tensor(self._t, device=self.device).clamp_(max=cfg.max_ep_len - 1)  # (n,)
+        states = (obs.float() - self._state_mean) / self._state_std  # (n, *state_shape)
+        ctx.push(states=states, returns_to_go=self._rtg[:, None], timesteps=t,
+                 actions=torch.zeros_like(ctx["actions"][:, -1]))
+        full = bool(ctx.mask[:, 0].all())  # every window full: plain causal attention
+        out = self.network(ctx["states"], ctx["actions"], ctx["returns_to_go"],
+                           ctx["timesteps"], None if full else ctx.mask)
+        pred = out.action[:, -1]  # (n, act_dim): prediction at s_t
+        if cfg.discrete:
+            action = pred.argmax(-1) if deterministic else torch.multinomial(
+                pred.softmax(-1), 1)[:, 0]  # (n,)
+        else:
+            action = pred
+        ctx.set_last("actions", action)
+        return action.reshape(-1, *self.action_space.shape)

@@ -1,0 +1,165 @@
+"""Decision Transformer network (Chen et al. 2021, arXiv 2106.01345), plain torch.
+
+Token order: each timestep t contributes three tokens, interleaved as
+
+    (R_1, s_1, a_1, R_2, s_2, a_2, ..., R_K, s_K, a_K)        # 3K tokens
+
+where ``R_t`` is the return-to-go (already divided by the return scale), ``s_t`` the (normalized)
+state and ``a_t`` the action. Every token gets the embedding of its timestep added (the timestep
+embedding replaces a positional one). The action ``a_t`` is predicted from the output at ``s_t``;
+the next return and state from the output at ``a_t``. Causal attention means the action token
+placed at ``a_t`` while predicting it (a zero placeholder at inference) never influences the
+prediction.
+
+Compatibility with ``transformers.DecisionTransformerModel`` (what the Hub checkpoints are): the
+GPT-2 encoder there adds ``wpe.weight[0]`` to every token after ``embed_ln`` (its ``position_ids``
+are all zero), so we keep a single learned ``position_bias`` vector that does the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from seqagents.models.encoders import make_state_encoder
+from seqagents.models.transformer import Transformer, TransformerConfig
+
+__all__ = ["DTConfig", "DecisionTransformer"]
+
+
+@dataclass
+class DTConfig:
+    """Decision Transformer hyperparameters (defaults: DT paper, D4RL gym experiments)."""
+
+    state_shape: tuple[int, ...] = (17,)  # shape of one (preprocessed) state
+    act_dim: int = 6  # continuous: action dimension; discrete: number of actions
+    discrete: bool = False  # discrete actions (Embedding in, logits out) vs continuous
+    hidden_size: int = 128  # H (paper: 128)
+    n_layer: int = 3  # paper: 3
+    n_head: int = 1  # paper: 1
+    n_inner: int | None = None  # MLP width, None -> 4H
+    activation: str = "relu"  # paper: ReLU
+    dropout: float = 0.1  # embedding, residual and attention dropout (paper: 0.1)
+    max_ep_len: int = 1000  # size of the timestep embedding; larger timesteps are clamped
+    context_len: int = 20  # K, steps of context (paper: 20 for D4RL)
+    action_tanh: bool = True  # squash continuous actions with tanh (HF checkpoints: true)
+    state_encoder: str = "linear"  # see seqagents.models.encoders.STATE_ENCODERS
+    layer_norm_epsilon: float = 1e-5
+
+    def __post_init__(self) -> None:
+        self.state_shape = tuple(int(d) for d in self.state_shape)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DTConfig:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown DTConfig keys {sorted(unknown)}")
+        return cls(**data)
+
+    def transformer(self) -> TransformerConfig:
+        return TransformerConfig(
+            n_embd=self.hidden_size, n_head=self.n_head, n_layer=self.n_layer,
+            n_inner=self.n_inner, activation=self.activation, resid_pdrop=self.dropout,
+            attn_pdrop=self.dropout, layer_norm_epsilon=self.layer_norm_epsilon,
+        )
+
+
+@dataclass
+class DTOutput:
+    action: torch.Tensor  # (B, K, act_dim): continuous actions or discrete logits
+    state: torch.Tensor | None = None  # (B, K, *state_shape) next-state predictions
+    ret: torch.Tensor | None = None  # (B, K, 1) next return-to-go predictions
+    extras: dict = field(default_factory=dict)
+
+
+class DecisionTransformer(nn.Module):
+    """The DT policy network: (returns-to-go, states, actions, timesteps) -> action predictions."""
+
+    def __init__(self, config: DTConfig) -> None:
+        super().__init__()
+        self.config = config
+        H = config.hidden_size
+        self.embed_timestep = nn.Embedding(config.max_ep_len, H)
+        self.embed_return = nn.Linear(1, H)
+        self.embed_state = make_state_encoder(config.state_encoder, config.state_shape, H)
+        self.embed_action = (
+            nn.Embedding(config.act_dim, H) if config.discrete else nn.Linear(config.act_dim, H)
+        )
+        self.embed_ln = nn.LayerNorm(H, eps=config.layer_norm_epsilon)
+        self.position_bias = nn.Parameter(torch.zeros(H))  # HF: wpe.weight[0] on every token
+        self.drop = nn.Dropout(config.dropout)
+        self.transformer = Transformer(config.transformer())
+        self.predict_action = nn.Sequential(
+            nn.Linear(H, config.act_dim),
+            nn.Tanh() if config.action_tanh and not config.discrete else nn.Identity(),
+        )
+        flat_state = config.state_shape[0] if len(config.state_shape) == 1 else None
+        self.predict_state = nn.Linear(H, flat_state) if flat_state else None
+        self.predict_return = nn.Linear(H, 1)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        # GPT-2 initialisation (initializer_range 0.02), as transformers does for DT.
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def forward(
+        self,
+        states: torch.Tensor,
+        actions: torch.Tensor,
+        returns_to_go: torch.Tensor,
+        timesteps: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+    ) -> DTOutput:
+        """Predict actions for every timestep of a window.
+
+        Args:
+            states: ``(B, K, *state_shape)``.
+            actions: ``(B, K, act_dim)`` float, or ``(B, K)`` long for discrete actions.
+            returns_to_go: ``(B, K, 1)`` scaled returns-to-go.
+            timesteps: ``(B, K)`` long, already within ``[0, max_ep_len)``.
+            attention_mask: ``(B, K)`` bool, False on left padding; None = all valid.
+
+        Returns:
+            :class:`DTOutput` with ``action`` of shape ``(B, K, act_dim)``.
+        """
+        B, K = timesteps.shape
+        time_emb = self.embed_timestep(timesteps)  # (B, K, H)
+        r = self.embed_return(returns_to_go) + time_emb  # (B, K, H)
+        s = self.embed_state(states) + time_emb  # (B, K, H)
+        a = self.embed_action(actions) + time_emb  # (B, K, H)
+        x = torch.stack((r, s, a), dim=2).reshape(B, 3 * K, -1)  # (B, 3K, H): R_1 s_1 a_1 R_2 ...
+        x = self.drop(self.embed_ln(x) + self.position_bias)  # (B, 3K, H)
+        mask = None if attention_mask is None else self.token_mask(attention_mask)
+        x, _ = self.transformer(x, attn_mask=mask, is_causal=mask is None)  # (B, 3K, H)
+        x = x.reshape(B, K, 3, -1)  # (B, K, 3, H): [:, :, 0] = R_t, 1 = s_t, 2 = a_t outputs
+        return DTOutput(
+            action=self.predict_action(x[:, :, 1]),  # a_t from s_t: (B, K, act_dim)
+            state=self.predict_state(x[:, :, 2]) if self.predict_state is not None else None,
+            ret=self.predict_return(x[:, :, 2]),  # (B, K, 1)
+        )
+
+    @staticmethod
+    def token_mask(step_mask: torch.Tensor) -> torch.Tensor:
+        """Boolean ``(B, 1, 3K, 3K)`` attention mask: causal, padding keys hidden.
+
+        Every query may attend to itself, so fully padded rows stay finite (their outputs are
+        never read) instead of turning into NaN that would leak through 0 * NaN.
+        """
+        B, K = step_mask.shape
+        valid = step_mask.repeat_interleave(3, dim=1)  # (B, 3K)
+        T = 3 * K
+        causal = torch.ones(T, T, dtype=torch.bool, device=step_mask.device).tril()  # (3K, 3K)
+        eye = torch.eye(T, dtype=torch.bool, device=step_mask.device)
+        return (causal & (valid[:, None, :] | eye))[:, None]  # (B, 1, 3K, 3K)
