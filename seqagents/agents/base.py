@@ -375,6 +375,8 @@ class SequenceAgent(
         **_: Any,
     ) -> Any:
         files = _Files(model_id, revision, cache_dir, force_download, local_files_only, token)
+        if config is None and not os.path.isdir(model_id):
+            files.path(CONFIG_NAME)  # the mixin swallows Hub misses: raise the real reason
         if config is None:
             raise CheckpointError(
                 f"{model_id}: no {CONFIG_NAME} found; a checkpoint folder needs {CONFIG_NAME} "

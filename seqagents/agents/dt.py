@@ -199,6 +199,11 @@ class DecisionTransformerAgent(SequenceAgent):
             agent.reset(target_return=float(target))
         return agent
 
+    @property
+    def returns_to_go(self) -> np.ndarray:
+        """Current return-to-go of each env, in reward units (``(n_envs,)``)."""
+        return (self._rtg * self.return_scale).cpu().numpy()
+
     # ------------------------------------------------------------------ acting
     def _set_target_return(self, target_return: float) -> None:
         self.target_return = target_return

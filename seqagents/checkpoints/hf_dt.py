@@ -16,7 +16,7 @@ from seqagents.models.dt import DTConfig
 __all__ = ["dt_config_from_hf", "convert_hf_dt_state_dict"]
 
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-_DROPPED = ("encoder.wte.weight", "attn.bias", "attn.masked_bias")
+_DROPPED = (".wte.weight", ".attn.bias", ".attn.masked_bias")  # unused / mask constants
 
 
 def dt_config_from_hf(config: dict, context_len: int = 20) -> DTConfig:

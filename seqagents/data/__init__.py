@@ -1,0 +1,43 @@
+"""Offline datasets: Minari loading, collection from behaviour policies, training windows.
+
+Example:
+    >>> from seqagents.data import WindowSampler, load_trajectories
+    >>> data = load_trajectories("local/halfcheetah/medium-v0")  # doctest: +SKIP
+    >>> sampler = WindowSampler(data, context_len=20, return_scale=1000.0)  # doctest: +SKIP
+    >>> batch = sampler.sample(64)  # doctest: +SKIP
+"""
+
+from seqagents.data.collect import SB3_ALGOS, SupportsPredict, collect_dataset
+from seqagents.data.minari_io import (
+    TrajectoryData,
+    load_dataset,
+    load_trajectories,
+    to_trajectory_data,
+)
+from seqagents.data.windows import (
+    STD_FLOOR,
+    DatasetStats,
+    WindowSampler,
+    compute_returns_to_go,
+    compute_stats,
+    compute_timesteps,
+)
+
+__all__ = [
+    # loading
+    "TrajectoryData",
+    "load_dataset",
+    "load_trajectories",
+    "to_trajectory_data",
+    # collection
+    "SB3_ALGOS",
+    "SupportsPredict",
+    "collect_dataset",
+    # training windows
+    "STD_FLOOR",
+    "DatasetStats",
+    "WindowSampler",
+    "compute_returns_to_go",
+    "compute_stats",
+    "compute_timesteps",
+]
