@@ -1,9 +1,10 @@
 """Batched rolling context window kept on the agent's device.
 
 A sequence agent conditions on the last ``K`` steps of each of its ``n_envs`` episodes. This module
-keeps those steps as ``(n_envs, K, ...)`` tensors: each step shifts the window left by one slot and
-writes the newest step at index ``K - 1``, so the per-step cost is constant in the episode length.
-Steps not yet filled are *left* padding (zeros) and ``mask`` is False there.
+keeps those steps in ``(n_envs, 2K, ...)`` buffers and exposes the newest ``K`` as a view: a push
+writes one slot, and every ``K`` pushes the last ``K - 1`` steps move back to the front (amortised
+O(1) copies), so the per-step cost is constant in the episode length. Steps not yet filled are
+*left* padding (zeros) and ``mask`` is False there.
 """
 
 from __future__ import annotations
@@ -41,30 +42,40 @@ class RollingContext:
         device: torch.device | str,
     ) -> None:
         self.n_envs, self.context_len = n_envs, context_len
-        self._data = {
-            name: torch.zeros(n_envs, context_len, *shape, dtype=dtype, device=device)
+        K = context_len
+        self._buf = {
+            name: torch.zeros(n_envs, 2 * K, *shape, dtype=dtype, device=device)
             for name, (shape, dtype) in fields.items()
-        }  # each (n_envs, K, *shape)
-        self.mask = torch.zeros(n_envs, context_len, dtype=torch.bool, device=device)  # (n, K)
+        }  # each (n_envs, 2K, *shape)
+        self._buf["mask"] = torch.zeros(n_envs, 2 * K, dtype=torch.bool, device=device)
+        self._end = K  # the window is slots [end - K, end)
 
     def __getitem__(self, name: str) -> torch.Tensor:
-        return self._data[name]
+        """The newest ``K`` steps of ``name``: ``(n_envs, K, *shape)`` (a view)."""
+        return self._buf[name][:, self._end - self.context_len : self._end]
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """``(n_envs, K)`` bool, False on left padding."""
+        return self["mask"]
 
     def clear(self, envs: torch.Tensor) -> None:
         """Empty the windows of the envs where the bool ``envs`` (n_envs,) is True."""
-        for buf in self._data.values():
+        for buf in self._buf.values():
             buf.masked_fill_(envs.view(-1, *[1] * (buf.dim() - 1)), 0)
-        self.mask.masked_fill_(envs[:, None], False)
 
     def push(self, **values: torch.Tensor) -> None:
         """Append one step for every env: each value is ``(n_envs, *shape)``."""
-        for name, buf in self._data.items():
-            buf = torch.roll(buf, -1, dims=1)  # (n, K, ...): oldest step wraps to K-1 ...
-            buf[:, -1] = values[name]  # ... and is overwritten by the newest
-            self._data[name] = buf
-        self.mask = torch.roll(self.mask, -1, dims=1)
-        self.mask[:, -1] = True
+        K = self.context_len
+        if self._end == 2 * K:  # move the newest K - 1 steps to the front
+            for buf in self._buf.values():
+                buf[:, : K - 1] = buf[:, K + 1 :].clone()
+            self._end = K - 1
+        for name, value in values.items():
+            self._buf[name][:, self._end] = value
+        self._buf["mask"][:, self._end] = True
+        self._end += 1
 
     def set_last(self, name: str, value: torch.Tensor) -> None:
         """Overwrite ``name`` at the newest step (e.g. the action once it is chosen)."""
-        self._data[name][:, -1] = value
+        self._buf[name][:, self._end - 1] = value

@@ -7,7 +7,13 @@ from typing import Any
 
 import gymnasium as gym
 
+from seqagents.errors import require
+
 __all__ = ["make_env", "ensure_headless_gl"]
+
+# env id prefix -> (package that registers it, seqagents extra that installs it)
+_ENV_PACKAGES = (("BabyAI-", "minigrid", "babyai"), ("MiniGrid-", "minigrid", "babyai"),
+                 ("ALE/", "ale_py", "atari"))
 
 
 def ensure_headless_gl() -> None:
@@ -15,13 +21,32 @@ def ensure_headless_gl() -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
 
 
+def register_env_package(env_id: str) -> None:
+    """Import the package that registers ``env_id`` (minigrid, ale-py) if gymnasium lacks it."""
+    for prefix, module, extra in _ENV_PACKAGES:
+        if env_id.startswith(prefix) and env_id not in gym.registry:
+            gym.register_envs(require(module, extra))
+
+
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:
-    """``gymnasium.make(env_id, **kwargs)`` with clear errors for missing optional packages."""
+    """``gymnasium.make(env_id, **kwargs)`` with clear errors for missing optional packages.
+
+    Example:
+        >>> env = make_env("Pendulum-v1")
+        >>> env.observation_space.shape
+        (3,)
+    """
     ensure_headless_gl()
+    register_env_package(env_id)
     try:
         return gym.make(env_id, **kwargs)
     except gym.error.DependencyNotInstalled as e:
         extra = "mujoco" if "mujoco" in str(e).lower() else "all"
         raise gym.error.DependencyNotInstalled(
             f"{e}; install it with pip install \"seqagents[{extra}]\""
+        ) from e
+    except gym.error.Error as e:
+        raise gym.error.Error(
+            f"cannot make env {env_id!r}: {e}. Check the id (gymnasium.pprint_registry() lists "
+            "the registered ones)"
         ) from e

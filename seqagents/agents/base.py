@@ -232,8 +232,8 @@ class SequenceAgent(
             starts = starts | self._pending_done
         rewards = self._rewards(reward, starts, n)
         self._t[starts] = 0
-        actions = self._step(obs, torch.as_tensor(rewards, device=self.device),
-                             torch.as_tensor(starts, device=self.device), deterministic)
+        actions = self._step(obs, torch.as_tensor(rewards, device=self.device), starts,
+                             deterministic)
         self._t += 1
         self._pending_reward, self._pending_done = None, np.zeros(n, dtype=bool)
         actions = actions.cpu().numpy()
@@ -247,10 +247,11 @@ class SequenceAgent(
         self._pending_done = np.zeros(n_envs, dtype=bool)
 
     def _step(
-        self, obs: torch.Tensor, rewards: torch.Tensor, starts: torch.Tensor, deterministic: bool
+        self, obs: torch.Tensor, rewards: torch.Tensor, starts: np.ndarray, deterministic: bool
     ) -> torch.Tensor:
-        """One batched step: ``obs (n, *obs_shape)``, ``rewards (n,)`` = r_{t-1} (0 at starts),
-        ``starts (n,)`` bool. Returns actions ``(n, *action_shape)``."""
+        """One batched step: ``obs (n, *obs_shape)``, ``rewards (n,)`` = r_{t-1} (0 at starts)
+        on the device; ``starts (n,)`` numpy bool, True where an episode begins (``self._t`` is
+        already 0 there). Returns actions ``(n, *action_shape)``."""
         raise NotImplementedError
 
     def _set_target_return(self, target_return: float) -> None:

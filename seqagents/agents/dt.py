@@ -221,21 +221,22 @@ class DecisionTransformerAgent(SequenceAgent):
         }, self.device)
         self._rtg = torch.zeros(n_envs, device=self.device)  # (n,) current scaled RTG
 
-    def _step(self, obs: torch.Tensor, rewards: torch.Tensor, starts: torch.Tensor,
+    def _step(self, obs: torch.Tensor, rewards: torch.Tensor, starts: np.ndarray,
               deterministic: bool) -> torch.Tensor:
         cfg, ctx = self.model_config, self._ctx
         assert ctx is not None
         # Time-index convention (the one place it lives): at step t the agent receives s_t and
         # r_{t-1} (0 at t = 0), updates rtg_t = rtg_{t-1} - r_{t-1} / scale, appends
         # (rtg_t, s_t, t), predicts a_t from the s_t token and stores a_t in the window.
-        ctx.clear(starts)
-        target = self.target_return / self.return_scale
-        self._rtg = torch.where(starts, target, self._rtg - rewards / self.return_scale)  # (n,)
-        t = torch.as_tensor(self._t, device=self.device).clamp_(max=cfg.max_ep_len - 1)  # (n,)
+        self._rtg -= rewards / self.return_scale  # (n,)
+        if starts.any():
+            new = torch.as_tensor(starts, device=self.device)
+            ctx.clear(new)
+            self._rtg.masked_fill_(new, self.target_return / self.return_scale)
+        t = torch.as_tensor(np.minimum(self._t, cfg.max_ep_len - 1), device=self.device)  # (n,)
         states = (obs.float() - self._state_mean) / self._state_std  # (n, *state_shape)
-        ctx.push(states=states, returns_to_go=self._rtg[:, None], timesteps=t,
-                 actions=torch.zeros_like(ctx["actions"][:, -1]))
-        full = bool(ctx.mask[:, 0].all())  # every window full: plain causal attention
+        ctx.push(states=states, returns_to_go=self._rtg[:, None], timesteps=t, actions=0)
+        full = bool(self._t.min() >= cfg.context_len - 1)  # no padding: plain causal attention
         out = self.network(ctx["states"], ctx["actions"], ctx["returns_to_go"],
                            ctx["timesteps"], None if full else ctx.mask)
         pred = out.action[:, -1]  # (n, act_dim): prediction at s_t

@@ -181,17 +181,6 @@ def _make_policy(
 
 
 # Env-id prefixes whose envs register on import of a package: (prefix, module, seqagents extra).
-_ENV_PACKAGES = (("BabyAI-", "minigrid", "babyai"), ("MiniGrid-", "minigrid", "babyai"),
-                 ("ALE/", "ale_py", "atari"))  # fmt: skip
-
-
-def _register_env_package(env_id: str) -> None:
-    """Import the package that registers ``env_id`` (minigrid, ale-py) if gymnasium lacks it."""
-    for prefix, module, extra in _ENV_PACKAGES:
-        if env_id.startswith(prefix) and env_id not in gym.registry:
-            gym.register_envs(require(module, extra))
-
-
 def _storable_space(space: gym.spaces.Space) -> gym.spaces.Space:
     """Replace spaces Minari cannot serialize (minigrid's ``MissionSpace``) by ``Text``."""
     if isinstance(space, gym.spaces.Dict):
@@ -326,7 +315,6 @@ def collect_dataset(
     make_kwargs = dict(env_kwargs or {})
     if max_episode_steps is not None:
         make_kwargs["max_episode_steps"] = max_episode_steps
-    _register_env_package(env_id)
     envs = [make_env(env_id, **make_kwargs) for _ in range(n_envs)]
     try:
         action_source, policy_name = _make_policy(policy, envs, seed, deterministic)

@@ -66,23 +66,27 @@ class TrajectoryData:
 
     def __post_init__(self) -> None:
         self.observations = np.asarray(self.observations, dtype=np.float32)
-        n = self.observations.shape[0]
+        self.episode_starts = np.asarray(self.episode_starts, dtype=np.int64)
+        n = self.observations.shape[0] if self.observations.ndim else 0
+        if n == 0 or self.episode_starts.ndim != 1 or self.episode_starts.size < 2:
+            raise ValueError(
+                f"TrajectoryData{self._id_suffix()} is empty: it needs at least one episode with "
+                "at least one transition."
+            )
+        if self.truncations is None:
+            self.truncations = np.zeros(n, dtype=bool)  # (N,)
+        for name in ("actions", "rewards", "terminals", "truncations"):
+            length = len(np.asarray(getattr(self, name)))
+            if length != n:
+                raise ValueError(f"{name} has {length} rows but observations have {n}.")
         if self.is_discrete:
             self.actions = np.asarray(self.actions, dtype=np.int64).reshape(n)  # (N,)
         else:
             self.actions = np.asarray(self.actions, dtype=np.float32).reshape(n, -1)  # (N, A)
         self.rewards = np.asarray(self.rewards, dtype=np.float32).reshape(n)  # (N,)
         self.terminals = np.asarray(self.terminals, dtype=bool).reshape(n)  # (N,)
-        if self.truncations is None:
-            self.truncations = np.zeros(n, dtype=bool)  # (N,)
         self.truncations = np.asarray(self.truncations, dtype=bool).reshape(n)  # (N,)
-        self.episode_starts = np.asarray(self.episode_starts, dtype=np.int64)
         starts = self.episode_starts
-        if n == 0 or starts.ndim != 1 or starts.size < 2:
-            raise ValueError(
-                f"TrajectoryData{self._id_suffix()} is empty: it needs at least one episode with "
-                "at least one transition."
-            )
         if starts[0] != 0 or starts[-1] != n or np.any(np.diff(starts) <= 0):
             raise ValueError(
                 "episode_starts must be increasing offsets from 0 to the number of transitions "
@@ -195,8 +199,8 @@ def load_dataset(dataset_id: str, *, download: bool = False) -> minari.MinariDat
             _not_found_message(
                 dataset_id,
                 path,
-                f"downloading it failed ({type(error).__name__}: {error}); remote download is not "
-                "available without internet access",
+                f"downloading it failed ({type(error).__name__}: {error}); downloads need "
+                "internet access and an id that exists on the Minari remote",
             )
         ) from error
 

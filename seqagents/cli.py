@@ -1,0 +1,409 @@
+"""The ``seqagents`` command: zoo, info, evaluate, enjoy, record, collect, train, benchmark.
+
+Every command that takes a MODEL accepts a zoo entry name (``halfcheetah-medium``), a local
+checkpoint folder or a Hugging Face Hub repo id. Results go to stdout (a table, or JSON with
+``--json``); progress bars and errors go to stderr; bad input exits with status 2 and one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["main", "build_parser"]
+
+
+class _UserError(Exception):
+    """Bad input: reported as one line, exit status 2."""
+
+
+# ---------------------------------------------------------------------------- helpers
+def _resolve_model(model: str) -> tuple[str, Any]:
+    """(location, zoo entry or None) for a zoo name, a folder or a Hub id."""
+    from seqagents.zoo import get_entry, list_entries
+
+    if model in list_entries():
+        entry = get_entry(model)
+        location = entry.checkpoint_location()
+        if location is None:
+            raise _UserError(
+                f"zoo entry {model!r} has no checkpoint yet; train one with "
+                f"`seqagents train {model}`"
+            )
+        return location, entry
+    return model, None
+
+
+def _load(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    from seqagents import load_agent
+
+    location, entry = _resolve_model(args.model)
+    agent = load_agent(location, device=args.device)
+    return agent, entry, location
+
+
+def _make_eval_env(agent: Any, env_id: str | None, n_envs: int, **kwargs: Any) -> Any:
+    import gymnasium as gym
+
+    from seqagents.envs import make_env
+
+    env_id = env_id or agent.env_id
+    if not env_id:
+        raise _UserError("the checkpoint names no env; pass --env ENV_ID")
+    env_kwargs = {**(agent.spec.env_kwargs if env_id == agent.env_id else {}), **kwargs}
+    if n_envs == 1:
+        env = make_env(env_id, **env_kwargs)
+    else:
+        env = gym.vector.SyncVectorEnv([lambda: make_env(env_id, **env_kwargs)] * n_envs)
+    agent.check_env(env)
+    return env
+
+
+def _targets(args: argparse.Namespace, agent: Any, entry: Any) -> list[float | None]:
+    if args.target_return:
+        return list(args.target_return)
+    if getattr(args, "all_targets", False) and entry is not None:
+        return list(entry.evaluation.target_returns) or [None]
+    return [None]
+
+
+def _evaluate(args: argparse.Namespace) -> dict:
+    from seqagents.evaluation import evaluate_policy
+    from seqagents.scores import has_normalized_score, normalized_score
+
+    agent, entry, location = _load(args)
+    env = _make_eval_env(agent, args.env, args.n_envs)
+    env_id = args.env or agent.env_id
+    results = []
+    for target in _targets(args, agent, entry):
+        start = time.perf_counter()
+        returns, lengths = evaluate_policy(
+            agent, env, n_eval_episodes=args.episodes, deterministic=args.deterministic,
+            return_episode_rewards=True, target_return=target, seed=args.seed,
+            progress_bar=not args.no_progress,
+        )
+        row = {
+            "target_return": getattr(agent, "target_return", target),
+            "episode_returns": [float(r) for r in returns],
+            "episode_lengths": [int(n) for n in lengths],
+            "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
+            "mean_length": float(np.mean(lengths)),
+            "wall_time_s": round(time.perf_counter() - start, 2),
+        }
+        if has_normalized_score(env_id):
+            scores = np.asarray(normalized_score(np.asarray(returns), env_id))
+            row["normalized_mean"] = float(scores.mean())
+            row["normalized_std"] = float(scores.std())
+        results.append(row)
+    env.close()
+    return {"model": location, "algorithm": agent.spec.algorithm, "env": env_id,
+            "episodes": args.episodes, "n_envs": args.n_envs, "seed": args.seed,
+            "deterministic": args.deterministic, "device": str(agent.device),
+            "results": results, "_agent": agent}
+
+
+def _print_evaluation(report: dict) -> None:
+    print(f"model: {report['model']}  algorithm: {report['algorithm']}  env: {report['env']}  "
+          f"device: {report['device']}")
+    for row in report["results"]:
+        print(f"\ntarget return: {row['target_return']}")
+        print(f"{'episode':>8s} {'return':>12s} {'length':>8s}")
+        for i, (ret, length) in enumerate(zip(row["episode_returns"], row["episode_lengths"])):
+            print(f"{i + 1:8d} {ret:12.2f} {length:8d}")
+        line = f"mean ± std: {row['mean_return']:.2f} ± {row['std_return']:.2f}"
+        if "normalized_mean" in row:
+            line += f"   normalized: {row['normalized_mean']:.1f} ± {row['normalized_std']:.1f}"
+        line += f"   mean length: {row['mean_length']:.0f}   wall time: {row['wall_time_s']} s"
+        print(line)
+
+
+def _record(agent: Any, args: argparse.Namespace, path: str, n_episodes: int) -> Path:
+    from seqagents.video import record_video
+
+    env_id = args.env or agent.env_id
+    if not env_id:
+        raise _UserError("the checkpoint names no env; pass --env ENV_ID")
+    target = args.target_return[0] if args.target_return else None
+    return record_video(agent, env_id, path, n_episodes=n_episodes,
+                        max_frames=getattr(args, "max_frames", None), seed=args.seed,
+                        target_return=target, deterministic=args.deterministic,
+                        env_kwargs=agent.spec.env_kwargs if env_id == agent.env_id else None)
+
+
+# ---------------------------------------------------------------------------- commands
+def cmd_zoo(args: argparse.Namespace) -> None:
+    from seqagents.zoo import list_entries
+
+    entries = {k: v for k, v in list_entries().items() if "/" in k}
+    if args.json:
+        print(json.dumps({k: {"algo": e.algo, "env_id": e.env_id, "dataset": e.dataset.id,
+                              "paper_score": e.paper.score,
+                              "checkpoint": e.checkpoint_location()}
+                          for k, e in entries.items()}, indent=2))
+        return
+    print(f"{'entry':34s} {'env':16s} {'paper':>7s}  checkpoint")
+    for key, e in entries.items():
+        paper = "—" if e.paper.score is None else f"{e.paper.score:.1f}"
+        print(f"{key:34s} {e.env_id:16s} {paper:>7s}  {e.checkpoint_location() or '(none)'}")
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    agent, entry, location = _load(args)
+    spec = agent.spec
+    info = {"model": location, "class": type(agent).__name__, "algorithm": spec.algorithm,
+            "env_id": spec.env_id, "env_kwargs": spec.env_kwargs,
+            "observation_space": str(agent.observation_space),
+            "action_space": str(agent.action_space), "network": spec.model,
+            "preprocessing": {k: (f"{len(v)} values" if isinstance(v, list) and not args.json
+                                  else v) for k, v in spec.preprocessing.items()},
+            "inference": spec.inference, "training": spec.training,
+            "evaluation": spec.evaluation, "library_version": spec.library_version,
+            "parameters": sum(p.numel() for p in agent.network.parameters())}
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return
+    for key, value in info.items():
+        print(f"{key:18s} {value}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> dict:
+    report = _evaluate(args)
+    agent = report.pop("_agent")
+    if getattr(args, "video", None):
+        report["video"] = str(_record(agent, args, args.video, 1))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_evaluation(report)
+        if "video" in report:
+            print(f"\nvideo: {report['video']}")
+    return report
+
+
+def cmd_record(args: argparse.Namespace) -> None:
+    agent, _, _ = _load(args)
+    path = _record(agent, args, args.video, args.episodes)
+    print(json.dumps({"video": str(path)}) if args.json else f"video: {path}")
+
+
+def cmd_collect(args: argparse.Namespace) -> None:
+    from seqagents.data import collect_dataset
+    from seqagents.zoo import get_entry, zoo_dir
+
+    options: dict[str, Any] = {}
+    dataset_id, env_id, policy = args.dataset_id, args.env, args.policy
+    if args.zoo:
+        entry = get_entry(args.zoo)
+        recipe = entry.dataset.collect
+        if recipe is None:
+            raise _UserError(f"zoo entry {args.zoo!r} has no local collection recipe")
+        dataset_id, env_id = dataset_id or entry.dataset.id, env_id or entry.env_id
+        policy = policy or recipe.policy
+        options = dict(n_steps=recipe.n_steps, n_episodes=recipe.n_episodes,
+                       n_envs=recipe.n_envs, seed=recipe.seed,
+                       deterministic=recipe.deterministic, ref_min_score=recipe.ref_min_score,
+                       ref_max_score=recipe.ref_max_score, env_kwargs=entry.env_kwargs)
+    if not dataset_id or not env_id:
+        raise _UserError("collect needs DATASET_ID and --env (or --zoo ENTRY)")
+    policy = policy or "random"
+    if ":" in policy and policy.split(":", 1)[0].lower() not in ("", "random"):
+        algo, path = policy.split(":", 1)
+        if not Path(path).exists() and (zoo_dir().parent / path).exists():
+            policy = f"{algo}:{zoo_dir().parent / path}"
+    for key in ("n_steps", "n_episodes", "n_envs", "seed", "ref_min_score", "ref_max_score"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    if args.deterministic:
+        options["deterministic"] = True
+    dataset = collect_dataset(dataset_id, env_id, policy, overwrite=args.overwrite,
+                              progress_bar=not args.no_progress, **options)
+    summary = {"dataset_id": dataset_id, "episodes": dataset.total_episodes,
+               "steps": dataset.total_steps}
+    print(json.dumps(summary) if args.json else
+          f"{dataset_id}: {summary['episodes']} episodes, {summary['steps']} steps")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from seqagents.training import train_dt
+    from seqagents.zoo import get_entry, zoo_dir
+
+    entry = get_entry(args.entry)
+    if entry.algo != "dt":
+        raise _UserError(f"training {entry.algo!r} entries is not available from the CLI yet")
+    training = dict(entry.training)
+    for key in ("steps", "batch_size", "seed", "device", "eval_every", "warmup_steps",
+                "learning_rate"):
+        if getattr(args, key) is not None:
+            training[key] = getattr(args, key)
+    training["eval_targets"] = list(entry.evaluation.target_returns)
+    training["eval_episodes"] = args.eval_episodes
+    out = Path(args.out or f"runs/{entry.algo}-{entry.name}")
+    training["out_dir"] = str(out)
+    agent = train_dt(args.dataset or entry.dataset.id, env_id=entry.env_id,
+                     model_config=dict(entry.model), train_config=training,
+                     return_scale=entry.return_scale,
+                     target_returns=list(entry.evaluation.target_returns), resume=args.resume,
+                     progress_bar=not args.no_progress)
+    if args.install:
+        target = zoo_dir() / (entry.checkpoint.path or f"checkpoints/{entry.algo}-{entry.name}")
+        agent.save_pretrained(target)
+        print(f"installed checkpoint: {target}")
+    print(f"checkpoint: {out / 'checkpoint'}")
+
+
+def cmd_benchmark(args: argparse.Namespace) -> None:
+    """Evaluate zoo entries at their targets and print benchmark.md rows (measured now)."""
+    from seqagents.zoo import get_entry
+
+    rows = []
+    for name in args.entries:
+        entry = get_entry(name)
+        args.model, args.all_targets = name, not args.target_return
+        report = _evaluate(args)
+        agent = report.pop("_agent")
+        steps = agent.spec.training.get("steps", "—")
+        for row in report["results"]:
+            norm = (f"{row['normalized_mean']:.1f} ± {row['normalized_std']:.1f}"
+                    if "normalized_mean" in row else "—")
+            paper = "—" if entry.paper.score is None else f"{entry.paper.score}"
+            rows.append(f"| {entry.algo} | {name} | {entry.env_id} | {row['target_return']:.0f} | "
+                        f"{row['mean_return']:.1f} ± {row['std_return']:.1f} | {norm} | {paper} | "
+                        f"{args.episodes} | {steps} | {row['wall_time_s']} |")
+    print("| algo | entry | env | target | return | normalized | paper | episodes | "
+          "train steps | eval wall s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    print(f"\nmeasured with: seqagents benchmark {' '.join(args.entries)} --episodes "
+          f"{args.episodes} --seed {args.seed} on {platform.machine()} "
+          f"({platform.processor() or 'cpu'}), device {args.device}")
+
+
+# ---------------------------------------------------------------------------- parser
+def _model_options(p: argparse.ArgumentParser, video: bool = True) -> None:
+    p.add_argument("model", help="zoo entry name, local checkpoint folder or Hub repo id")
+    p.add_argument("--env", help="gymnasium env id (default: the checkpoint's)")
+    p.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default 10)")
+    p.add_argument("--n-envs", type=int, default=1, help="parallel envs (default 1)")
+    p.add_argument("--target-return", type=float, nargs="+",
+                   help="target return(s) to condition on (default: the checkpoint's)")
+    p.add_argument("--seed", type=int, default=0, help="env reset seed (default 0)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
+                   help="greedy actions (default) or --no-deterministic to sample")
+    p.add_argument("--stochastic", dest="deterministic", action="store_false",
+                   help="sample actions (same as --no-deterministic)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    if video:
+        p.add_argument("--video", metavar="PATH", help="also record one episode (.mp4/.gif)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seqagents", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("zoo", help="list zoo entries")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_zoo)
+
+    p = sub.add_parser("info", help="what a checkpoint is: algorithm, env, spaces, defaults")
+    p.add_argument("model")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    for name, text in (("evaluate", "evaluate an agent (SB3-style evaluate_policy)"),
+                       ("enjoy", "evaluate and optionally record a video (--video)")):
+        p = sub.add_parser(name, help=text)
+        _model_options(p)
+        p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("record", help="record a rollout video")
+    _model_options(p, video=False)
+    p.set_defaults(episodes=1)
+    p.add_argument("--video", metavar="PATH", required=True, help="output .mp4 or .gif")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("collect", help="write a local Minari dataset from a behaviour policy")
+    p.add_argument("dataset_id", nargs="?", help="e.g. local/halfcheetah/medium-v0")
+    p.add_argument("--zoo", metavar="ENTRY", help="use the zoo entry's collection recipe")
+    p.add_argument("--env", help="gymnasium env id")
+    p.add_argument("--policy", help="random | babyai-bot | <sb3 algo>:<model.zip>")
+    p.add_argument("--steps", dest="n_steps", type=int)
+    p.add_argument("--episodes", dest="n_episodes", type=int)
+    p.add_argument("--n-envs", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--deterministic", action="store_true")
+    p.add_argument("--ref-min-score", type=float)
+    p.add_argument("--ref-max-score", type=float)
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("train", help="train a zoo entry on its dataset")
+    p.add_argument("entry", help="zoo entry name")
+    p.add_argument("--dataset", help="Minari dataset id (default: the entry's)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--warmup-steps", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device")
+    p.add_argument("--eval-every", type=int)
+    p.add_argument("--eval-episodes", type=int, default=5)
+    p.add_argument("--out", help="run folder (default runs/<algo>-<entry>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--install", action="store_true",
+                   help="also save the result as the entry's bundled checkpoint in zoo/")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("benchmark", help="evaluate zoo entries and print benchmark.md rows")
+    p.add_argument("entries", nargs="+")
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--n-envs", type=int, default=1)
+    p.add_argument("--target-return", type=float, nargs="+")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--env", default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_benchmark, deterministic=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``seqagents`` command; returns the exit status."""
+    from seqagents.envs import ensure_headless_gl
+
+    ensure_headless_gl()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    import gymnasium as gym
+
+    from seqagents.errors import CheckpointError, MissingDependencyError
+
+    try:
+        args.func(args)
+    except (_UserError, CheckpointError, MissingDependencyError, FileNotFoundError, KeyError,
+            ValueError, gym.error.Error) as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"seqagents {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,429 @@
+"""The one training loop shared by every algorithm (DT now, TT and LEAP later).
+
+:class:`Trainer` knows nothing about Decision Transformers: it takes a network, a ``loss_fn``
+(``(network, batch) -> scalar loss``) and a ``sample_fn`` (``(batch_size, rng) -> batch``) and
+runs AdamW with linear warmup and grad-norm clipping, a tqdm progress bar, a JSONL metrics log,
+periodic evaluation and checkpoint callbacks, and resumable trainer state. The per-algorithm code
+(batch -> loss, how to evaluate and save an agent) lives next to the algorithm, e.g.
+:mod:`seqagents.training.dt`.
+
+Reproducibility: the random state of step ``i`` is derived from ``(seed, rank, i)`` alone,
+``np.random.SeedSequence([seed, rank, i])`` spawning one numpy generator (handed to
+``sample_fn``) and one torch seed (``torch.manual_seed``, dropout). Nothing random carries over
+from one step to the next, so the same seed gives the same loss curve on CPU, a resumed run
+replays exactly what an uninterrupted one would have done (no RNG state needs saving), and the
+evaluation callback may use randomness freely. GPU kernels may still add nondeterminism.
+
+Distributed training: run the script under ``torchrun`` and call
+``torch.distributed.init_process_group`` first; the Trainer then wraps the network in
+``DistributedDataParallel`` (each rank samples its own ``batch_size`` windows from its own
+``rank``-dependent stream, so the global batch is ``batch_size * world_size``) and only rank 0
+logs, evaluates and saves. No process launching happens here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+__all__ = ["Batch", "CheckpointFn", "EvaluateFn", "LossFn", "SampleFn", "TrainConfig", "Trainer"]
+
+logger = logging.getLogger(__name__)
+
+Batch = dict[str, torch.Tensor]
+"""A training batch: named tensors (e.g. ``states (B, K, obs_dim)``, ``mask (B, K)``)."""
+LossFn = Callable[[nn.Module, Batch], torch.Tensor]
+"""``loss_fn(network, batch) -> scalar loss``; ``network`` may be DDP-wrapped."""
+SampleFn = Callable[[int, np.random.Generator], Batch]
+"""``sample_fn(batch_size, rng) -> batch``; draw all randomness from ``rng`` (see module doc)."""
+EvaluateFn = Callable[[int], dict[str, Any]]
+"""``evaluate(step) -> JSON-safe metrics``; called on rank 0 with the network in eval mode."""
+CheckpointFn = Callable[[int, dict[str, Any]], None]
+"""``on_checkpoint(step, {"loss": float | None, "eval": dict | None})``; rank 0 only."""
+
+METRICS_NAME = "metrics.jsonl"
+STATE_NAME = "trainer_state.pt"
+_STATE_FORMAT = "seqagents-trainer-state"
+_AMP_MODES = ("auto", "bf16", "off")
+# Fields that may differ between a run and its resumption without changing the optimisation.
+_RESUME_FREE = {"steps", "device", "eval_every", "eval_episodes", "eval_targets", "log_every",
+                "checkpoint_every", "out_dir"}
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping settings of one training run (defaults: DT paper, D4RL).
+
+    Example:
+        >>> config = TrainConfig.from_dict({"steps": 1000, "batch_size": 32})
+        >>> config.learning_rate, config.warmup_steps
+        (0.0001, 10000)
+        >>> TrainConfig.from_dict({"stepz": 10})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown TrainConfig keys ['stepz'] ...
+    """
+
+    steps: int = 100_000  # gradient steps in total (DT paper: 100k, REFERENCE.md section 1)
+    batch_size: int = 64  # windows per step, per process (DT gym/experiment.py: 64)
+    learning_rate: float = 1e-4  # AdamW peak learning rate (DT: 1e-4)
+    weight_decay: float = 1e-4  # AdamW decoupled decay on weight matrices only (DT: 1e-4)
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas (torch default, as the DT code)
+    warmup_steps: int = 10_000  # linear warmup lr * min(1, (step + 1) / warmup) (DT: 10k)
+    grad_clip: float = 0.25  # max global gradient norm, 0 = no clipping (DT: 0.25)
+    seed: int = 0  # seeds model init and every step's sampling and dropout (see module doc)
+    device: str = "auto"  # "auto" = CUDA (cuda:LOCAL_RANK under torchrun) if available, else CPU
+    amp: str = "auto"  # "auto" = bf16 autocast on CUDA only, "bf16" = always, "off" = never
+    eval_every: int = 0  # evaluate every this many steps and at the end; 0 = never
+    eval_episodes: int = 10  # episodes per evaluation target (DT paper: 100 for final scores)
+    eval_targets: list[float] = field(default_factory=list)  # DT target returns; [] = the agent's
+    log_every: int = 100  # write a metrics.jsonl record every this many steps (and at the end)
+    checkpoint_every: int = 10_000  # save every this many steps (and at the end); 0 = end only
+    out_dir: str | None = None  # run folder (metrics, checkpoint, trainer state); None = no files
+
+    def __post_init__(self) -> None:
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
+        self.eval_targets = [float(target) for target in self.eval_targets]
+        if self.out_dir is not None:
+            self.out_dir = str(self.out_dir)
+        positive = ("steps", "batch_size", "log_every", "eval_episodes")
+        non_negative = ("warmup_steps", "eval_every", "checkpoint_every", "seed")
+        for name in positive + non_negative:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"TrainConfig.{name} must be an int, got {value!r}")
+            if value < (1 if name in positive else 0):
+                bound = "at least 1" if name in positive else "non-negative"
+                raise ValueError(f"TrainConfig.{name} must be {bound}, got {value}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"TrainConfig.learning_rate must be positive, got {self.learning_rate}")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("TrainConfig.weight_decay and grad_clip must be non-negative")
+        if self.amp not in _AMP_MODES:
+            raise ValueError(f"TrainConfig.amp must be one of {_AMP_MODES}, got {self.amp!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (tuples become lists)."""
+        data = asdict(self)
+        data["betas"] = list(self.betas)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a plain dict (e.g. parsed YAML); unknown keys raise ``ValueError``."""
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"unknown TrainConfig keys {unknown}; known keys: {known}")
+        return cls(**data)
+
+
+def _resolve_train_device(device: str | torch.device) -> torch.device:
+    """``"auto"``: ``cuda:LOCAL_RANK`` under torch.distributed, ``cuda`` if available, else CPU."""
+    if str(device) != "auto":
+        return torch.device(device)
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    if _distributed():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cuda")
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _param_groups(network: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """nanoGPT's rule: decay tensors with >= 2 dims (Linear weights, embedding tables), not
+    biases, LayerNorm gains or other vectors. The DT code decays every parameter; with
+    lr * weight_decay = 1e-8 per step the difference is negligible."""
+    params = [p for p in network.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+class Trainer:
+    """Train ``network`` by minimising ``loss_fn`` on batches from ``sample_fn``.
+
+    Per step: ``batch = sample_fn(batch_size, rng)`` (moved to the device), ``loss = loss_fn(model,
+    batch)`` under bf16 autocast on CUDA, backward, grad-norm clipping, AdamW step, warmup
+    scheduler step. See the module docstring for seeding, resuming and DDP.
+
+    Files in ``config.out_dir`` (rank 0): ``metrics.jsonl`` (one JSON record per ``log_every``
+    steps and per evaluation: ``step``, ``loss`` (mean since the previous record), ``lr``,
+    ``grad_norm`` (last step, before clipping), ``samples_per_s`` (training only, all ranks) and
+    ``eval`` when evaluated) and ``trainer_state.pt`` (network, optimizer and scheduler state
+    dicts, step, config; loadable with ``torch.load(weights_only=True)``). ``on_checkpoint`` saves
+    whatever the algorithm saves (e.g. an agent via ``save_pretrained``) at the same moments.
+
+    Args:
+        network: the model; moved to the config's device.
+        loss_fn: ``(network, batch) -> scalar loss`` (``network`` is the DDP wrapper under DDP).
+        sample_fn: ``(batch_size, rng) -> batch``, drawing its randomness from ``rng`` only.
+        config: optimisation and bookkeeping settings.
+        evaluate: optional ``evaluate(step) -> metrics``, every ``eval_every`` steps and at the end.
+        on_checkpoint: optional ``on_checkpoint(step, summary)``, every ``checkpoint_every`` steps
+            and at the end, just before ``trainer_state.pt`` is written.
+        progress_bar: show a tqdm bar on stderr.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> net = torch.nn.Linear(2, 1)
+        >>> def sample(batch_size, rng):
+        ...     x = torch.as_tensor(rng.normal(size=(batch_size, 2)), dtype=torch.float32)
+        ...     return {"x": x, "y": x.sum(-1, keepdim=True)}
+        >>> def loss(model, batch):
+        ...     return torch.nn.functional.mse_loss(model(batch["x"]), batch["y"])
+        >>> config = TrainConfig(steps=200, batch_size=16, learning_rate=0.05, warmup_steps=10,
+        ...                      log_every=50, device="cpu")
+        >>> history = Trainer(net, loss, sample, config, progress_bar=False).train()
+        >>> [record["step"] for record in history], history[-1]["loss"] < 0.01
+        ([50, 100, 150, 200], True)
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        loss_fn: LossFn,
+        sample_fn: SampleFn,
+        config: TrainConfig,
+        *,
+        evaluate: EvaluateFn | None = None,
+        on_checkpoint: CheckpointFn | None = None,
+        progress_bar: bool = True,
+    ) -> None:
+        self.config = config
+        self.loss_fn, self.sample_fn = loss_fn, sample_fn
+        self.evaluate, self.on_checkpoint = evaluate, on_checkpoint
+        self.progress_bar = progress_bar
+        self.device = _resolve_train_device(config.device)
+        self.rank = torch.distributed.get_rank() if _distributed() else 0
+        self.world_size = torch.distributed.get_world_size() if _distributed() else 1
+        self.is_main = self.rank == 0
+        self.network = network.to(self.device)  # the bare module (what gets saved)
+        self.model: nn.Module = self.network  # what loss_fn calls: DDP wrapper under DDP
+        if _distributed():
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.network, device_ids=ids)
+        self.optimizer = torch.optim.AdamW(
+            _param_groups(self.network, config.weight_decay), lr=config.learning_rate,
+            betas=config.betas,
+        )
+        warmup = config.warmup_steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
+        )
+        self.use_amp = config.amp == "bf16" or (config.amp == "auto" and self.device.type == "cuda")
+        self.out_dir = Path(config.out_dir) if config.out_dir is not None else None
+        self.step = 0  # gradient steps done
+        self.history: list[dict[str, Any]] = []  # the metrics.jsonl records of this run
+        self.last_loss: float | None = None  # mean loss of the latest record
+        self.last_eval: dict[str, Any] | None = None  # latest evaluate() result
+
+    # ------------------------------------------------------------------ one step
+    def step_rng(self, step: int) -> np.random.Generator:
+        """Seed torch for step ``step`` and return that step's numpy generator (module doc)."""
+        numpy_seq, torch_seq = np.random.SeedSequence([self.config.seed, self.rank, step]).spawn(2)
+        torch.manual_seed(int(torch_seq.generate_state(1, np.uint64)[0]))
+        return np.random.default_rng(numpy_seq)
+
+    def train_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimisation step on ``batch``; returns ``(loss, grad_norm)`` as detached device
+        tensors (no host sync)."""
+        batch = {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+            loss = self.loss_fn(self.model, batch)  # ()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        # With grad_clip = 0 an infinite max norm only measures the norm.
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip or math.inf)
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.detach(), grad_norm.detach()
+
+    # ------------------------------------------------------------------ the loop
+    def train(self, resume: bool = False) -> list[dict[str, Any]]:
+        """Run until ``config.steps`` steps are done; returns the metrics records.
+
+        Args:
+            resume: continue from ``out_dir/trainer_state.pt`` if it exists (a warning and a
+                fresh start if it does not). The metrics log is cut back to the resumed step.
+
+        Raises:
+            FloatingPointError: the loss became NaN or infinite.
+        """
+        config = self.config
+        if resume:
+            self._load_state()
+        elif self.is_main and self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / METRICS_NAME).write_text("")  # a fresh run starts a fresh log
+        if self.step >= config.steps:
+            logger.info("nothing to do: %d of %d steps already done", self.step, config.steps)
+            return self.history
+
+        self.network.train()
+        bar = tqdm(total=config.steps, initial=self.step, desc="train", unit="step",
+                   file=sys.stderr, dynamic_ncols=True,
+                   disable=not (self.progress_bar and self.is_main))
+        loss_sum = torch.zeros((), device=self.device)  # summed on device: no sync per step
+        n_summed, timer, grad_norm = 0, time.perf_counter(), torch.zeros(())
+        try:
+            while self.step < config.steps:
+                rng = self.step_rng(self.step)
+                loss, grad_norm = self.train_step(self.sample_fn(config.batch_size, rng))
+                loss_sum += loss
+                n_summed += 1
+                self.step += 1
+                bar.update(1)
+                last = self.step == config.steps
+                do_eval = bool(config.eval_every) and (self.step % config.eval_every == 0 or last)
+                do_log = do_eval or last or self.step % config.log_every == 0
+                do_save = last or (
+                    bool(config.checkpoint_every) and self.step % config.checkpoint_every == 0
+                )
+                if not (do_log or do_save):
+                    continue
+                elapsed = time.perf_counter() - timer
+                if do_log:
+                    record = self._record(loss_sum / n_summed, grad_norm, n_summed, elapsed)
+                    loss_sum.zero_()
+                    n_summed = 0
+                    if do_eval and self.is_main:
+                        record["eval"] = self.last_eval = self._evaluate()
+                    self._write_record(record)
+                    bar.set_postfix(loss=f"{record['loss']:.4g}", refresh=False)
+                if do_save and self.is_main:
+                    self._save()
+                timer = time.perf_counter()  # samples/s counts training time only
+        finally:
+            bar.close()
+            self.network.eval()
+        return self.history
+
+    def _record(self, mean_loss: torch.Tensor, grad_norm: torch.Tensor, n_steps: int,
+                elapsed: float) -> dict[str, Any]:
+        loss = float(mean_loss)  # the one host sync per record
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"the training loss is {loss} at step {self.step}; lower learning_rate or "
+                "grad_clip, or check the dataset for NaN/inf values"
+            )
+        self.last_loss = loss
+        samples = n_steps * self.config.batch_size * self.world_size
+        return {"step": self.step, "loss": loss, "lr": self.scheduler.get_last_lr()[0],
+                "grad_norm": float(grad_norm), "samples_per_s": samples / max(elapsed, 1e-9)}
+
+    def _evaluate(self) -> dict[str, Any] | None:
+        if self.evaluate is None:
+            return None
+        self.network.eval()
+        try:
+            result = self.evaluate(self.step)
+        finally:
+            self.network.train()
+        logger.info("step %d: evaluation %s", self.step, result)
+        return result
+
+    def _write_record(self, record: dict[str, Any]) -> None:
+        if not self.is_main:
+            return
+        self.history.append(record)
+        logger.debug("%s", record)
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.out_dir / METRICS_NAME, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume, as tensors and plain Python values (no pickled objects).
+
+        ``last_eval`` is stored as a JSON string so that any JSON-safe metrics round-trip.
+        """
+        return {
+            "format": _STATE_FORMAT,
+            "step": self.step,
+            "network": {k: v.detach().cpu() for k, v in self.network.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "config": json.dumps(self.config.to_dict()),
+            "world_size": self.world_size,
+            "last_loss": self.last_loss,
+            "last_eval": json.dumps(self.last_eval),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved (network, optimizer, scheduler, step)."""
+        if state.get("format") != _STATE_FORMAT:
+            raise ValueError("not a seqagents trainer state (missing format marker)")
+        saved = json.loads(state["config"])
+        current = self.config.to_dict()
+        changed = sorted(k for k in current if k not in _RESUME_FREE
+                         and saved.get(k) != current[k])
+        if changed:
+            logger.warning(
+                "resuming with different settings than the saved run: %s (saved %s); the "
+                "result will differ from an uninterrupted run",
+                {k: current[k] for k in changed}, {k: saved.get(k) for k in changed},
+            )
+        try:
+            self.network.load_state_dict(state["network"])
+        except RuntimeError as error:
+            raise ValueError(
+                f"the saved trainer state does not fit this network (different model config?): "
+                f"{str(error).splitlines()[0]}"
+            ) from error
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step = int(state["step"])
+        self.last_loss = state.get("last_loss")
+        self.last_eval = json.loads(state.get("last_eval") or "null")
+
+    def _save(self) -> None:
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(self.step, {"loss": self.last_loss, "eval": self.last_eval})
+        if self.out_dir is None:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.out_dir / f"{STATE_NAME}.tmp"
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, self.out_dir / STATE_NAME)  # atomic: a crash never leaves half a file
+        logger.info("step %d: saved %s", self.step, self.out_dir / STATE_NAME)
+
+    def _load_state(self) -> None:
+        if self.out_dir is None:
+            raise ValueError("resume=True needs TrainConfig.out_dir (where trainer_state.pt is)")
+        path = self.out_dir / STATE_NAME
+        if not path.is_file():
+            logger.warning("resume=True but %s does not exist; starting from step 0", path)
+            if self.is_main:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                (self.out_dir / METRICS_NAME).write_text("")
+            return
+        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+        logger.info("resumed from %s at step %d", path, self.step)
+        metrics = self.out_dir / METRICS_NAME
+        if self.is_main and metrics.is_file():
+            # Records written after the saved step (a crash between saves) are replayed: drop them.
+            records = [json.loads(line) for line in metrics.read_text().splitlines() if line]
+            self.history = [r for r in records if r["step"] <= self.step]
+            metrics.write_text("".join(json.dumps(r) + "\n" for r in self.history))

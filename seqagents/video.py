@@ -1,0 +1,271 @@
+"""Record videos (mp4 or gif) of an agent's episodes, also on machines without a display.
+
+MuJoCo renders off-screen through EGL when ``MUJOCO_GL=egl``; the variable must be set before
+``mujoco`` is imported, so importing this module sets it (see :func:`ensure_headless_gl`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from seqagents.errors import require
+from seqagents.evaluation import _run_episodes
+
+__all__ = ["ensure_headless_gl", "record_video"]
+
+logger = logging.getLogger(__name__)
+
+_SUFFIXES = (".mp4", ".gif")
+_GL_HELP = (
+    "OpenGL rendering failed ({error}). Headless MuJoCo rendering needs EGL: install the Debian/"
+    "Ubuntu packages libegl1 libegl-mesa0 libgl1-mesa-dri and set MUJOCO_GL=egl before Python "
+    "starts (seqagents sets it when no display is found and MUJOCO_GL is unset), or use software "
+    "rendering with MUJOCO_GL=osmesa (package libosmesa6)."
+)
+# Words in GL-related error messages: EGL/OSMesa/GLFW/PyOpenGL names and gl* function names.
+_GL_WORDS = re.compile(r"\b(egl\w*|opengl|osmesa|glfw|mesa|glad\w*|mujoco_gl)\b", re.IGNORECASE)
+_GL_FUNCTION = re.compile(r"\bgl[A-Z]\w*")
+
+
+def ensure_headless_gl() -> str | None:
+    """Pick MuJoCo's EGL backend on a Linux machine without a display, unless already chosen.
+
+    Sets ``MUJOCO_GL=egl`` only if ``MUJOCO_GL`` is unset, the platform is Linux and neither
+    ``DISPLAY`` nor ``WAYLAND_DISPLAY`` is set (EGL is not available on macOS/Windows, and with a
+    display MuJoCo's default GLFW backend works and also serves ``render_mode="human"``). It only
+    takes effect if called before ``mujoco`` is imported, e.g. at package import or before the
+    first MuJoCo env is made.
+
+    Returns:
+        The ``MUJOCO_GL`` value now in effect, or None if unset.
+
+    Example:
+        >>> ensure_headless_gl() in (None, "egl", "osmesa", "glfw", "glx")
+        True
+    """
+    headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if sys.platform.startswith("linux") and headless and "MUJOCO_GL" not in os.environ:
+        if "mujoco" in sys.modules:
+            logger.debug("mujoco was imported before MUJOCO_GL was set; setting it anyway")
+        os.environ["MUJOCO_GL"] = "egl"
+    return os.environ.get("MUJOCO_GL")
+
+
+ensure_headless_gl()  # before gymnasium's MuJoCo envs import mujoco
+
+
+def record_video(
+    agent: Any,
+    env_id_or_env: str | gym.Env,
+    path: str | os.PathLike[str],
+    *,
+    n_episodes: int = 1,
+    max_frames: int | None = None,
+    fps: float | None = None,
+    seed: int | None = None,
+    target_return: float | None = None,
+    deterministic: bool = True,
+    env_kwargs: dict[str, Any] | None = None,
+) -> Path:
+    """Run ``n_episodes`` episodes of ``agent`` and write the rendered frames to ``path``.
+
+    The episodes run through the same loop as :func:`seqagents.evaluate_policy`, so the agent
+    is fed rewards and episode starts exactly as there. Frames are taken after each reset and
+    each step. mp4 frames are streamed to ffmpeg (constant memory); gif frames are kept in
+    memory until the end, so keep gifs short (``max_frames``).
+
+    Args:
+        agent: the agent (or anything with SB3's ``predict``).
+        env_id_or_env: a gymnasium env id (made with ``render_mode="rgb_array"``) or an env
+            made with ``render_mode="rgb_array"``. The env is closed only if made here.
+        path: output file; the suffix picks the format: ``.mp4`` or ``.gif``.
+        n_episodes: episodes to record, one after the other.
+        max_frames: stop after this many frames (None: when the episodes end).
+        fps: frames per second; default ``env.metadata["render_fps"]`` (30 if absent).
+        seed: seed of the first reset.
+        target_return: passed to ``agent.reset(target_return=...)`` first (DT).
+        deterministic: greedy (default) or sampled actions.
+        env_kwargs: keyword arguments for making the env from an id.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: unsupported suffix, or an env whose ``render_mode`` is not ``"rgb_array"``.
+        RuntimeError: OpenGL could not render (the message says which packages to install).
+        ImportError: moviepy is missing (``pip install "seqagents[video]"``).
+
+    Example:
+        ``record_video(agent, "HalfCheetah-v5", "cheetah.mp4", target_return=6000, seed=0)``
+    """
+    path = Path(path)
+    if path.suffix.lower() not in _SUFFIXES:
+        raise ValueError(f"unsupported video format {path.suffix!r} for {path}; use .mp4 or .gif")
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1 or None, got {max_frames}")
+    require("moviepy", "video")  # fail before running any episode
+    ensure_headless_gl()
+
+    if isinstance(env_id_or_env, str):
+        env, owns_env = _make_env(env_id_or_env, env_kwargs or {}), True
+    else:
+        env, owns_env = env_id_or_env, False
+        _check_env(env, env_kwargs)
+
+    sink = _FrameSink(path, fps or env.metadata.get("render_fps") or 30)
+
+    def add_frame() -> bool:
+        sink.add(_render(env))
+        return max_frames is not None and sink.n_frames >= max_frames
+
+    finished = False
+    try:
+        _run_episodes(
+            agent,
+            env,
+            n_episodes,
+            deterministic=deterministic,
+            seed=seed,
+            target_return=target_return,
+            frame_hook=add_frame,
+        )
+        sink.finish()
+        finished = True
+    finally:
+        sink.close()
+        if owns_env:
+            env.close()
+        if not finished and sink.n_frames:
+            path.unlink(missing_ok=True)  # no truncated video left behind
+    logger.info("wrote %d frames to %s", sink.n_frames, path)
+    return path
+
+
+def _make_env(env_id: str, env_kwargs: dict[str, Any]) -> gym.Env:
+    if "render_mode" in env_kwargs and env_kwargs["render_mode"] != "rgb_array":
+        raise ValueError(
+            f"record_video renders with render_mode='rgb_array', not {env_kwargs['render_mode']!r}"
+        )
+    try:  # the zoo's env construction (e.g. Atari preprocessing) when the package has it
+        from seqagents.envs import make_env
+    except ImportError:
+        make_env = gym.make
+    with _gl_errors():
+        return make_env(env_id, **{**env_kwargs, "render_mode": "rgb_array"})
+
+
+def _check_env(env: Any, env_kwargs: dict[str, Any] | None) -> None:
+    if env_kwargs:
+        raise ValueError("env_kwargs only apply when record_video makes the env from an id")
+    if not isinstance(env, gym.Env):
+        raise TypeError(
+            f"record_video records one gymnasium.Env, got {type(env).__name__}; pass an env id "
+            "or a single env made with render_mode='rgb_array'"
+        )
+    if env.render_mode != "rgb_array":
+        raise ValueError(
+            f"record_video needs frames, but the env has render_mode={env.render_mode!r}: make "
+            "it with gym.make(env_id, render_mode='rgb_array'), or pass the env id instead"
+        )
+
+
+@contextlib.contextmanager
+def _gl_errors() -> Iterator[None]:
+    """Turn OpenGL/EGL failures (at ``import mujoco`` or the first render) into a RuntimeError
+    that says what to install."""
+    try:
+        yield
+    except Exception as error:
+        text = f"{type(error).__module__}.{type(error).__name__}: {error}"
+        if _GL_WORDS.search(text) or _GL_FUNCTION.search(text):
+            raise RuntimeError(_GL_HELP.format(error=text)) from error
+        raise
+
+
+def _render(env: gym.Env) -> np.ndarray:
+    with _gl_errors():
+        frame = env.render()
+    frame = np.asarray(frame) if frame is not None else None
+    if frame is None or frame.ndim != 3 or frame.shape[-1] not in (3, 4):
+        raise ValueError(
+            f"env.render() returned {None if frame is None else frame.shape}; expected an "
+            "(height, width, 3) RGB array (render_mode='rgb_array')"
+        )
+    if frame.dtype != np.uint8:
+        raise ValueError(f"env.render() returned dtype {frame.dtype}; expected uint8 RGB")
+    return frame[..., :3]
+
+
+class _FrameSink:
+    """Collects frames: streams mp4 to ffmpeg through moviepy, buffers gif frames."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path, self.fps = path, float(fps)
+        self.gif = path.suffix.lower() == ".gif"
+        self.n_frames = 0
+        self.brightest = 0  # to warn about all-black videos (a broken GL setup)
+        self._frames: list[np.ndarray] = []
+        self._writer: Any = None
+        self._size: tuple[int, int] | None = None  # (height, width) of the first frame
+
+    def add(self, frame: np.ndarray) -> None:
+        if self._size is None:
+            self._size = frame.shape[:2]
+        elif frame.shape[:2] != self._size:
+            raise ValueError(f"frame size changed from {self._size} to {frame.shape[:2]}")
+        self.brightest = max(self.brightest, int(frame.max()))
+        if self.gif:
+            self._frames.append(frame.copy())
+        else:
+            self._write_mp4_frame(frame)
+        self.n_frames += 1
+
+    def _write_mp4_frame(self, frame: np.ndarray) -> None:
+        # yuv420p needs even sizes: pad odd ones by one edge row/column.
+        height, width = frame.shape[:2]
+        if height % 2 or width % 2:
+            frame = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+        if self._writer is None:
+            from moviepy.video.io.ffmpeg_writer import FFMPEG_VideoWriter
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            size = (frame.shape[1], frame.shape[0])  # (width, height)
+            self._writer = FFMPEG_VideoWriter(str(self.path), size, self.fps, codec="libx264")
+        self._writer.write_frame(np.ascontiguousarray(frame))
+
+    def finish(self) -> None:
+        if self.n_frames == 0:
+            raise RuntimeError("no frames were rendered")
+        if self.brightest == 0:
+            warnings.warn(
+                f"every frame of {self.path} is black; rendering is likely broken. "
+                + _GL_HELP.format(error="all-black frames"),
+                UserWarning,
+                stacklevel=3,
+            )
+        if self.gif:
+            from moviepy.video.io.ImageSequenceClip import ImageSequenceClip
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            clip = ImageSequenceClip(self._frames, fps=self.fps)
+            try:
+                clip.write_gif(str(self.path), fps=self.fps, logger=None)
+            finally:
+                clip.close()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._frames = []
