@@ -30,9 +30,15 @@ def make_agent(n_obs: int = 17, n_act: int = 6) -> DecisionTransformerAgent:
     obs_space = gym.spaces.Box(-np.inf, np.inf, (n_obs,), np.float64)
     act_space = gym.spaces.Box(-1, 1, (n_act,), np.float32)
     return DecisionTransformerAgent.create(
-        obs_space, act_space, DTConfig(state_shape=(n_obs,), act_dim=n_act),
-        state_mean=np.zeros(n_obs), state_std=np.ones(n_obs), target_return=6000.0,
-        device="cpu", seed=0)
+        obs_space,
+        act_space,
+        DTConfig(state_shape=(n_obs,), act_dim=n_act),
+        state_mean=np.zeros(n_obs),
+        state_std=np.ones(n_obs),
+        target_return=6000.0,
+        device="cpu",
+        seed=0,
+    )
 
 
 def time_ours(agent, observations, rewards) -> float:
@@ -59,9 +65,16 @@ def time_transformers(agent, observations, rewards) -> float | None:
         import transformers
     except ImportError:
         return None
-    cfg = transformers.DecisionTransformerConfig(state_dim=17, act_dim=6, hidden_size=128,
-                                                 n_layer=3, n_head=1, max_ep_len=1000,
-                                                 activation_function="relu", action_tanh=True)
+    cfg = transformers.DecisionTransformerConfig(
+        state_dim=17,
+        act_dim=6,
+        hidden_size=128,
+        n_layer=3,
+        n_head=1,
+        max_ep_len=1000,
+        activation_function="relu",
+        action_tanh=True,
+    )
     model = transformers.DecisionTransformerModel(cfg).eval()
     K, scale = 20, 1000.0
     mean, std = torch.zeros(17), torch.ones(17)
@@ -80,13 +93,21 @@ def time_transformers(agent, observations, rewards) -> float | None:
         r = torch.cat([torch.zeros(pad, 1), r])[None]
         ts = torch.cat([torch.zeros(pad, dtype=torch.long), ts])[None]
         with torch.no_grad():
-            _, action_preds, _ = model(states=s, actions=a, rewards=None, returns_to_go=r,
-                                       timesteps=ts, attention_mask=mask, return_dict=False)
+            _, action_preds, _ = model(
+                states=s,
+                actions=a,
+                rewards=None,
+                returns_to_go=r,
+                timesteps=ts,
+                attention_mask=mask,
+                return_dict=False,
+            )
         actions[-1] = action_preds[0, -1]
         action_preds[0, -1].numpy()
         if t + 1 < len(observations):
-            states = torch.cat([states, torch.as_tensor(observations[t + 1],
-                                                        dtype=torch.float32)[None]])
+            states = torch.cat(
+                [states, torch.as_tensor(observations[t + 1], dtype=torch.float32)[None]]
+            )
             rtg = torch.cat([rtg, rtg[-1:] - rewards[t] / scale])
             timesteps = torch.cat([timesteps, torch.tensor([t + 1])])
     return (time.perf_counter() - start) / len(observations)
@@ -119,19 +140,27 @@ def main() -> None:
     batched = B * len(batch_obs) / (time.perf_counter() - start)
     single = 1.0 / ours
 
-    print(f"DT predict, HalfCheetah-size (3L/1H/128, K=20), {args.steps} steps, CPU, "
-          f"{args.threads} thread(s)")
+    print(
+        f"DT predict, HalfCheetah-size (3L/1H/128, K=20), {args.steps} steps, CPU, "
+        f"{args.threads} thread(s)"
+    )
     print(f"{'':34s}{'ms/step':>10s}{'ratio':>12s}")
     print(f"{'ours: agent.predict':34s}{ours * 1e3:10.3f}{'1.00':>12s}")
-    print(f"{'(b) bare forward, prepared window':34s}{bare * 1e3:10.3f}"
-          f"{f'ours/b = {ours / bare:.2f}':>22s}")
+    print(
+        f"{'(b) bare forward, prepared window':34s}{bare * 1e3:10.3f}"
+        f"{f'ours/b = {ours / bare:.2f}':>22s}"
+    )
     if ref is not None:
-        print(f"{'(a) transformers example loop':34s}{ref * 1e3:10.3f}"
-              f"{f'a/ours = {ref / ours:.2f}':>22s}")
+        print(
+            f"{'(a) transformers example loop':34s}{ref * 1e3:10.3f}"
+            f"{f'a/ours = {ref / ours:.2f}':>22s}"
+        )
     else:
         print("(a) skipped: pip install transformers")
-    print(f"batch {B}: {batched:,.0f} env-steps/s vs {single:,.0f} at batch 1 "
-          f"({batched / single:.1f}x)")
+    print(
+        f"batch {B}: {batched:,.0f} env-steps/s vs {single:,.0f} at batch 1 "
+        f"({batched / single:.1f}x)"
+    )
 
 
 if __name__ == "__main__":

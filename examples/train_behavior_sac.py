@@ -57,8 +57,12 @@ class _SaveAndScore(BaseCallback):
         deterministic = _score(self.model, self.env_id, self.episodes, True, 10_000)
         with open(self.out / "scores.csv", "a", newline="") as f:
             csv.writer(f).writerow(
-                [self.num_timesteps, f"{stochastic:.1f}", f"{deterministic:.1f}",
-                 f"{time.time() - self.start:.0f}"]
+                [
+                    self.num_timesteps,
+                    f"{stochastic:.1f}",
+                    f"{deterministic:.1f}",
+                    f"{time.time() - self.start:.0f}",
+                ]
             )
         return True
 
@@ -77,10 +81,17 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "scores.csv", "w", newline="") as f:
         csv.writer(f).writerow(["step", "stochastic_return", "deterministic_return", "seconds"])
-    model = SAC("MlpPolicy", gym.make(args.env), learning_starts=10_000, seed=args.seed,
-                device="cpu", verbose=0)
-    model.learn(args.steps, callback=_SaveAndScore(args.out, args.save_every, args.env,
-                                                   args.eval_episodes))
+    model = SAC(
+        "MlpPolicy",
+        gym.make(args.env),
+        learning_starts=10_000,
+        seed=args.seed,
+        device="cpu",
+        verbose=0,
+    )
+    model.learn(
+        args.steps, callback=_SaveAndScore(args.out, args.save_every, args.env, args.eval_episodes)
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,14 @@ from seqagents.agents import (  # noqa: E402
     SequenceAgent,
     load_agent,
 )
+from seqagents.envs import ensure_headless_gl, make_env  # noqa: E402
+
+ensure_headless_gl()  # before anything imports mujoco
+
 from seqagents.errors import CheckpointError, MissingDependencyError  # noqa: E402
+from seqagents.evaluation import SB3Adapter, evaluate_policy  # noqa: E402
+from seqagents.scores import has_normalized_score, normalized_score  # noqa: E402
+from seqagents.video import record_video  # noqa: E402
 
 __all__ = [
     # agents
@@ -19,6 +26,15 @@ __all__ = [
     "SequenceAgent",
     "DecisionTransformerAgent",
     "load_agent",
+    # evaluation and videos
+    "evaluate_policy",
+    "SB3Adapter",
+    "normalized_score",
+    "has_normalized_score",
+    "record_video",
+    # envs
+    "make_env",
+    "ensure_headless_gl",
     # checkpoints
     "CheckpointConfig",
     # errors

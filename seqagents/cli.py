@@ -86,15 +86,21 @@ def _evaluate(args: argparse.Namespace) -> dict:
     for target in _targets(args, agent, entry):
         start = time.perf_counter()
         returns, lengths = evaluate_policy(
-            agent, env, n_eval_episodes=args.episodes, deterministic=args.deterministic,
-            return_episode_rewards=True, target_return=target, seed=args.seed,
+            agent,
+            env,
+            n_eval_episodes=args.episodes,
+            deterministic=args.deterministic,
+            return_episode_rewards=True,
+            target_return=target,
+            seed=args.seed,
             progress_bar=not args.no_progress,
         )
         row = {
             "target_return": getattr(agent, "target_return", target),
             "episode_returns": [float(r) for r in returns],
             "episode_lengths": [int(n) for n in lengths],
-            "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
+            "mean_return": float(np.mean(returns)),
+            "std_return": float(np.std(returns)),
             "mean_length": float(np.mean(lengths)),
             "wall_time_s": round(time.perf_counter() - start, 2),
         }
@@ -104,15 +110,25 @@ def _evaluate(args: argparse.Namespace) -> dict:
             row["normalized_std"] = float(scores.std())
         results.append(row)
     env.close()
-    return {"model": location, "algorithm": agent.spec.algorithm, "env": env_id,
-            "episodes": args.episodes, "n_envs": args.n_envs, "seed": args.seed,
-            "deterministic": args.deterministic, "device": str(agent.device),
-            "results": results, "_agent": agent}
+    return {
+        "model": location,
+        "algorithm": agent.spec.algorithm,
+        "env": env_id,
+        "episodes": args.episodes,
+        "n_envs": args.n_envs,
+        "seed": args.seed,
+        "deterministic": args.deterministic,
+        "device": str(agent.device),
+        "results": results,
+        "_agent": agent,
+    }
 
 
 def _print_evaluation(report: dict) -> None:
-    print(f"model: {report['model']}  algorithm: {report['algorithm']}  env: {report['env']}  "
-          f"device: {report['device']}")
+    print(
+        f"model: {report['model']}  algorithm: {report['algorithm']}  env: {report['env']}  "
+        f"device: {report['device']}"
+    )
     for row in report["results"]:
         print(f"\ntarget return: {row['target_return']}")
         print(f"{'episode':>8s} {'return':>12s} {'length':>8s}")
@@ -132,10 +148,17 @@ def _record(agent: Any, args: argparse.Namespace, path: str, n_episodes: int) ->
     if not env_id:
         raise _UserError("the checkpoint names no env; pass --env ENV_ID")
     target = args.target_return[0] if args.target_return else None
-    return record_video(agent, env_id, path, n_episodes=n_episodes,
-                        max_frames=getattr(args, "max_frames", None), seed=args.seed,
-                        target_return=target, deterministic=args.deterministic,
-                        env_kwargs=agent.spec.env_kwargs if env_id == agent.env_id else None)
+    return record_video(
+        agent,
+        env_id,
+        path,
+        n_episodes=n_episodes,
+        max_frames=getattr(args, "max_frames", None),
+        seed=args.seed,
+        target_return=target,
+        deterministic=args.deterministic,
+        env_kwargs=agent.spec.env_kwargs if env_id == agent.env_id else None,
+    )
 
 
 # ---------------------------------------------------------------------------- commands
@@ -144,10 +167,21 @@ def cmd_zoo(args: argparse.Namespace) -> None:
 
     entries = {k: v for k, v in list_entries().items() if "/" in k}
     if args.json:
-        print(json.dumps({k: {"algo": e.algo, "env_id": e.env_id, "dataset": e.dataset.id,
-                              "paper_score": e.paper.score,
-                              "checkpoint": e.checkpoint_location()}
-                          for k, e in entries.items()}, indent=2))
+        print(
+            json.dumps(
+                {
+                    k: {
+                        "algo": e.algo,
+                        "env_id": e.env_id,
+                        "dataset": e.dataset.id,
+                        "paper_score": e.paper.score,
+                        "checkpoint": e.checkpoint_location(),
+                    }
+                    for k, e in entries.items()
+                },
+                indent=2,
+            )
+        )
         return
     print(f"{'entry':34s} {'env':16s} {'paper':>7s}  checkpoint")
     for key, e in entries.items():
@@ -158,15 +192,25 @@ def cmd_zoo(args: argparse.Namespace) -> None:
 def cmd_info(args: argparse.Namespace) -> None:
     agent, entry, location = _load(args)
     spec = agent.spec
-    info = {"model": location, "class": type(agent).__name__, "algorithm": spec.algorithm,
-            "env_id": spec.env_id, "env_kwargs": spec.env_kwargs,
-            "observation_space": str(agent.observation_space),
-            "action_space": str(agent.action_space), "network": spec.model,
-            "preprocessing": {k: (f"{len(v)} values" if isinstance(v, list) and not args.json
-                                  else v) for k, v in spec.preprocessing.items()},
-            "inference": spec.inference, "training": spec.training,
-            "evaluation": spec.evaluation, "library_version": spec.library_version,
-            "parameters": sum(p.numel() for p in agent.network.parameters())}
+    info = {
+        "model": location,
+        "class": type(agent).__name__,
+        "algorithm": spec.algorithm,
+        "env_id": spec.env_id,
+        "env_kwargs": spec.env_kwargs,
+        "observation_space": str(agent.observation_space),
+        "action_space": str(agent.action_space),
+        "network": spec.model,
+        "preprocessing": {
+            k: (f"{len(v)} values" if isinstance(v, list) and not args.json else v)
+            for k, v in spec.preprocessing.items()
+        },
+        "inference": spec.inference,
+        "training": spec.training,
+        "evaluation": spec.evaluation,
+        "library_version": spec.library_version,
+        "parameters": sum(p.numel() for p in agent.network.parameters()),
+    }
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return
@@ -207,10 +251,16 @@ def cmd_collect(args: argparse.Namespace) -> None:
             raise _UserError(f"zoo entry {args.zoo!r} has no local collection recipe")
         dataset_id, env_id = dataset_id or entry.dataset.id, env_id or entry.env_id
         policy = policy or recipe.policy
-        options = dict(n_steps=recipe.n_steps, n_episodes=recipe.n_episodes,
-                       n_envs=recipe.n_envs, seed=recipe.seed,
-                       deterministic=recipe.deterministic, ref_min_score=recipe.ref_min_score,
-                       ref_max_score=recipe.ref_max_score, env_kwargs=entry.env_kwargs)
+        options = dict(
+            n_steps=recipe.n_steps,
+            n_episodes=recipe.n_episodes,
+            n_envs=recipe.n_envs,
+            seed=recipe.seed,
+            deterministic=recipe.deterministic,
+            ref_min_score=recipe.ref_min_score,
+            ref_max_score=recipe.ref_max_score,
+            env_kwargs=entry.env_kwargs,
+        )
     if not dataset_id or not env_id:
         raise _UserError("collect needs DATASET_ID and --env (or --zoo ENTRY)")
     policy = policy or "random"
@@ -223,12 +273,24 @@ def cmd_collect(args: argparse.Namespace) -> None:
             options[key] = getattr(args, key)
     if args.deterministic:
         options["deterministic"] = True
-    dataset = collect_dataset(dataset_id, env_id, policy, overwrite=args.overwrite,
-                              progress_bar=not args.no_progress, **options)
-    summary = {"dataset_id": dataset_id, "episodes": dataset.total_episodes,
-               "steps": dataset.total_steps}
-    print(json.dumps(summary) if args.json else
-          f"{dataset_id}: {summary['episodes']} episodes, {summary['steps']} steps")
+    dataset = collect_dataset(
+        dataset_id,
+        env_id,
+        policy,
+        overwrite=args.overwrite,
+        progress_bar=not args.no_progress,
+        **options,
+    )
+    summary = {
+        "dataset_id": dataset_id,
+        "episodes": dataset.total_episodes,
+        "steps": dataset.total_steps,
+    }
+    print(
+        json.dumps(summary)
+        if args.json
+        else f"{dataset_id}: {summary['episodes']} episodes, {summary['steps']} steps"
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -239,19 +301,31 @@ def cmd_train(args: argparse.Namespace) -> None:
     if entry.algo != "dt":
         raise _UserError(f"training {entry.algo!r} entries is not available from the CLI yet")
     training = dict(entry.training)
-    for key in ("steps", "batch_size", "seed", "device", "eval_every", "warmup_steps",
-                "learning_rate"):
+    for key in (
+        "steps",
+        "batch_size",
+        "seed",
+        "device",
+        "eval_every",
+        "warmup_steps",
+        "learning_rate",
+    ):
         if getattr(args, key) is not None:
             training[key] = getattr(args, key)
     training["eval_targets"] = list(entry.evaluation.target_returns)
     training["eval_episodes"] = args.eval_episodes
     out = Path(args.out or f"runs/{entry.algo}-{entry.name}")
     training["out_dir"] = str(out)
-    agent = train_dt(args.dataset or entry.dataset.id, env_id=entry.env_id,
-                     model_config=dict(entry.model), train_config=training,
-                     return_scale=entry.return_scale,
-                     target_returns=list(entry.evaluation.target_returns), resume=args.resume,
-                     progress_bar=not args.no_progress)
+    agent = train_dt(
+        args.dataset or entry.dataset.id,
+        env_id=entry.env_id,
+        model_config=dict(entry.model),
+        train_config=training,
+        return_scale=entry.return_scale,
+        target_returns=list(entry.evaluation.target_returns),
+        resume=args.resume,
+        progress_bar=not args.no_progress,
+    )
     if args.install:
         target = zoo_dir() / (entry.checkpoint.path or f"checkpoints/{entry.algo}-{entry.name}")
         agent.save_pretrained(target)
@@ -271,19 +345,28 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
         agent = report.pop("_agent")
         steps = agent.spec.training.get("steps", "—")
         for row in report["results"]:
-            norm = (f"{row['normalized_mean']:.1f} ± {row['normalized_std']:.1f}"
-                    if "normalized_mean" in row else "—")
+            norm = (
+                f"{row['normalized_mean']:.1f} ± {row['normalized_std']:.1f}"
+                if "normalized_mean" in row
+                else "—"
+            )
             paper = "—" if entry.paper.score is None else f"{entry.paper.score}"
-            rows.append(f"| {entry.algo} | {name} | {entry.env_id} | {row['target_return']:.0f} | "
-                        f"{row['mean_return']:.1f} ± {row['std_return']:.1f} | {norm} | {paper} | "
-                        f"{args.episodes} | {steps} | {row['wall_time_s']} |")
-    print("| algo | entry | env | target | return | normalized | paper | episodes | "
-          "train steps | eval wall s |")
+            rows.append(
+                f"| {entry.algo} | {name} | {entry.env_id} | {row['target_return']:.0f} | "
+                f"{row['mean_return']:.1f} ± {row['std_return']:.1f} | {norm} | {paper} | "
+                f"{args.episodes} | {steps} | {row['wall_time_s']} |"
+            )
+    print(
+        "| algo | entry | env | target | return | normalized | paper | episodes | "
+        "train steps | eval wall s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
-    print(f"\nmeasured with: seqagents benchmark {' '.join(args.entries)} --episodes "
-          f"{args.episodes} --seed {args.seed} on {platform.machine()} "
-          f"({platform.processor() or 'cpu'}), device {args.device}")
+    print(
+        f"\nmeasured with: seqagents benchmark {' '.join(args.entries)} --episodes "
+        f"{args.episodes} --seed {args.seed} on {platform.machine()} "
+        f"({platform.processor() or 'cpu'}), device {args.device}"
+    )
 
 
 # ---------------------------------------------------------------------------- parser
@@ -292,14 +375,26 @@ def _model_options(p: argparse.ArgumentParser, video: bool = True) -> None:
     p.add_argument("--env", help="gymnasium env id (default: the checkpoint's)")
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default 10)")
     p.add_argument("--n-envs", type=int, default=1, help="parallel envs (default 1)")
-    p.add_argument("--target-return", type=float, nargs="+",
-                   help="target return(s) to condition on (default: the checkpoint's)")
+    p.add_argument(
+        "--target-return",
+        type=float,
+        nargs="+",
+        help="target return(s) to condition on (default: the checkpoint's)",
+    )
     p.add_argument("--seed", type=int, default=0, help="env reset seed (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
-                   help="greedy actions (default) or --no-deterministic to sample")
-    p.add_argument("--stochastic", dest="deterministic", action="store_false",
-                   help="sample actions (same as --no-deterministic)")
+    p.add_argument(
+        "--deterministic",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="greedy actions (default) or --no-deterministic to sample",
+    )
+    p.add_argument(
+        "--stochastic",
+        dest="deterministic",
+        action="store_false",
+        help="sample actions (same as --no-deterministic)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     if video:
@@ -321,8 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
-    for name, text in (("evaluate", "evaluate an agent (SB3-style evaluate_policy)"),
-                       ("enjoy", "evaluate and optionally record a video (--video)")):
+    for name, text in (
+        ("evaluate", "evaluate an agent (SB3-style evaluate_policy)"),
+        ("enjoy", "evaluate and optionally record a video (--video)"),
+    ):
         p = sub.add_parser(name, help=text)
         _model_options(p)
         p.set_defaults(func=cmd_evaluate)
@@ -364,8 +461,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-episodes", type=int, default=5)
     p.add_argument("--out", help="run folder (default runs/<algo>-<entry>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--install", action="store_true",
-                   help="also save the result as the entry's bundled checkpoint in zoo/")
+    p.add_argument(
+        "--install",
+        action="store_true",
+        help="also save the result as the entry's bundled checkpoint in zoo/",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -389,16 +489,25 @@ def main(argv: list[str] | None = None) -> int:
     ensure_headless_gl()
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     import gymnasium as gym
 
     from seqagents.errors import CheckpointError, MissingDependencyError
 
     try:
         args.func(args)
-    except (_UserError, CheckpointError, MissingDependencyError, FileNotFoundError, KeyError,
-            ValueError, gym.error.Error) as e:
+    except (
+        _UserError,
+        CheckpointError,
+        MissingDependencyError,
+        FileNotFoundError,
+        KeyError,
+        ValueError,
+        gym.error.Error,
+    ) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"seqagents {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -2,23 +2,49 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from typing import Any
 
 import gymnasium as gym
 
 from seqagents.errors import require
 
-__all__ = ["make_env", "ensure_headless_gl"]
+__all__ = ["make_env", "ensure_headless_gl", "register_env_package"]
+
+_logger = logging.getLogger(__name__)
 
 # env id prefix -> (package that registers it, seqagents extra that installs it)
-_ENV_PACKAGES = (("BabyAI-", "minigrid", "babyai"), ("MiniGrid-", "minigrid", "babyai"),
-                 ("ALE/", "ale_py", "atari"))
+_ENV_PACKAGES = (
+    ("BabyAI-", "minigrid", "babyai"),
+    ("MiniGrid-", "minigrid", "babyai"),
+    ("ALE/", "ale_py", "atari"),
+)
 
 
-def ensure_headless_gl() -> None:
-    """Select MuJoCo's EGL backend unless the user chose one (must precede ``import mujoco``)."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
+def ensure_headless_gl() -> str | None:
+    """Pick MuJoCo's EGL backend on a Linux machine without a display, unless already chosen.
+
+    Sets ``MUJOCO_GL=egl`` only if ``MUJOCO_GL`` is unset, the platform is Linux and neither
+    ``DISPLAY`` nor ``WAYLAND_DISPLAY`` is set (EGL is not available on macOS/Windows, and with a
+    display MuJoCo's default GLFW backend works and also serves ``render_mode="human"``). It only
+    takes effect if called before ``mujoco`` is imported, e.g. at package import or before the
+    first MuJoCo env is made.
+
+    Returns:
+        The ``MUJOCO_GL`` value now in effect, or None if unset.
+
+    Example:
+        >>> ensure_headless_gl() in (None, "egl", "osmesa", "glfw", "glx")
+        True
+    """
+    headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if sys.platform.startswith("linux") and headless and "MUJOCO_GL" not in os.environ:
+        if "mujoco" in sys.modules:
+            _logger.debug("mujoco was imported before MUJOCO_GL was set; setting it anyway")
+        os.environ["MUJOCO_GL"] = "egl"
+    return os.environ.get("MUJOCO_GL")
 
 
 def register_env_package(env_id: str) -> None:
@@ -43,7 +69,7 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     except gym.error.DependencyNotInstalled as e:
         extra = "mujoco" if "mujoco" in str(e).lower() else "all"
         raise gym.error.DependencyNotInstalled(
-            f"{e}; install it with pip install \"seqagents[{extra}]\""
+            f'{e}; install it with pip install "seqagents[{extra}]"'
         ) from e
     except gym.error.Error as e:
         raise gym.error.Error(

@@ -21,5 +21,5 @@ def require(module: str, extra: str):
         return importlib.import_module(module)
     except ImportError as e:
         raise MissingDependencyError(
-            f"{module} is required for this feature: pip install \"seqagents[{extra}]\""
+            f'{module} is required for this feature: pip install "seqagents[{extra}]"'
         ) from e

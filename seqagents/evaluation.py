@@ -243,7 +243,9 @@ def _run_episodes(
     current_rewards = np.zeros(n_envs, dtype=np.float64)
     current_lengths = np.zeros(n_envs, dtype=np.int64)
     episode_starts = np.ones(n_envs, dtype=bool)  # True where the next predict starts an episode
-    fed_rewards: np.ndarray | None = None  # r_{t-1} per env; None before the first step
+    # r_{t-1} per env for the next predict. Zeros (ignored: every row starts) rather than None
+    # at the first call, so a reward an agent kept from an earlier loop is never used.
+    fed_rewards = np.zeros(n_envs, dtype=np.float64)
     states = None
     warned = False
 

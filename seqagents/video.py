@@ -19,6 +19,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from seqagents.envs import ensure_headless_gl, make_env
 from seqagents.errors import require
 from seqagents.evaluation import _run_episodes
 
@@ -36,30 +37,6 @@ _GL_HELP = (
 # Words in GL-related error messages: EGL/OSMesa/GLFW/PyOpenGL names and gl* function names.
 _GL_WORDS = re.compile(r"\b(egl\w*|opengl|osmesa|glfw|mesa|glad\w*|mujoco_gl)\b", re.IGNORECASE)
 _GL_FUNCTION = re.compile(r"\bgl[A-Z]\w*")
-
-
-def ensure_headless_gl() -> str | None:
-    """Pick MuJoCo's EGL backend on a Linux machine without a display, unless already chosen.
-
-    Sets ``MUJOCO_GL=egl`` only if ``MUJOCO_GL`` is unset, the platform is Linux and neither
-    ``DISPLAY`` nor ``WAYLAND_DISPLAY`` is set (EGL is not available on macOS/Windows, and with a
-    display MuJoCo's default GLFW backend works and also serves ``render_mode="human"``). It only
-    takes effect if called before ``mujoco`` is imported, e.g. at package import or before the
-    first MuJoCo env is made.
-
-    Returns:
-        The ``MUJOCO_GL`` value now in effect, or None if unset.
-
-    Example:
-        >>> ensure_headless_gl() in (None, "egl", "osmesa", "glfw", "glx")
-        True
-    """
-    headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    if sys.platform.startswith("linux") and headless and "MUJOCO_GL" not in os.environ:
-        if "mujoco" in sys.modules:
-            logger.debug("mujoco was imported before MUJOCO_GL was set; setting it anyway")
-        os.environ["MUJOCO_GL"] = "egl"
-    return os.environ.get("MUJOCO_GL")
 
 
 ensure_headless_gl()  # before gymnasium's MuJoCo envs import mujoco
@@ -157,10 +134,7 @@ def _make_env(env_id: str, env_kwargs: dict[str, Any]) -> gym.Env:
         raise ValueError(
             f"record_video renders with render_mode='rgb_array', not {env_kwargs['render_mode']!r}"
         )
-    try:  # the zoo's env construction (e.g. Atari preprocessing) when the package has it
-        from seqagents.envs import make_env
-    except ImportError:
-        make_env = gym.make
+
     with _gl_errors():
         return make_env(env_id, **{**env_kwargs, "render_mode": "rgb_array"})
 

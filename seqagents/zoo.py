@@ -35,8 +35,9 @@ def _build(cls: type, data: Any, where: str) -> Any:
         if f.name in data:
             sub = _NESTED.get((cls.__name__, f.name))
             value = data[f.name]
-            values[f.name] = (_build(sub, value, f"{where}.{f.name}")
-                              if sub and value is not None else value)
+            values[f.name] = (
+                _build(sub, value, f"{where}.{f.name}") if sub and value is not None else value
+            )
     try:
         return cls(**values)
     except TypeError as e:

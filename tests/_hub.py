@@ -20,8 +20,9 @@ def edbeeching_config(name: str = "halfcheetah-medium") -> dict:
     return json.loads(path.read_text())
 
 
-def seed_hub_cache(repo_id: str, files: dict[str, Path | bytes | dict],
-                   commit: str = "0" * 40) -> Path:
+def seed_hub_cache(
+    repo_id: str, files: dict[str, Path | bytes | dict], commit: str = "0" * 40
+) -> Path:
     """Put ``files`` into the HF cache as snapshot ``commit`` of ``repo_id`` (refs/main)."""
     root = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
     snapshot = root / "snapshots" / commit

@@ -35,8 +35,18 @@ class CountingEnv(gym.Env):
 
 
 def tiny_agent(env: gym.Env, **kwargs) -> DecisionTransformerAgent:
-    params = dict(hidden_size=16, n_layer=1, n_head=2, context_len=4, max_ep_len=64,
-                  dropout=0.0, target_return=100.0, return_scale=10.0, seed=0, device="cpu")
+    params = dict(
+        hidden_size=16,
+        n_layer=1,
+        n_head=2,
+        context_len=4,
+        max_ep_len=64,
+        dropout=0.0,
+        target_return=100.0,
+        return_scale=10.0,
+        seed=0,
+        device="cpu",
+    )
     params.update(kwargs)
     return DecisionTransformerAgent.create(env.observation_space, env.action_space, **params)
 
@@ -65,7 +75,9 @@ def hf_dt_repo(tmp_path):
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
     torch.save(hf_dt_state_dict(model), tmp_path / "pytorch_model.bin")
-    seed_hub_cache(REPO, {"config.json": config, "pytorch_model.bin": tmp_path / "pytorch_model.bin"})
+    seed_hub_cache(
+        REPO, {"config.json": config, "pytorch_model.bin": tmp_path / "pytorch_model.bin"}
+    )
     return model
 
 
@@ -80,9 +92,15 @@ def hf_reference_action(model, states, actions, rewards, rtg, timesteps, mean, s
     rtg = torch.cat([torch.zeros(pad, 1), rtg])[None].float()
     timesteps = torch.cat([torch.zeros(pad, dtype=torch.long), timesteps])[None]
     with torch.no_grad():
-        _, action_preds, _ = model(states=states, actions=actions, rewards=None,
-                                   returns_to_go=rtg, timesteps=timesteps,
-                                   attention_mask=mask, return_dict=False)
+        _, action_preds, _ = model(
+            states=states,
+            actions=actions,
+            rewards=None,
+            returns_to_go=rtg,
+            timesteps=timesteps,
+            attention_mask=mask,
+            return_dict=False,
+        )
     return action_preds[0, -1]
 
 
@@ -125,8 +143,12 @@ def test_unknown_hf_repo_needs_normalization_stats(hf_dt_repo, tmp_path):
     with pytest.raises(CheckpointError, match="state_mean"):
         DecisionTransformerAgent.from_pretrained(str(folder), device="cpu")  # folder name: sha
     agent = DecisionTransformerAgent.from_pretrained(
-        str(folder), state_mean=[0.0] * 17, state_std=[1.0] * 17, env_id="HalfCheetah-v5",
-        device="cpu")
+        str(folder),
+        state_mean=[0.0] * 17,
+        state_std=[1.0] * 17,
+        env_id="HalfCheetah-v5",
+        device="cpu",
+    )
     assert agent.observation_space.shape == (17,)
 
 
@@ -136,7 +158,10 @@ def test_save_load_gives_identical_actions(tmp_path):
     agent = tiny_agent(env)
     agent.save_pretrained(tmp_path / "ckpt")
     assert {p.name for p in (tmp_path / "ckpt").iterdir()} >= {
-        "config.json", "model.safetensors", "README.md"}
+        "config.json",
+        "model.safetensors",
+        "README.md",
+    }
     loaded = DecisionTransformerAgent.from_pretrained(tmp_path / "ckpt", device="cpu")
     np.testing.assert_array_equal(rollout(agent, env, 12), rollout(loaded, env, 12))
     card = (tmp_path / "ckpt" / "README.md").read_text()
@@ -215,8 +240,9 @@ def test_timesteps_past_max_ep_len_are_clamped():
 
 def test_discrete_actions_and_sampling():
     env = gym.make("CartPole-v1")
-    agent = DecisionTransformerAgent.create(env.observation_space, env.action_space,
-                                            hidden_size=16, n_layer=1, device="cpu", seed=0)
+    agent = DecisionTransformerAgent.create(
+        env.observation_space, env.action_space, hidden_size=16, n_layer=1, device="cpu", seed=0
+    )
     obs, _ = env.reset(seed=0)
     action, _ = agent.predict(obs)
     assert action.shape == () and env.action_space.contains(int(action))
@@ -314,11 +340,18 @@ def test_push_to_hub_uploads_the_saved_folder(tmp_path, monkeypatch):
         repo_id = "me/dt"
 
     monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: Repo())
-    monkeypatch.setattr(HfApi, "upload_folder", lambda self, repo_id, folder_path, **kw:
-                        uploaded.update(repo=repo_id, files=sorted(
-                            p.name for p in __import__("pathlib").Path(folder_path).iterdir())))
+    monkeypatch.setattr(
+        HfApi,
+        "upload_folder",
+        lambda self, repo_id, folder_path, **kw: uploaded.update(
+            repo=repo_id,
+            files=sorted(p.name for p in __import__("pathlib").Path(folder_path).iterdir()),
+        ),
+    )
     video = tmp_path / "v.mp4"
     video.write_bytes(b"x")
     tiny_agent(CountingEnv()).push_to_hub("me/dt", video=video)
-    assert uploaded == {"repo": "me/dt",
-                        "files": ["README.md", "config.json", "model.safetensors", "replay.mp4"]}
+    assert uploaded == {
+        "repo": "me/dt",
+        "files": ["README.md", "config.json", "model.safetensors", "replay.mp4"],
+    }

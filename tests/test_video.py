@@ -106,3 +106,12 @@ def test_ensure_headless_gl(monkeypatch):
     monkeypatch.delenv("MUJOCO_GL")
     monkeypatch.setenv("DISPLAY", ":0")
     assert ensure_headless_gl() is None  # a display: MuJoCo's default (GLFW) works
+
+
+def test_docstring_examples():
+    import doctest
+
+    import seqagents.envs
+
+    result = doctest.testmod(seqagents.envs)  # ensure_headless_gl and make_env live there
+    assert result.failed == 0 and result.attempted > 0

@@ -117,8 +117,14 @@ def _spaces_match(a: gym.Space, b: gym.Space) -> bool:
 def _hub_errors() -> tuple[type[BaseException], ...]:
     from huggingface_hub import errors
 
-    names = ("LocalEntryNotFoundError", "OfflineModeIsEnabled", "RepositoryNotFoundError",
-             "RevisionNotFoundError", "EntryNotFoundError", "HfHubHTTPError")
+    names = (
+        "LocalEntryNotFoundError",
+        "OfflineModeIsEnabled",
+        "RepositoryNotFoundError",
+        "RevisionNotFoundError",
+        "EntryNotFoundError",
+        "HfHubHTTPError",
+    )
     return tuple(getattr(errors, n) for n in names if hasattr(errors, n))
 
 
@@ -172,8 +178,10 @@ class SequenceAgent(
         """Raise :class:`CheckpointError` if ``env``'s spaces differ from the checkpoint's."""
         obs_space = getattr(env, "single_observation_space", None) or env.observation_space
         act_space = getattr(env, "single_action_space", None) or env.action_space
-        for what, ours, theirs in (("observation", self.observation_space, obs_space),
-                                   ("action", self.action_space, act_space)):
+        for what, ours, theirs in (
+            ("observation", self.observation_space, obs_space),
+            ("action", self.action_space, act_space),
+        ):
             if not _spaces_match(ours, theirs):
                 raise CheckpointError(
                     f"{what} space mismatch: the checkpoint expects {_describe(ours)} "
@@ -185,6 +193,7 @@ class SequenceAgent(
         if target_return is not None:
             self._set_target_return(float(target_return))
         self.n_envs = 0
+        self._pending_reward, self._pending_done = None, np.zeros(0, dtype=bool)
 
     def observe(self, reward: float | np.ndarray, done: bool | np.ndarray) -> None:
         """Report the reward of the last ``env.step`` and whether the episode ended.
@@ -232,8 +241,9 @@ class SequenceAgent(
             starts = starts | self._pending_done
         rewards = self._rewards(reward, starts, n)
         self._t[starts] = 0
-        actions = self._step(obs, torch.as_tensor(rewards, device=self.device), starts,
-                             deterministic)
+        actions = self._step(
+            obs, torch.as_tensor(rewards, device=self.device), starts, deterministic
+        )
         self._t += 1
         self._pending_reward, self._pending_done = None, np.zeros(n, dtype=bool)
         actions = actions.cpu().numpy()
@@ -268,8 +278,9 @@ class SequenceAgent(
     def _check_observation(self, observation: Any) -> tuple[torch.Tensor, bool]:
         space = self.observation_space
         obs = np.asarray(observation)
-        if obs.dtype == object or not (np.issubdtype(obs.dtype, np.number)
-                                       or obs.dtype == np.bool_):
+        if obs.dtype == object or not (
+            np.issubdtype(obs.dtype, np.number) or obs.dtype == np.bool_
+        ):
             raise ValueError(
                 f"observation has dtype {obs.dtype}; expected a numeric array matching "
                 f"{_describe(space)}"
@@ -348,9 +359,14 @@ class SequenceAgent(
             )
         try:
             agent = super().from_pretrained(
-                str(repo_id_or_path), revision=revision, cache_dir=cache_dir, token=token,
-                local_files_only=local_files_only, force_download=force_download,
-                device=device, overrides=overrides,
+                str(repo_id_or_path),
+                revision=revision,
+                cache_dir=cache_dir,
+                token=token,
+                local_files_only=local_files_only,
+                force_download=force_download,
+                device=device,
+                overrides=overrides,
             )
         except HFValidationError as e:
             raise CheckpointError(f"{repo_id_or_path!r} is not a valid Hub repo id: {e}") from e
@@ -424,8 +440,9 @@ class SequenceAgent(
             self.save_pretrained(tmp)
             if video is not None:
                 shutil.copy(video, Path(tmp) / f"replay{Path(video).suffix}")
-            info = api.upload_folder(repo_id=repo_id, folder_path=tmp, revision=branch,
-                                     commit_message=commit_message)
+            info = api.upload_folder(
+                repo_id=repo_id, folder_path=tmp, revision=branch, commit_message=commit_message
+            )
         return str(getattr(info, "commit_url", info))
 
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
@@ -436,38 +453,69 @@ class SequenceAgent(
         results = []
         ev = spec.evaluation
         if ev.get("mean_reward") is not None and spec.env_id:
-            results.append(EvalResult(
-                task_type="reinforcement-learning", dataset_type=spec.env_id,
-                dataset_name=spec.env_id, metric_type="mean_reward",
-                metric_value=f"{ev['mean_reward']:.2f} +/- {ev.get('std_reward', 0.0):.2f}",
-            ))
+            results.append(
+                EvalResult(
+                    task_type="reinforcement-learning",
+                    dataset_type=spec.env_id,
+                    dataset_name=spec.env_id,
+                    metric_type="mean_reward",
+                    metric_value=f"{ev['mean_reward']:.2f} +/- {ev.get('std_reward', 0.0):.2f}",
+                )
+            )
         data = ModelCardData(
-            library_name="seqagents", tags=["reinforcement-learning", spec.algorithm,
-                                            *([spec.env_id] if spec.env_id else [])],
-            model_name=f"{spec.algorithm}-{spec.env_id}", eval_results=results or None,
+            library_name="seqagents",
+            tags=[
+                "reinforcement-learning",
+                spec.algorithm,
+                *([spec.env_id] if spec.env_id else []),
+            ],
+            model_name=f"{spec.algorithm}-{spec.env_id}",
+            eval_results=results or None,
         )
-        lines = [f"# {name} for {spec.env_id}", "",
-                 f"A `{spec.algorithm}` agent saved with seqagents {spec.library_version}.", ""]
+        lines = [
+            f"# {name} for {spec.env_id}",
+            "",
+            f"A `{spec.algorithm}` agent saved with seqagents {spec.library_version}.",
+            "",
+        ]
         if ev:
             lines += ["## Evaluation", "", "```json", json.dumps(ev, indent=2), "```", ""]
         if spec.training:
             lines += ["## Training", "", "```json", json.dumps(spec.training, indent=2), "```", ""]
-        lines += ["## Usage", "", "```python", "import gymnasium as gym",
-                  f"from seqagents import {name}, evaluate_policy", "",
-                  f'agent = {name}.from_pretrained("<repo-or-folder>")',
-                  "env = agent.make_env()",
-                  "print(evaluate_policy(agent, env, n_eval_episodes=10))", "```", ""]
+        lines += [
+            "## Usage",
+            "",
+            "```python",
+            "import gymnasium as gym",
+            f"from seqagents import {name}, evaluate_policy",
+            "",
+            f'agent = {name}.from_pretrained("<repo-or-folder>")',
+            "env = agent.make_env()",
+            "print(evaluate_policy(agent, env, n_eval_episodes=10))",
+            "```",
+            "",
+        ]
         return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
 
 
 class _Files:
     """Resolves the files of a checkpoint, from a local folder or the Hub (cache)."""
 
-    def __init__(self, model_id: str, revision: str | None, cache_dir: Any, force_download: bool,
-                 local_files_only: bool, token: Any) -> None:
+    def __init__(
+        self,
+        model_id: str,
+        revision: str | None,
+        cache_dir: Any,
+        force_download: bool,
+        local_files_only: bool,
+        token: Any,
+    ) -> None:
         self.model_id, self.revision, self.cache_dir = model_id, revision, cache_dir
-        self.force_download, self.local_files_only, self.token = (force_download,
-                                                                  local_files_only, token)
+        self.force_download, self.local_files_only, self.token = (
+            force_download,
+            local_files_only,
+            token,
+        )
 
     def path(self, filename: str) -> Path:
         if os.path.isdir(self.model_id):
@@ -476,11 +524,17 @@ class _Files:
                 raise CheckpointError(f"{self.model_id}: missing file {filename}")
             return path
         try:
-            return Path(hf_hub_download(
-                self.model_id, filename, revision=self.revision, cache_dir=self.cache_dir,
-                force_download=self.force_download, local_files_only=self.local_files_only,
-                token=self.token,
-            ))
+            return Path(
+                hf_hub_download(
+                    self.model_id,
+                    filename,
+                    revision=self.revision,
+                    cache_dir=self.cache_dir,
+                    force_download=self.force_download,
+                    local_files_only=self.local_files_only,
+                    token=self.token,
+                )
+            )
         except _hub_errors() as e:
             raise _not_found(f"{self.model_id}/{filename}", e) from e
 
@@ -531,8 +585,11 @@ def load_weights(network: nn.Module, state: dict[str, torch.Tensor], where: str)
     own = network.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in set(own) & set(state) if state[k].shape != own[k].shape]
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in set(own) & set(state)
+        if state[k].shape != own[k].shape
+    ]
     if missing or unexpected or shapes:
         raise CheckpointError(
             f"{where}: weights do not match the config: missing {missing[:5]}, unexpected "

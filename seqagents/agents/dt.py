@@ -40,8 +40,9 @@ class DecisionTransformerAgent(SequenceAgent):
 
     algorithm = "dt"
 
-    def __init__(self, network: DecisionTransformer, spec: CheckpointConfig,
-                 device: str = "auto") -> None:
+    def __init__(
+        self, network: DecisionTransformer, spec: CheckpointConfig, device: str = "auto"
+    ) -> None:
         super().__init__(network, spec, device)
         cfg: DTConfig = network.config
         self.model_config = cfg
@@ -101,30 +102,36 @@ class DecisionTransformerAgent(SequenceAgent):
             model_config = DTConfig(
                 state_shape=tuple(observation_space.shape),
                 act_dim=int(action_space.n if discrete else np.prod(action_space.shape)),
-                discrete=discrete, **model_kwargs,
+                discrete=discrete,
+                **model_kwargs,
             )
         if seed is not None:
             torch.manual_seed(seed)
         spec = CheckpointConfig(
-            algorithm=cls.algorithm, model=model_config.to_dict(),
+            algorithm=cls.algorithm,
+            model=model_config.to_dict(),
             observation_space=_serialize_space(observation_space),
             action_space=_serialize_space(action_space),
-            env_id=env_id, env_kwargs=dict(env_kwargs or {}),
+            env_id=env_id,
+            env_kwargs=dict(env_kwargs or {}),
             preprocessing={
                 "state_mean": None if state_mean is None else np.asarray(state_mean).tolist(),
                 "state_std": None if state_std is None else np.asarray(state_std).tolist(),
                 "return_scale": float(return_scale),
             },
-            inference={"target_return": float(target_return),
-                       "target_returns": list(target_returns or [target_return])},
+            inference={
+                "target_return": float(target_return),
+                "target_returns": list(target_returns or [target_return]),
+            },
             library_version=__version__,
         )
         spec.preprocessing = {k: v for k, v in spec.preprocessing.items() if v is not None}
         return cls(DecisionTransformer(model_config), spec, device)
 
     @classmethod
-    def _from_config(cls, config: dict, files: _Files, device: str,
-                     overrides: dict) -> DecisionTransformerAgent:
+    def _from_config(
+        cls, config: dict, files: _Files, device: str, overrides: dict
+    ) -> DecisionTransformerAgent:
         spec = CheckpointConfig.from_dict(config)
         model_config = DTConfig.from_dict(spec.model)
         network = DecisionTransformer(model_config)
@@ -132,8 +139,9 @@ class DecisionTransformerAgent(SequenceAgent):
         return cls._with_overrides(network, spec, device, overrides)
 
     @classmethod
-    def _from_foreign(cls, config: dict, files: _Files, device: str,
-                      overrides: dict) -> DecisionTransformerAgent:
+    def _from_foreign(
+        cls, config: dict, files: _Files, device: str, overrides: dict
+    ) -> DecisionTransformerAgent:
         """transformers ``decision_transformer`` checkpoint (e.g. the edbeeching repos)."""
         from seqagents.checkpoints import known_repo
         from seqagents.checkpoints.hf_dt import convert_hf_dt_state_dict, dt_config_from_hf
@@ -163,11 +171,16 @@ class DecisionTransformerAgent(SequenceAgent):
         obs_space = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float64)
         act_space = gym.spaces.Box(-1.0, 1.0, (model_config.act_dim,), np.float32)
         spec = CheckpointConfig(
-            algorithm=cls.algorithm, model=model_config.to_dict(),
+            algorithm=cls.algorithm,
+            model=model_config.to_dict(),
             observation_space=_serialize_space(obs_space),
-            action_space=_serialize_space(act_space), env_id=env_id,
-            preprocessing={"state_mean": list(mean), "state_std": list(std),
-                           "return_scale": float(known.get("return_scale", 1000.0))},
+            action_space=_serialize_space(act_space),
+            env_id=env_id,
+            preprocessing={
+                "state_mean": list(mean),
+                "state_std": list(std),
+                "return_scale": float(known.get("return_scale", 1000.0)),
+            },
             inference={"target_return": float(targets[0]), "target_returns": list(targets)},
             training={"converted_from": files.model_id, "format": "transformers"},
             library_version=__version__,
@@ -178,8 +191,9 @@ class DecisionTransformerAgent(SequenceAgent):
         return cls._with_overrides(network, spec, device, agent_overrides)
 
     @classmethod
-    def _with_overrides(cls, network: DecisionTransformer, spec: CheckpointConfig, device: str,
-                        overrides: dict) -> DecisionTransformerAgent:
+    def _with_overrides(
+        cls, network: DecisionTransformer, spec: CheckpointConfig, device: str, overrides: dict
+    ) -> DecisionTransformerAgent:
         overrides = dict(overrides)
         for key in ("state_mean", "state_std", "return_scale"):
             if key in overrides:
@@ -213,16 +227,22 @@ class DecisionTransformerAgent(SequenceAgent):
         super()._allocate(n_envs)
         cfg = self.model_config
         act = ((), torch.long) if cfg.discrete else ((cfg.act_dim,), torch.float32)
-        self._ctx = RollingContext(n_envs, cfg.context_len, {
-            "states": (cfg.state_shape, torch.float32),
-            "actions": act,
-            "returns_to_go": ((1,), torch.float32),
-            "timesteps": ((), torch.long),
-        }, self.device)
+        self._ctx = RollingContext(
+            n_envs,
+            cfg.context_len,
+            {
+                "states": (cfg.state_shape, torch.float32),
+                "actions": act,
+                "returns_to_go": ((1,), torch.float32),
+                "timesteps": ((), torch.long),
+            },
+            self.device,
+        )
         self._rtg = torch.zeros(n_envs, device=self.device)  # (n,) current scaled RTG
 
-    def _step(self, obs: torch.Tensor, rewards: torch.Tensor, starts: np.ndarray,
-              deterministic: bool) -> torch.Tensor:
+    def _step(
+        self, obs: torch.Tensor, rewards: torch.Tensor, starts: np.ndarray, deterministic: bool
+    ) -> torch.Tensor:
         cfg, ctx = self.model_config, self._ctx
         assert ctx is not None
         # Time-index convention (the one place it lives): at step t the agent receives s_t and
@@ -237,12 +257,18 @@ class DecisionTransformerAgent(SequenceAgent):
         states = (obs.float() - self._state_mean) / self._state_std  # (n, *state_shape)
         ctx.push(states=states, returns_to_go=self._rtg[:, None], timesteps=t, actions=0)
         full = bool(self._t.min() >= cfg.context_len - 1)  # no padding: plain causal attention
-        out = self.network(ctx["states"], ctx["actions"], ctx["returns_to_go"],
-                           ctx["timesteps"], None if full else ctx.mask)
+        out = self.network(
+            ctx["states"],
+            ctx["actions"],
+            ctx["returns_to_go"],
+            ctx["timesteps"],
+            None if full else ctx.mask,
+        )
         pred = out.action[:, -1]  # (n, act_dim): prediction at s_t
         if cfg.discrete:
-            action = pred.argmax(-1) if deterministic else torch.multinomial(
-                pred.softmax(-1), 1)[:, 0]  # (n,)
+            action = (
+                pred.argmax(-1) if deterministic else torch.multinomial(pred.softmax(-1), 1)[:, 0]
+            )  # (n,)
         else:
             action = pred
         ctx.set_last("actions", action)

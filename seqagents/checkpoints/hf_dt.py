@@ -27,9 +27,12 @@ def dt_config_from_hf(config: dict, context_len: int = 20) -> DTConfig:
     """
     try:
         return DTConfig(
-            state_shape=(int(config["state_dim"]),), act_dim=int(config["act_dim"]),
-            hidden_size=int(config["hidden_size"]), n_layer=int(config["n_layer"]),
-            n_head=int(config["n_head"]), n_inner=config.get("n_inner"),
+            state_shape=(int(config["state_dim"]),),
+            act_dim=int(config["act_dim"]),
+            hidden_size=int(config["hidden_size"]),
+            n_layer=int(config["n_layer"]),
+            n_head=int(config["n_head"]),
+            n_inner=config.get("n_inner"),
             activation=config.get("activation_function", "relu"),
             dropout=float(config.get("resid_pdrop", 0.1)),
             max_ep_len=int(config["max_ep_len"]),

@@ -63,9 +63,14 @@ class DTConfig:
 
     def transformer(self) -> TransformerConfig:
         return TransformerConfig(
-            n_embd=self.hidden_size, n_head=self.n_head, n_layer=self.n_layer,
-            n_inner=self.n_inner, activation=self.activation, resid_pdrop=self.dropout,
-            attn_pdrop=self.dropout, layer_norm_epsilon=self.layer_norm_epsilon,
+            n_embd=self.hidden_size,
+            n_head=self.n_head,
+            n_layer=self.n_layer,
+            n_inner=self.n_inner,
+            activation=self.activation,
+            resid_pdrop=self.dropout,
+            attn_pdrop=self.dropout,
+            layer_norm_epsilon=self.layer_norm_epsilon,
         )
 
 

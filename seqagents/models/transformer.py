@@ -85,7 +85,11 @@ class SelfAttention(nn.Module):
         if past is not None:  # (B, nh, T_past + T, hd)
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, is_causal=is_causal and attn_mask is None,
+            q,
+            k,
+            v,
+            attn_mask=attn_mask,
+            is_causal=is_causal and attn_mask is None,
             dropout_p=self.attn_pdrop if self.training else 0.0,
         )  # (B, nh, T, hd)
         y = y.transpose(1, 2).reshape(B, T, H)  # (B, T, H)

@@ -1,0 +1,133 @@
+"""Seconds per TT planning step: KV-cached beam search vs the recomputing reference.
+
+A halfcheetah-sized Trajectory Transformer (4 layers, 4 heads, width 128, transition_dim 25,
+N = 100) with random weights plans from a full context (5 transitions + the current observation)
+at the halfcheetah planner settings (beam 32, horizon 5) and the paper defaults (beam 128,
+horizon 15). Both planners get the same seed, so they must return the same plan; the table says
+whether they did.
+
+The recomputing reference runs the model over the whole window for every sampled token, as the
+original does; it is slow on CPU, so it runs fewer times than ours (``--reference-repeats``).
+
+    python benchmarks/tt_planning.py                  # both settings, CPU
+    python benchmarks/tt_planning.py --settings halfcheetah --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import torch
+
+from seqagents.models.tt import TrajectoryTransformer, TTConfig
+from seqagents.planning import Discretizer, Plan, beam_plan
+from seqagents.planning.beam_search import _beam_plan_reference
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    beam_width: int
+    horizon: int
+
+
+SETTINGS = {
+    "halfcheetah": Setting("halfcheetah", beam_width=32, horizon=5),  # TT config, halfcheetah
+    "defaults": Setting("defaults", beam_width=128, horizon=15),  # TT paper defaults
+}
+
+
+def make_model(device: torch.device) -> tuple[TrajectoryTransformer, Discretizer]:
+    torch.manual_seed(0)
+    model = TrajectoryTransformer(TTConfig()).to(device).eval()
+    with torch.no_grad():
+        # A trained model's next-token distributions are peaked; the init's are nearly flat
+        # (and would make beams tie to float rounding). Sharpen them.
+        model.pos_emb.normal_(0.0, 0.5)
+        model.head.weight.mul_(8.0)
+    data = np.random.default_rng(0).normal(size=(10_000, model.config.transition_dim))
+    return model, Discretizer.from_data(data, n_bins=model.config.vocab_size).to(device)
+
+
+def time_plan(plan: Callable[[], Plan], repeats: int, device: torch.device) -> tuple[float, Plan]:
+    """Median seconds of ``repeats`` calls (after one warm-up call when repeating)."""
+    result = plan() if repeats > 1 else None
+    seconds = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        result = plan()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - start)
+    assert result is not None
+    return float(np.median(seconds)), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS))
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls of the cached planner")
+    parser.add_argument(
+        "--reference-repeats", type=int, default=1, help="timed calls of the reference planner"
+    )
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: on a few shared cores, more threads that wait on "
+        "each other are slower than one); 0 = torch's default",
+    )
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    model, disc = make_model(device)
+    config = model.config
+    n_context = 5  # max_context_transitions: the steady state of an episode
+    length = n_context * config.transition_dim + config.observation_dim
+    context = torch.randint(0, config.vocab_size, (length,), generator=torch.Generator())
+    context = context.to(device)
+
+    print(
+        f"TT planning step on {device} ({torch.get_num_threads()} threads), random "
+        f"{config.n_layer}L/{config.n_head}H/{config.n_embd} model, transition_dim "
+        f"{config.transition_dim}, N {config.vocab_size}, context {n_context} transitions"
+    )
+    warm = " after a warm-up" if args.reference_repeats > 1 else ""
+    print(
+        f"cached: median of {args.repeats} call(s) after a warm-up; reference: "
+        f"{args.reference_repeats} call(s){warm}"
+    )
+
+    def run(planner: Callable[..., Plan], **kwargs: int) -> Plan:
+        generator = torch.Generator(device).manual_seed(0)  # same draws for both planners
+        return planner(model, disc, context, generator=generator, **kwargs)
+
+    header = f"{'setting':<12} {'beam':>5} {'horizon':>7} {'cached s':>9} {'reference s':>12}"
+    print(header + f" {'ratio':>7}  same plan")
+    for name in args.settings:
+        setting = SETTINGS[name]
+        kwargs = dict(beam_width=setting.beam_width, horizon=setting.horizon)
+
+        cached = partial(run, beam_plan, **kwargs)
+        reference = partial(run, _beam_plan_reference, **kwargs)
+        ours, our_plan = time_plan(cached, args.repeats, device)
+        theirs, their_plan = time_plan(reference, args.reference_repeats, device)
+        same = torch.equal(our_plan.tokens, their_plan.tokens)
+        print(
+            f"{name:<12} {setting.beam_width:>5} {setting.horizon:>7} {ours:>9.3f} "
+            f"{theirs:>12.3f} {theirs / ours:>6.1f}x  {'yes' if same else 'NO'}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,364 @@
+"""Decision Transformer training: the batch -> loss code and the ``train_dt`` entry point.
+
+Protocol (DT paper and kzl/decision-transformer ``gym/experiment.py``, REFERENCE.md section 1):
+windows of ``K`` steps drawn uniformly over transitions (:class:`~seqagents.data.WindowSampler`),
+states normalized by the dataset mean/std, returns-to-go divided by ``return_scale`` (1000 for
+MuJoCo), loss on the predicted actions only (the original's state and return heads exist but are
+not trained): MSE for continuous actions, cross-entropy for discrete ones (the Atari variant),
+averaged over the window positions that are not padding, the window's last step included.
+Optimisation comes from :class:`~seqagents.training.trainer.Trainer` (AdamW 1e-4, weight decay
+1e-4, 10k warmup steps, grad-norm clip 0.25, batch 64, 100k steps by default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqagents.agents.dt import DecisionTransformerAgent
+from seqagents.data import TrajectoryData, WindowSampler, load_dataset, to_trajectory_data
+from seqagents.models.dt import DTConfig
+from seqagents.training.trainer import Batch, TrainConfig, Trainer, _resolve_train_device
+
+__all__ = ["dt_loss", "train_dt"]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoint"  # the agent's save_pretrained folder inside out_dir
+
+
+def dt_loss(network: nn.Module, batch: Batch) -> torch.Tensor:
+    """Action loss of a :class:`~seqagents.models.dt.DecisionTransformer` on a window batch.
+
+    MSE between predicted and dataset actions (continuous) or cross-entropy of the logits
+    (discrete), over the ``mask`` positions only: padding never counts, every real step does
+    (the original reshapes to ``(B * K, act_dim)`` and keeps ``attention_mask > 0``).
+    Timesteps are clamped to the model's ``max_ep_len - 1`` as the original sampler does.
+
+    Args:
+        network: the DT network, or a ``DistributedDataParallel`` wrapping one.
+        batch: :meth:`~seqagents.data.WindowSampler.sample`'s dict: ``states (B, K, *obs)``,
+            ``actions (B, K, act_dim)`` float or ``(B, K)`` long, ``returns_to_go (B, K, 1)``,
+            ``timesteps (B, K)``, ``mask (B, K)``.
+
+    Returns:
+        The scalar loss.
+
+    Example:
+        >>> from seqagents.models.dt import DecisionTransformer, DTConfig
+        >>> net = DecisionTransformer(DTConfig(state_shape=(3,), act_dim=2, hidden_size=16,
+        ...                                    n_layer=1, context_len=4))
+        >>> batch = {"states": torch.randn(5, 4, 3), "actions": torch.rand(5, 4, 2),
+        ...          "returns_to_go": torch.randn(5, 4, 1), "mask": torch.ones(5, 4, dtype=bool),
+        ...          "timesteps": torch.arange(4).repeat(5, 1)}
+        >>> dt_loss(net, batch).shape
+        torch.Size([])
+    """
+    config: DTConfig = getattr(network, "module", network).config  # DDP keeps it in .module
+    mask = batch["mask"]  # (B, K) bool, False on left padding
+    timesteps = batch["timesteps"].clamp(max=config.max_ep_len - 1)  # (B, K)
+    out = network(batch["states"], batch["actions"], batch["returns_to_go"], timesteps, mask)
+    predicted = out.action[mask].float()  # (n_valid, act_dim): actions or logits
+    target = batch["actions"][mask]  # (n_valid, act_dim) float or (n_valid,) long
+    if config.discrete:
+        return F.cross_entropy(predicted, target)
+    return F.mse_loss(predicted, target.float())
+
+
+def train_dt(
+    dataset: str | TrajectoryData,
+    *,
+    env_id: str | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    model_config: DTConfig | dict[str, Any] | None = None,
+    train_config: TrainConfig | dict[str, Any] | None = None,
+    return_scale: float = 1000.0,
+    target_returns: Sequence[float] | None = None,
+    normalize_states: bool | None = None,
+    resume: bool = False,
+    progress_bar: bool = True,
+) -> DecisionTransformerAgent:
+    """Train a Decision Transformer on an offline dataset and save it as a native checkpoint.
+
+    Builds the window sampler (state statistics and returns-to-go computed once), creates an
+    agent for the dataset's spaces with those statistics, trains it with
+    :class:`~seqagents.training.trainer.Trainer` and :func:`dt_loss`, evaluates it in the env
+    every ``eval_every`` steps (:func:`seqagents.evaluation.evaluate_policy`, one run of
+    ``eval_episodes`` episodes per target return, seeded with the train seed, D4RL-normalized
+    when known) and saves it with ``save_pretrained`` to ``out_dir/checkpoint`` every
+    ``checkpoint_every`` steps and at the end. The checkpoint's ``training`` section records the
+    dataset, steps, seed, train config and final loss; ``evaluation`` holds the latest
+    evaluation (for the first target, all targets under ``per_target``).
+
+    Args:
+        dataset: a Minari dataset id (local, or downloaded before) or :class:`TrajectoryData`.
+        env_id: gymnasium id to evaluate in and record in the checkpoint; default: the
+            dataset's ``env_spec`` (Minari metadata). Its spaces must match the dataset's.
+        env_kwargs: ``gymnasium.make`` kwargs; default: those of the dataset's ``env_spec`` when
+            ``env_id`` comes from it.
+        model_config: a :class:`DTConfig` or a dict of its fields; ``state_shape``, ``act_dim``
+            and ``discrete`` are taken from the dataset when missing. Default: the paper model
+            (3 layers, 1 head, H=128, K=20).
+        train_config: a :class:`TrainConfig` or a dict of its fields (unknown keys are
+            rejected). ``out_dir`` defaults to ``runs/dt/<dataset id>``.
+        return_scale: returns-to-go are divided by this (DT paper: 1000 for MuJoCo).
+        target_returns: target returns stored in the checkpoint (the first is the default at
+            inference) and evaluated unless ``eval_targets`` is set; default: the dataset's best
+            episode return.
+        normalize_states: standardize states with the dataset mean/std; default: yes for flat
+            states, no for images.
+        resume: continue from ``out_dir/trainer_state.pt`` (see :class:`Trainer`).
+        progress_bar: show a tqdm bar on stderr.
+
+    Returns:
+        The trained agent (network in eval mode), also saved in ``out_dir/checkpoint``.
+
+    Raises:
+        ValueError: dataset and env (or model config) spaces differ, empty dataset, bad config.
+        FileNotFoundError: the dataset id is not available locally.
+
+    Example:
+        >>> import numpy as np, gymnasium as gym, tempfile
+        >>> rng = np.random.default_rng(0)
+        >>> obs = rng.normal(size=(400, 3)).astype(np.float32)
+        >>> data = TrajectoryData(
+        ...     observations=obs, actions=np.tanh(obs[:, :1]), rewards=np.ones(400),
+        ...     terminals=np.zeros(400, bool), episode_starts=np.arange(0, 401, 100),
+        ...     observation_space=gym.spaces.Box(-np.inf, np.inf, (3,)),
+        ...     action_space=gym.spaces.Box(-1, 1, (1,)))
+        >>> out_dir = tempfile.mkdtemp()
+        >>> agent = train_dt(data, model_config={"hidden_size": 32, "n_layer": 1,
+        ...                                      "context_len": 5},
+        ...                  train_config={"steps": 20, "batch_size": 8, "warmup_steps": 5,
+        ...                                "device": "cpu", "out_dir": out_dir},
+        ...                  return_scale=100.0, progress_bar=False)
+        >>> agent.spec.training["steps"], agent.target_return
+        (20, 100.0)
+        >>> loaded = DecisionTransformerAgent.from_pretrained(f"{out_dir}/checkpoint")
+    """
+    config = _train_config(train_config)
+    data, spec_env_id, spec_env_kwargs = _load_data(dataset)
+    if env_id is None and spec_env_id is not None:
+        env_id = spec_env_id
+        if env_kwargs is None:
+            env_kwargs = spec_env_kwargs
+    env_kwargs = dict(env_kwargs or {})
+    model = _model_config(model_config, data)
+    if config.out_dir is None:
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", data.dataset_id or "in-memory")
+        config = dataclasses.replace(config, out_dir=str(Path("runs") / "dt" / slug))
+    if config.eval_every and env_id is None:
+        raise ValueError(
+            "eval_every > 0 needs an env to evaluate in, and the dataset's metadata names none: "
+            "pass env_id='...' (e.g. 'HalfCheetah-v5') or set eval_every=0"
+        )
+    longest = int(data.episode_lengths.max())
+    if longest > model.max_ep_len:
+        logger.warning(
+            "the longest episode has %d steps but max_ep_len=%d: later timesteps share the last "
+            "timestep embedding; raise model_config max_ep_len to avoid it", longest,
+            model.max_ep_len,
+        )
+
+    env = None
+    if env_id is not None:
+        from seqagents.envs import make_env
+
+        env = make_env(env_id, **env_kwargs)
+        _check_spaces(data, env, env_id)
+    try:
+        device = _resolve_train_device(config.device)
+        if normalize_states is None:
+            normalize_states = len(data.obs_shape) == 1
+        sampler = WindowSampler(data, model.context_len, return_scale,
+                                normalize_states=normalize_states, device=device)
+        stats = sampler.stats
+        targets = [float(t) for t in target_returns] if target_returns else [
+            float(data.episode_returns().max())]
+        agent = DecisionTransformerAgent.create(
+            data.observation_space, data.action_space, model, env_id=env_id,
+            env_kwargs=env_kwargs, state_mean=stats.state_mean if normalize_states else None,
+            state_std=stats.state_std if normalize_states else None, return_scale=return_scale,
+            target_return=targets[0], target_returns=targets, device=str(device),
+            seed=config.seed,
+        )
+        n_params = sum(p.numel() for p in agent.network.parameters())
+        logger.info(
+            "training DT (%d parameters) on %s: %d episodes, %d transitions, device %s",
+            n_params, data.dataset_id or "in-memory data", data.n_episodes, data.n_transitions,
+            device,
+        )
+
+        def sample(batch_size: int, rng: np.random.Generator) -> Batch:
+            # Uniform over transitions == the original's episode-by-length + uniform start.
+            return sampler.windows_at(rng.integers(0, sampler.n_transitions, size=batch_size))
+
+        def evaluate(step: int) -> dict[str, Any]:
+            assert env is not None and env_id is not None
+            return _evaluate(agent, env, env_id, config.eval_targets or targets,
+                             config.eval_episodes, config.seed, step)
+
+        checkpoint_dir = Path(config.out_dir) / CHECKPOINT_DIR
+
+        def save(step: int, summary: dict[str, Any]) -> None:
+            _record_run(agent, data, config, step, summary)
+            agent.save_pretrained(checkpoint_dir)
+            logger.info("step %d: saved the agent to %s", step, checkpoint_dir)
+
+        trainer = Trainer(agent.network, dt_loss, sample, config,
+                          evaluate=evaluate if env is not None else None, on_checkpoint=save,
+                          progress_bar=progress_bar)
+        trainer.train(resume=resume)
+        _record_run(agent, data, config, trainer.step,
+                    {"loss": trainer.last_loss, "eval": trainer.last_eval})
+        agent.reset()
+        return agent
+    finally:
+        if env is not None:
+            env.close()
+
+
+# ---------------------------------------------------------------------------- helpers
+def _train_config(train_config: TrainConfig | dict[str, Any] | None) -> TrainConfig:
+    if train_config is None:
+        return TrainConfig()
+    if isinstance(train_config, TrainConfig):
+        return dataclasses.replace(train_config)
+    if isinstance(train_config, dict):
+        return TrainConfig.from_dict(train_config)
+    raise TypeError(f"train_config must be a TrainConfig or dict, got {type(train_config)}")
+
+
+def _load_data(dataset: str | TrajectoryData) -> tuple[TrajectoryData, str | None, dict]:
+    """The flat data, plus the env id and kwargs recorded in the Minari metadata (if any)."""
+    if isinstance(dataset, TrajectoryData):
+        return dataset, None, {}
+    if not isinstance(dataset, str):
+        raise TypeError(f"dataset must be a Minari id or TrajectoryData, got {type(dataset)}")
+    minari_dataset = load_dataset(dataset)  # FileNotFoundError with instructions if missing
+    data = to_trajectory_data(minari_dataset)  # ValueError if it holds no transitions
+    spec = minari_dataset.env_spec
+    if spec is None:
+        return data, None, {}
+    kwargs = {}
+    for key, value in (spec.kwargs or {}).items():
+        try:
+            json.dumps(value)
+        except TypeError:
+            logger.warning("env kwarg %s=%r is not JSON-serializable; not recorded", key, value)
+            continue
+        kwargs[key] = value
+    return data, spec.id, kwargs
+
+
+def _model_config(model_config: DTConfig | dict[str, Any] | None,
+                  data: TrajectoryData) -> DTConfig:
+    derived = {"state_shape": data.obs_shape, "act_dim": data.act_dim,
+               "discrete": data.is_discrete}
+    if model_config is None:
+        return DTConfig(**derived)
+    if isinstance(model_config, DTConfig):
+        config = dataclasses.replace(model_config)
+    elif isinstance(model_config, dict):
+        config = DTConfig.from_dict({**derived, **model_config})
+    else:
+        raise TypeError(f"model_config must be a DTConfig or dict, got {type(model_config)}")
+    got = (config.state_shape, config.act_dim, config.discrete)
+    if got != (tuple(derived["state_shape"]), derived["act_dim"], derived["discrete"]):
+        raise ValueError(
+            f"model_config has state_shape={config.state_shape}, act_dim={config.act_dim}, "
+            f"discrete={config.discrete} but the dataset has state_shape={data.obs_shape}, "
+            f"act_dim={data.act_dim}, discrete={data.is_discrete}; leave these fields out to take "
+            "them from the dataset"
+        )
+    return config
+
+
+def _describe(space: gym.Space) -> str:
+    if isinstance(space, gym.spaces.Box):
+        return f"Box(shape={space.shape}, dtype={space.dtype})"
+    return repr(space)
+
+
+def _same_space(a: gym.Space, b: gym.Space) -> bool:
+    if isinstance(a, gym.spaces.Box) and isinstance(b, gym.spaces.Box):
+        return a.shape == b.shape
+    if isinstance(a, gym.spaces.Discrete) and isinstance(b, gym.spaces.Discrete):
+        return a.n == b.n
+    return a == b
+
+
+def _check_spaces(data: TrajectoryData, env: gym.Env, env_id: str) -> None:
+    name = f"dataset '{data.dataset_id}'" if data.dataset_id else "the dataset"
+    for what, ours, theirs in (("observation", data.observation_space, env.observation_space),
+                               ("action", data.action_space, env.action_space)):
+        if not _same_space(ours, theirs):
+            raise ValueError(
+                f"{what} spaces differ: {name} has {_describe(ours)} but env '{env_id}' has "
+                f"{_describe(theirs)}; pass the env_id the data was collected in"
+            )
+
+
+def _evaluate(agent: DecisionTransformerAgent, env: gym.Env, env_id: str,
+              targets: Sequence[float], n_episodes: int, seed: int,
+              step: int) -> dict[str, Any]:
+    """One evaluate_policy run per target; the first target's numbers at the top level."""
+    from seqagents.evaluation import evaluate_policy  # imported late: optional at import time
+    from seqagents.scores import has_normalized_score, normalized_score
+
+    default_target = agent.target_return  # evaluate_policy's reset changes it
+    results = []
+    try:
+        for target in targets:
+            returns, lengths = evaluate_policy(
+                agent, env, n_eval_episodes=n_episodes, deterministic=True,
+                return_episode_rewards=True, target_return=target, seed=seed,
+            )
+            result: dict[str, Any] = {
+                "target_return": float(target),
+                "mean_reward": float(np.mean(returns)),
+                "std_reward": float(np.std(returns)),
+                "normalized_score": None,
+                "mean_length": float(np.mean(lengths)),
+                "n_episodes": len(returns),
+            }
+            if has_normalized_score(env_id):
+                scores = normalized_score(np.asarray(returns, dtype=np.float64), env_id)
+                result["normalized_score"] = float(np.mean(scores))
+                result["normalized_score_std"] = float(np.std(scores))
+            results.append(result)
+    finally:
+        agent.reset(target_return=default_target)
+    return {"step": step, "env_id": env_id, "deterministic": True, **results[0],
+            "per_target": results}
+
+
+def _record_run(agent: DecisionTransformerAgent, data: TrajectoryData, config: TrainConfig,
+                step: int, summary: dict[str, Any]) -> None:
+    """Provenance and latest evaluation into the agent's checkpoint config."""
+    agent.spec.training = {
+        "trainer": "seqagents.training.train_dt",
+        "dataset_id": data.dataset_id,
+        "n_episodes": data.n_episodes,
+        "n_transitions": data.n_transitions,
+        "steps": step,
+        "seed": config.seed,
+        "final_loss": summary.get("loss"),
+        "loss": "mse" if not agent.model_config.discrete else "cross_entropy",
+        "world_size": torch.distributed.get_world_size()
+        if torch.distributed.is_available() and torch.distributed.is_initialized() else 1,
+        "train_config": config.to_dict(),
+    }
+    if summary.get("eval"):
+        agent.spec.evaluation = dict(summary["eval"])

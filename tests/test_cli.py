@@ -1,0 +1,140 @@
+"""The `seqagents` command, run in a subprocess on checkpoints made in the test."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from seqagents import DecisionTransformerAgent
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    env = gym.make("Pendulum-v1")
+    agent = DecisionTransformerAgent.create(
+        env.observation_space,
+        env.action_space,
+        env_id="Pendulum-v1",
+        hidden_size=16,
+        n_layer=1,
+        context_len=4,
+        max_ep_len=256,
+        target_return=-200.0,
+        return_scale=100.0,
+        device="cpu",
+        seed=0,
+    )
+    agent.save_pretrained(tmp_path / "ckpt")
+    return tmp_path / "ckpt"
+
+
+def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MUJOCO_GL": "egl"}
+    return subprocess.run(
+        [sys.executable, "-m", "seqagents.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=cwd,
+    )
+
+
+def test_evaluate_prints_a_table_and_json(checkpoint):
+    out = run("evaluate", str(checkpoint), "--episodes", "3", "--n-envs", "2", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert "mean ± std" in out.stdout and "target return: -200.0" in out.stdout
+    assert (
+        len([l for l in out.stdout.splitlines() if l.strip().startswith(("1 ", "2 ", "3 "))]) == 3
+    )
+    js = run(
+        "evaluate",
+        str(checkpoint),
+        "--episodes",
+        "2",
+        "--json",
+        "--seed",
+        "3",
+        "--target-return",
+        "-100",
+        "--no-progress",
+    )
+    assert js.returncode == 0, js.stderr
+    report = json.loads(js.stdout)
+    (result,) = report["results"]
+    assert result["target_return"] == -100.0 and len(result["episode_returns"]) == 2
+    assert result["episode_lengths"] == [200, 200]  # Pendulum's time limit
+    assert np.isclose(result["mean_return"], np.mean(result["episode_returns"]))
+    again = json.loads(
+        run(
+            "evaluate",
+            str(checkpoint),
+            "--episodes",
+            "2",
+            "--json",
+            "--seed",
+            "3",
+            "--target-return",
+            "-100",
+            "--no-progress",
+        ).stdout
+    )
+    assert again["results"][0]["episode_returns"] == result["episode_returns"]
+
+
+def test_info_describes_the_checkpoint(checkpoint):
+    out = run("info", str(checkpoint), "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["algorithm"] == "dt" and info["env_id"] == "Pendulum-v1"
+    assert info["preprocessing"]["return_scale"] == 100.0
+
+
+def test_record_writes_a_gif(checkpoint, tmp_path):
+    out = run("record", str(checkpoint), "--video", str(tmp_path / "v.gif"), "--max-frames", "8")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "v.gif").stat().st_size > 0
+
+
+def test_zoo_lists_entries():
+    out = run("zoo", "--json")
+    assert out.returncode == 0, out.stderr
+    entries = json.loads(out.stdout)
+    assert entries["dt/halfcheetah-medium"]["paper_score"] == 42.6
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["evaluate", "someone/not-cached"], "HF_HUB_OFFLINE"),
+        (["evaluate", "no/such/folder"], "neither an existing local folder"),
+        (["evaluate", "{ckpt}", "--env", "NoSuchEnv-v0"], "NoSuchEnv"),
+        (["evaluate", "{ckpt}", "--env", "CartPole-v1"], "space mismatch"),
+        (["train", "no-such-entry"], "unknown zoo entry"),
+        (["evaluate", "{ckpt}", "--episodes", "many"], "invalid int value"),
+        (["evaluate", "{ckpt}", "--no-such-option"], "unrecognized arguments"),
+    ],
+)
+def test_bad_input_exits_non_zero_with_one_clear_line(checkpoint, args, message, capsys):
+    from seqagents.cli import main
+
+    try:
+        status = main([a.replace("{ckpt}", str(checkpoint)) for a in args])
+    except SystemExit as e:  # argparse's own usage errors
+        status = e.code
+    err = capsys.readouterr().err
+    assert status == 2 and message in err
+    assert "Traceback" not in err
+
+
+def test_bad_input_in_a_real_process(tmp_path):
+    out = run("evaluate", str(tmp_path))
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].startswith("seqagents evaluate: error: ")
+    assert "no config.json" in out.stderr and "Traceback" not in out.stderr
