@@ -46,10 +46,10 @@ def make_model(device: torch.device) -> tuple[TrajectoryTransformer, Discretizer
     torch.manual_seed(0)
     model = TrajectoryTransformer(TTConfig()).to(device).eval()
     with torch.no_grad():
-        # A trained model's next-token distributions are peaked; the init's are nearly flat
-        # (and would make beams tie to float rounding). Sharpen them.
+        # Somewhat sharper next-token distributions than the init's (top token ~15%), still
+        # diverse enough that all beams differ.
         model.pos_emb.normal_(0.0, 0.5)
-        model.head.weight.mul_(8.0)
+        model.head.weight.mul_(2.0)
     data = np.random.default_rng(0).normal(size=(10_000, model.config.transition_dim))
     return model, Discretizer.from_data(data, n_bins=model.config.vocab_size).to(device)
 

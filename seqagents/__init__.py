@@ -9,6 +9,7 @@ from seqagents.agents import (  # noqa: E402
     CheckpointConfig,
     DecisionTransformerAgent,
     SequenceAgent,
+    TrajectoryTransformerAgent,
     load_agent,
 )
 from seqagents.envs import ensure_headless_gl, make_env  # noqa: E402
@@ -25,6 +26,7 @@ __all__ = [
     "Agent",
     "SequenceAgent",
     "DecisionTransformerAgent",
+    "TrajectoryTransformerAgent",
     "load_agent",
     # evaluation and videos
     "evaluate_policy",

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["TransformerConfig", "SelfAttention", "Block", "Transformer", "KVCache"]
+__all__ = ["TransformerConfig", "SelfAttention", "Block", "Transformer", "KVCache", "KVBuffer"]
 
 _ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -50,6 +50,43 @@ class TransformerConfig:
 KVCache = tuple[torch.Tensor, torch.Tensor]  # keys, values: (B, n_head, T_past, head_dim)
 
 
+class KVBuffer:
+    """Preallocated keys/values of one layer, filled up to ``length``.
+
+    Passed as ``past``, new keys/values are written in place and attention reads the filled part;
+    a ``(k, v)`` tuple instead is concatenated, which copies the whole cache for every decoded
+    token (the dominant cost of TT beam search on CPU). The buffer is modified in place.
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
+        self.keys, self.values = keys, values  # (B, n_head, capacity, head_dim) each
+        self.length = length
+
+    @classmethod
+    def from_cache(cls, cache: KVCache, capacity: int) -> KVBuffer:
+        """Copy a ``(k, v)`` cache into buffers holding up to ``capacity`` tokens."""
+        k, v = cache
+        B, n_head, length, head_dim = k.shape
+        keys = k.new_empty(B, n_head, capacity, head_dim)
+        values = v.new_empty(B, n_head, capacity, head_dim)
+        keys[:, :, :length], values[:, :, :length] = k, v
+        return cls(keys, values, length)
+
+    def select(self, index: torch.Tensor) -> KVBuffer:
+        """A new buffer with the rows ``index`` (e.g. beams kept by a search)."""
+        return KVBuffer(self.keys[index], self.values[index], self.length)
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> KVCache:
+        """Write ``(B, n_head, T, head_dim)`` keys/values; return all filled ones (views)."""
+        end = self.length + k.shape[2]
+        if end > self.keys.shape[2]:
+            raise ValueError(f"KVBuffer holds {self.keys.shape[2]} tokens, {end} needed")
+        self.keys[:, :, self.length : end] = k
+        self.values[:, :, self.length : end] = v
+        self.length = end
+        return self.keys[:, :, :end], self.values[:, :, :end]
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention with a fused qkv projection."""
 
@@ -66,23 +103,27 @@ class SelfAttention(nn.Module):
         x: torch.Tensor,
         attn_mask: torch.Tensor | None = None,
         is_causal: bool = False,
-        past: KVCache | None = None,
-    ) -> tuple[torch.Tensor, KVCache]:
+        past: KVCache | KVBuffer | None = None,
+    ) -> tuple[torch.Tensor, KVCache | KVBuffer]:
         """Attend over ``past`` keys/values followed by ``x``.
 
         Args:
             x: ``(B, T, H)`` new tokens.
             attn_mask: boolean ``(B or 1, 1, T, T_past + T)``, True where a query may attend.
             is_causal: use the causal mask (only valid without ``past`` and ``attn_mask``).
-            past: cached keys/values of earlier tokens.
+            past: cached keys/values of earlier tokens; a :class:`KVBuffer` is appended to in
+                place.
 
         Returns:
-            ``(B, T, H)`` output and the updated cache (past + this call's keys/values).
+            ``(B, T, H)`` output and the updated cache (past + this call's keys/values; the same
+            buffer when ``past`` is a :class:`KVBuffer`).
         """
         B, T, H = x.shape
         q, k, v = self.c_attn(x).split(H, dim=2)  # 3 x (B, T, H)
         q, k, v = (t.view(B, T, self.n_head, H // self.n_head).transpose(1, 2) for t in (q, k, v))
-        if past is not None:  # (B, nh, T_past + T, hd)
+        if isinstance(past, KVBuffer):  # (B, nh, T_past + T, hd) views
+            k, v = past.append(k, v)
+        elif past is not None:  # (B, nh, T_past + T, hd)
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         y = F.scaled_dot_product_attention(
             q,
@@ -93,7 +134,8 @@ class SelfAttention(nn.Module):
             dropout_p=self.attn_pdrop if self.training else 0.0,
         )  # (B, nh, T, hd)
         y = y.transpose(1, 2).reshape(B, T, H)  # (B, T, H)
-        return self.resid_dropout(self.c_proj(y)), (k, v)
+        cache = past if isinstance(past, KVBuffer) else (k, v)
+        return self.resid_dropout(self.c_proj(y)), cache
 
     def attention_weights(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
         """Softmax attention weights ``(B, nh, T, T)`` for analysis (not used at inference)."""
@@ -132,8 +174,8 @@ class Block(nn.Module):
         x: torch.Tensor,
         attn_mask: torch.Tensor | None = None,
         is_causal: bool = False,
-        past: KVCache | None = None,
-    ) -> tuple[torch.Tensor, KVCache]:
+        past: KVCache | KVBuffer | None = None,
+    ) -> tuple[torch.Tensor, KVCache | KVBuffer]:
         a, cache = self.attn(self.ln_1(x), attn_mask, is_causal, past)
         x = x + a
         return x + self.mlp(self.ln_2(x)), cache
@@ -152,8 +194,8 @@ class Transformer(nn.Module):
         x: torch.Tensor,
         attn_mask: torch.Tensor | None = None,
         is_causal: bool = False,
-        past: list[KVCache] | None = None,
-    ) -> tuple[torch.Tensor, list[KVCache]]:
+        past: list[KVCache] | list[KVBuffer] | None = None,
+    ) -> tuple[torch.Tensor, list[KVCache | KVBuffer]]:
         """Run all blocks; returns ``(B, T, H)`` and the per-layer caches."""
         caches = []
         for i, block in enumerate(self.h):

@@ -33,9 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqagents.models.transformer import KVCache, Transformer, TransformerConfig
+from seqagents.models.transformer import KVBuffer, KVCache, Transformer, TransformerConfig
 
-__all__ = ["TTConfig", "TrajectoryTransformer"]
+__all__ = ["TTConfig", "TrajectoryTransformer", "past_length"]
 
 
 @dataclass
@@ -100,6 +100,14 @@ class TTConfig:
         )
 
 
+def past_length(past: list[KVCache] | list[KVBuffer] | None) -> int:
+    """Number of tokens held by per-layer caches (0 for None)."""
+    if not past:
+        return 0
+    first = past[0]
+    return first.length if isinstance(first, KVBuffer) else first[0].shape[2]
+
+
 class _DimensionHeads(nn.Module):
     """One bias-free linear head per transition dimension: ``weight (transition_dim, N + 1, H)``."""
 
@@ -160,16 +168,18 @@ class TrajectoryTransformer(nn.Module):
     def forward(
         self,
         tokens: torch.Tensor,
-        past: list[KVCache] | None = None,
+        past: list[KVCache] | list[KVBuffer] | None = None,
         pad: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, list[KVCache]]:
+    ) -> tuple[torch.Tensor, list[KVCache | KVBuffer]]:
         """Next-token logits for ``tokens``, continuing after ``past`` if given.
 
         Args:
             tokens: ``(B, T)`` long, bin indices in ``[0, N]`` (``N`` = stop token). The first
                 token of the whole sequence (``past`` included) is dimension 0.
             past: per-layer key/value caches from an earlier call (``(B, n_head, T_past,
-                head_dim)`` each); the new tokens take positions ``T_past .. T_past + T - 1``.
+                head_dim)`` each), or :class:`KVBuffer` s made from them (appended to in place,
+                no copy of the cache per call); the new tokens take positions
+                ``T_past .. T_past + T - 1``.
             pad: ``(B,)`` long, number of left-padding tokens at the start of each row of the
                 whole sequence (``past`` included), a multiple of ``transition_dim``. Padding is
                 hidden from attention and row ``b``'s position 0 is its first real token; the
@@ -181,7 +191,7 @@ class TrajectoryTransformer(nn.Module):
         """
         cfg = self.config
         B, T = tokens.shape
-        start = 0 if past is None else past[0][0].shape[2]
+        start = past_length(past)
         end = start + T
         if end > cfg.block_size:
             raise ValueError(

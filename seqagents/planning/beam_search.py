@@ -40,7 +40,7 @@ from typing import Protocol
 
 import torch
 
-from seqagents.models.transformer import KVCache
+from seqagents.models.transformer import KVBuffer, KVCache
 from seqagents.planning.discretizer import Discretizer
 
 __all__ = ["Plan", "TokenModel", "beam_plan"]
@@ -72,9 +72,17 @@ class TokenModel(Protocol):
     def __call__(
         self,
         tokens: torch.Tensor,
-        past: list[KVCache] | None = None,
+        past: list[KVBuffer] | None = None,
         pad: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, list[KVCache]]: ...
+    ) -> tuple[torch.Tensor, list[KVCache] | list[KVBuffer]]:
+        """``(B, T)`` tokens -> ``(B, T, N + 1)`` next-token logits and per-layer caches.
+
+        Without ``past``: a fresh forward returning ``(k, v)`` caches ``(B, ..., T, ...)``
+        (batch first, sequence third), which the planner copies into :class:`KVBuffer` s.
+        With ``past``: continue after the buffers' tokens, appending to them in place.
+        ``pad``: see :meth:`~seqagents.models.tt.TrajectoryTransformer.forward`.
+        """
+        ...
 
 
 @torch.inference_mode()
@@ -308,7 +316,7 @@ class _CachedDecoder(_RecomputeDecoder):
 
     def __init__(self, model: TokenModel, window: int, env_pad: list[int]) -> None:
         super().__init__(model, window, env_pad)
-        self.cache: list[KVCache] | None = None
+        self.cache: list[KVBuffer] | None = None
         self.starts: tuple[int, ...] | None = None  # each env's first visible token
         self.frame = 0  # sequence index of the cache's first token
         self.fed = 0  # sequence index one past the cache's last token
@@ -321,10 +329,10 @@ class _CachedDecoder(_RecomputeDecoder):
             # First call, or the window slid: positions change, so recompute it from scratch.
             self.starts, self.frame = starts, frame
             self.row_pad = self._row_pad(env_pad, tokens.shape[0], tokens.device)
-            logits, self.cache = self.model(tokens[:, frame:length], pad=self.row_pad)
+            logits = self._recompute(tokens[:, frame:length])
         elif length > self.fed:
             new = tokens[:, self.fed : length]  # (R, length - fed)
-            logits, self.cache = self.model(new, past=self.cache, pad=self.row_pad)
+            logits, _ = self.model(new, past=self.cache, pad=self.row_pad)  # appends in place
         else:
             assert self.last is not None
             return self.last
@@ -332,9 +340,35 @@ class _CachedDecoder(_RecomputeDecoder):
         self.last = logits[:, -1]  # (R, V)
         return self.last
 
+    def _recompute(self, window: torch.Tensor) -> torch.Tensor:
+        """Fill the cache from ``(R, W)`` window tokens; return their ``(R, W, V)`` logits.
+
+        The beams of an env usually start with the same tokens (context transitions still in
+        the window, shared ancestors): that common prefix runs once per env, and only the rest
+        once per beam.
+        """
+        n_rows, width = window.shape
+        n_envs = len(self.env_pad)
+        per_env = n_rows // n_envs
+        grouped = window.view(n_envs, per_env, width)  # (E, R / E, W)
+        agrees = (grouped == grouped[:, :1]).all(dim=1).all(dim=0)  # (W,)
+        shared = min(int(agrees.long().cumprod(dim=0).sum()), width - 1)  # keep >= 1 per beam
+        if per_env == 1 or shared == 0:
+            logits, caches = self.model(window, pad=self.row_pad)  # (R, W, V)
+            # Room for the tokens until the next slide; the window never exceeds self.window.
+            self.cache = [KVBuffer.from_cache(cache, self.window) for cache in caches]
+            return logits
+        first = torch.arange(n_envs, device=window.device) * per_env  # (E,) one row per env
+        pad = None if self.row_pad is None else self.row_pad[first]
+        _, caches = self.model(window[first, :shared], pad=pad)  # (E, shared, V)
+        copies = torch.arange(n_envs, device=window.device).repeat_interleave(per_env)  # (R,)
+        self.cache = [KVBuffer.from_cache(cache, self.window).select(copies) for cache in caches]
+        logits, _ = self.model(window[:, shared:], past=self.cache, pad=self.row_pad)
+        return logits  # (R, W - shared, V)
+
     def select(self, index: torch.Tensor) -> None:
         assert self.cache is not None and self.last is not None
-        self.cache = [(k[index], v[index]) for k, v in self.cache]  # (R', nh, S, hd) each
+        self.cache = [buffer.select(index) for buffer in self.cache]  # (R', nh, window, hd)
         self.last = self.last[index]
         if self.row_pad is not None:
             self.row_pad = self.row_pad[index]

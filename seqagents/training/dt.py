@@ -88,6 +88,7 @@ def train_dt(
     normalize_states: bool | None = None,
     resume: bool = False,
     progress_bar: bool = True,
+    download: bool = False,
 ) -> DecisionTransformerAgent:
     """Train a Decision Transformer on an offline dataset and save it as a native checkpoint.
 
@@ -120,6 +121,7 @@ def train_dt(
             states, no for images.
         resume: continue from ``out_dir/trainer_state.pt`` (see :class:`Trainer`).
         progress_bar: show a tqdm bar on stderr.
+        download: fetch a Minari dataset id from the Minari remote if it is not stored locally.
 
     Returns:
         The trained agent (network in eval mode), also saved in ``out_dir/checkpoint``.
@@ -137,18 +139,22 @@ def train_dt(
         ...     terminals=np.zeros(400, bool), episode_starts=np.arange(0, 401, 100),
         ...     observation_space=gym.spaces.Box(-np.inf, np.inf, (3,)),
         ...     action_space=gym.spaces.Box(-1, 1, (1,)))
-        >>> out_dir = tempfile.mkdtemp()
+        >>> run = tempfile.TemporaryDirectory()
         >>> agent = train_dt(data, model_config={"hidden_size": 32, "n_layer": 1,
         ...                                      "context_len": 5},
         ...                  train_config={"steps": 20, "batch_size": 8, "warmup_steps": 5,
-        ...                                "device": "cpu", "out_dir": out_dir},
+        ...                                "device": "cpu", "out_dir": run.name},
         ...                  return_scale=100.0, progress_bar=False)
         >>> agent.spec.training["steps"], agent.target_return
         (20, 100.0)
-        >>> loaded = DecisionTransformerAgent.from_pretrained(f"{out_dir}/checkpoint")
+        >>> loaded = DecisionTransformerAgent.from_pretrained(f"{run.name}/checkpoint")
+        >>> loaded.spec.training["final_loss"] > 0
+        True
+        >>> run.cleanup()
     """
     config = _train_config(train_config)
-    data, spec_env_id, spec_env_kwargs = _load_data(dataset)
+    data, spec_env_id, spec_env_kwargs = _load_data(dataset, download)
+    explicit_env = env_id is not None
     if env_id is None and spec_env_id is not None:
         env_id = spec_env_id
         if env_kwargs is None:
@@ -167,7 +173,8 @@ def train_dt(
     if longest > model.max_ep_len:
         logger.warning(
             "the longest episode has %d steps but max_ep_len=%d: later timesteps share the last "
-            "timestep embedding; raise model_config max_ep_len to avoid it", longest,
+            "timestep embedding; raise model_config max_ep_len to avoid it",
+            longest,
             model.max_ep_len,
         )
 
@@ -175,28 +182,49 @@ def train_dt(
     if env_id is not None:
         from seqagents.envs import make_env
 
-        env = make_env(env_id, **env_kwargs)
-        _check_spaces(data, env, env_id)
+        try:
+            env = make_env(env_id, **env_kwargs)
+        except (gym.error.Error, ImportError) as error:
+            if explicit_env or config.eval_every:
+                raise
+            # Only the dataset's metadata named it and nothing needs it but the space check.
+            logger.warning("cannot make the dataset's env %r (%s); training anyway", env_id, error)
+        if env is not None:
+            _check_spaces(data, env, env_id)
     try:
         device = _resolve_train_device(config.device)
         if normalize_states is None:
             normalize_states = len(data.obs_shape) == 1
-        sampler = WindowSampler(data, model.context_len, return_scale,
-                                normalize_states=normalize_states, device=device)
+        sampler = WindowSampler(
+            data, model.context_len, return_scale, normalize_states=normalize_states, device=device
+        )
         stats = sampler.stats
-        targets = [float(t) for t in target_returns] if target_returns else [
-            float(data.episode_returns().max())]
+        targets = (
+            [float(t) for t in target_returns]
+            if target_returns
+            else [float(data.episode_returns().max())]
+        )
         agent = DecisionTransformerAgent.create(
-            data.observation_space, data.action_space, model, env_id=env_id,
-            env_kwargs=env_kwargs, state_mean=stats.state_mean if normalize_states else None,
-            state_std=stats.state_std if normalize_states else None, return_scale=return_scale,
-            target_return=targets[0], target_returns=targets, device=str(device),
+            data.observation_space,
+            data.action_space,
+            model,
+            env_id=env_id,
+            env_kwargs=env_kwargs,
+            state_mean=stats.state_mean if normalize_states else None,
+            state_std=stats.state_std if normalize_states else None,
+            return_scale=return_scale,
+            target_return=targets[0],
+            target_returns=targets,
+            device=str(device),
             seed=config.seed,
         )
         n_params = sum(p.numel() for p in agent.network.parameters())
         logger.info(
             "training DT (%d parameters) on %s: %d episodes, %d transitions, device %s",
-            n_params, data.dataset_id or "in-memory data", data.n_episodes, data.n_transitions,
+            n_params,
+            data.dataset_id or "in-memory data",
+            data.n_episodes,
+            data.n_transitions,
             device,
         )
 
@@ -206,8 +234,15 @@ def train_dt(
 
         def evaluate(step: int) -> dict[str, Any]:
             assert env is not None and env_id is not None
-            return _evaluate(agent, env, env_id, config.eval_targets or targets,
-                             config.eval_episodes, config.seed, step)
+            return _evaluate(
+                agent,
+                env,
+                env_id,
+                config.eval_targets or targets,
+                config.eval_episodes,
+                config.seed,
+                step,
+            )
 
         checkpoint_dir = Path(config.out_dir) / CHECKPOINT_DIR
 
@@ -216,12 +251,23 @@ def train_dt(
             agent.save_pretrained(checkpoint_dir)
             logger.info("step %d: saved the agent to %s", step, checkpoint_dir)
 
-        trainer = Trainer(agent.network, dt_loss, sample, config,
-                          evaluate=evaluate if env is not None else None, on_checkpoint=save,
-                          progress_bar=progress_bar)
+        trainer = Trainer(
+            agent.network,
+            dt_loss,
+            sample,
+            config,
+            evaluate=evaluate if env is not None else None,
+            on_checkpoint=save,
+            progress_bar=progress_bar,
+        )
         trainer.train(resume=resume)
-        _record_run(agent, data, config, trainer.step,
-                    {"loss": trainer.last_loss, "eval": trainer.last_eval})
+        _record_run(
+            agent,
+            data,
+            config,
+            trainer.step,
+            {"loss": trainer.last_loss, "eval": trainer.last_eval},
+        )
         agent.reset()
         return agent
     finally:
@@ -240,13 +286,17 @@ def _train_config(train_config: TrainConfig | dict[str, Any] | None) -> TrainCon
     raise TypeError(f"train_config must be a TrainConfig or dict, got {type(train_config)}")
 
 
-def _load_data(dataset: str | TrajectoryData) -> tuple[TrajectoryData, str | None, dict]:
+def _load_data(
+    dataset: str | TrajectoryData, download: bool = False
+) -> tuple[TrajectoryData, str | None, dict]:
     """The flat data, plus the env id and kwargs recorded in the Minari metadata (if any)."""
     if isinstance(dataset, TrajectoryData):
         return dataset, None, {}
     if not isinstance(dataset, str):
         raise TypeError(f"dataset must be a Minari id or TrajectoryData, got {type(dataset)}")
-    minari_dataset = load_dataset(dataset)  # FileNotFoundError with instructions if missing
+    minari_dataset = load_dataset(
+        dataset, download=download
+    )  # FileNotFoundError with instructions if missing
     data = to_trajectory_data(minari_dataset)  # ValueError if it holds no transitions
     spec = minari_dataset.env_spec
     if spec is None:
@@ -262,10 +312,8 @@ def _load_data(dataset: str | TrajectoryData) -> tuple[TrajectoryData, str | Non
     return data, spec.id, kwargs
 
 
-def _model_config(model_config: DTConfig | dict[str, Any] | None,
-                  data: TrajectoryData) -> DTConfig:
-    derived = {"state_shape": data.obs_shape, "act_dim": data.act_dim,
-               "discrete": data.is_discrete}
+def _model_config(model_config: DTConfig | dict[str, Any] | None, data: TrajectoryData) -> DTConfig:
+    derived = {"state_shape": data.obs_shape, "act_dim": data.act_dim, "discrete": data.is_discrete}
     if model_config is None:
         return DTConfig(**derived)
     if isinstance(model_config, DTConfig):
@@ -301,8 +349,10 @@ def _same_space(a: gym.Space, b: gym.Space) -> bool:
 
 def _check_spaces(data: TrajectoryData, env: gym.Env, env_id: str) -> None:
     name = f"dataset '{data.dataset_id}'" if data.dataset_id else "the dataset"
-    for what, ours, theirs in (("observation", data.observation_space, env.observation_space),
-                               ("action", data.action_space, env.action_space)):
+    for what, ours, theirs in (
+        ("observation", data.observation_space, env.observation_space),
+        ("action", data.action_space, env.action_space),
+    ):
         if not _same_space(ours, theirs):
             raise ValueError(
                 f"{what} spaces differ: {name} has {_describe(ours)} but env '{env_id}' has "
@@ -310,9 +360,15 @@ def _check_spaces(data: TrajectoryData, env: gym.Env, env_id: str) -> None:
             )
 
 
-def _evaluate(agent: DecisionTransformerAgent, env: gym.Env, env_id: str,
-              targets: Sequence[float], n_episodes: int, seed: int,
-              step: int) -> dict[str, Any]:
+def _evaluate(
+    agent: DecisionTransformerAgent,
+    env: gym.Env,
+    env_id: str,
+    targets: Sequence[float],
+    n_episodes: int,
+    seed: int,
+    step: int,
+) -> dict[str, Any]:
     """One evaluate_policy run per target; the first target's numbers at the top level."""
     from seqagents.evaluation import evaluate_policy  # imported late: optional at import time
     from seqagents.scores import has_normalized_score, normalized_score
@@ -322,8 +378,13 @@ def _evaluate(agent: DecisionTransformerAgent, env: gym.Env, env_id: str,
     try:
         for target in targets:
             returns, lengths = evaluate_policy(
-                agent, env, n_eval_episodes=n_episodes, deterministic=True,
-                return_episode_rewards=True, target_return=target, seed=seed,
+                agent,
+                env,
+                n_eval_episodes=n_episodes,
+                deterministic=True,
+                return_episode_rewards=True,
+                target_return=target,
+                seed=seed,
             )
             result: dict[str, Any] = {
                 "target_return": float(target),
@@ -340,12 +401,22 @@ def _evaluate(agent: DecisionTransformerAgent, env: gym.Env, env_id: str,
             results.append(result)
     finally:
         agent.reset(target_return=default_target)
-    return {"step": step, "env_id": env_id, "deterministic": True, **results[0],
-            "per_target": results}
+    return {
+        "step": step,
+        "env_id": env_id,
+        "deterministic": True,
+        **results[0],
+        "per_target": results,
+    }
 
 
-def _record_run(agent: DecisionTransformerAgent, data: TrajectoryData, config: TrainConfig,
-                step: int, summary: dict[str, Any]) -> None:
+def _record_run(
+    agent: DecisionTransformerAgent,
+    data: TrajectoryData,
+    config: TrainConfig,
+    step: int,
+    summary: dict[str, Any],
+) -> None:
     """Provenance and latest evaluation into the agent's checkpoint config."""
     agent.spec.training = {
         "trainer": "seqagents.training.train_dt",
@@ -354,10 +425,11 @@ def _record_run(agent: DecisionTransformerAgent, data: TrajectoryData, config: T
         "n_transitions": data.n_transitions,
         "steps": step,
         "seed": config.seed,
-        "final_loss": summary.get("loss"),
+        "final_loss": summary.get("loss"),  # mean over the last logging interval
         "loss": "mse" if not agent.model_config.discrete else "cross_entropy",
         "world_size": torch.distributed.get_world_size()
-        if torch.distributed.is_available() and torch.distributed.is_initialized() else 1,
+        if torch.distributed.is_available() and torch.distributed.is_initialized()
+        else 1,
         "train_config": config.to_dict(),
     }
     if summary.get("eval"):

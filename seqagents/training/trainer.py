@@ -59,8 +59,16 @@ STATE_NAME = "trainer_state.pt"
 _STATE_FORMAT = "seqagents-trainer-state"
 _AMP_MODES = ("auto", "bf16", "off")
 # Fields that may differ between a run and its resumption without changing the optimisation.
-_RESUME_FREE = {"steps", "device", "eval_every", "eval_episodes", "eval_targets", "log_every",
-                "checkpoint_every", "out_dir"}
+_RESUME_FREE = {
+    "steps",
+    "device",
+    "eval_every",
+    "eval_episodes",
+    "eval_targets",
+    "log_every",
+    "checkpoint_every",
+    "out_dir",
+}
 
 
 @dataclass
@@ -95,6 +103,10 @@ class TrainConfig:
     out_dir: str | None = None  # run folder (metrics, checkpoint, trainer state); None = no files
 
     def __post_init__(self) -> None:
+        # float() also accepts YAML 1.1's "1e-4", which PyYAML reads as a string (no dot).
+        self.learning_rate = float(self.learning_rate)
+        self.weight_decay = float(self.weight_decay)
+        self.grad_clip = float(self.grad_clip)
         self.betas = (float(self.betas[0]), float(self.betas[1]))
         self.eval_targets = [float(target) for target in self.eval_targets]
         if self.out_dir is not None:
@@ -134,14 +146,16 @@ class TrainConfig:
 
 
 def _resolve_train_device(device: str | torch.device) -> torch.device:
-    """``"auto"``: ``cuda:LOCAL_RANK`` under torch.distributed, ``cuda`` if available, else CPU."""
-    if str(device) != "auto":
-        return torch.device(device)
-    if not torch.cuda.is_available():
-        return torch.device("cpu")
-    if _distributed():
+    """``"auto"``: CUDA if available, else CPU; under torch.distributed CUDA means
+    ``cuda:LOCAL_RANK`` (torchrun sets it), one GPU per process."""
+    device = (
+        torch.device(device)
+        if str(device) != "auto"
+        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    )
+    if device.type == "cuda" and device.index is None and _distributed():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cuda")
+    return device
 
 
 def _distributed() -> bool:
@@ -155,8 +169,10 @@ def _param_groups(network: nn.Module, weight_decay: float) -> list[dict[str, Any
     params = [p for p in network.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
 
 
 class Trainer:
@@ -167,11 +183,12 @@ class Trainer:
     scheduler step. See the module docstring for seeding, resuming and DDP.
 
     Files in ``config.out_dir`` (rank 0): ``metrics.jsonl`` (one JSON record per ``log_every``
-    steps and per evaluation: ``step``, ``loss`` (mean since the previous record), ``lr``,
-    ``grad_norm`` (last step, before clipping), ``samples_per_s`` (training only, all ranks) and
-    ``eval`` when evaluated) and ``trainer_state.pt`` (network, optimizer and scheduler state
-    dicts, step, config; loadable with ``torch.load(weights_only=True)``). ``on_checkpoint`` saves
-    whatever the algorithm saves (e.g. an agent via ``save_pretrained``) at the same moments.
+    steps and per evaluation: ``step``, ``loss`` (mean since the previous record), ``lr`` and
+    ``grad_norm`` (of the latest step, the norm before clipping), ``samples_per_s`` (training time
+    only, all ranks) and ``eval`` when evaluated) and ``trainer_state.pt`` (network, optimizer and
+    scheduler state dicts, step, config; loadable with ``torch.load(weights_only=True)``).
+    ``on_checkpoint`` saves whatever the algorithm saves (e.g. an agent via ``save_pretrained``)
+    at the same moments.
 
     Args:
         network: the model; moved to the config's device.
@@ -231,7 +248,8 @@ class Trainer:
             options = {"static_graph": True, **(ddp_kwargs or {})}
             self.model = DistributedDataParallel(self.network, device_ids=ids, **options)
         self.optimizer = torch.optim.AdamW(
-            _param_groups(self.network, config.weight_decay), lr=config.learning_rate,
+            _param_groups(self.network, config.weight_decay),
+            lr=config.learning_rate,
             betas=config.betas,
         )
         warmup = config.warmup_steps
@@ -244,6 +262,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []  # the metrics.jsonl records of this run
         self.last_loss: float | None = None  # mean loss of the latest record
         self.last_eval: dict[str, Any] | None = None  # latest evaluate() result
+        self._lr = config.learning_rate  # learning rate of the latest step
 
     # ------------------------------------------------------------------ one step
     def step_rng(self, step: int) -> np.random.Generator:
@@ -253,8 +272,9 @@ class Trainer:
         # The default generators directly: torch.manual_seed visits every backend (~0.3 ms).
         torch.default_generator.manual_seed(seed)
         if self.device.type == "cuda":
-            index = self.device.index if self.device.index is not None else (
-                torch.cuda.current_device())
+            index = self.device.index
+            if index is None:
+                index = torch.cuda.current_device()
             torch.cuda.default_generators[index].manual_seed(seed)
         return np.random.default_rng(numpy_seq)
 
@@ -269,6 +289,7 @@ class Trainer:
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         # With grad_clip = 0 an infinite max norm only measures the norm.
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip or math.inf)
+        self._lr = self.optimizer.param_groups[0]["lr"]  # the lr this step used
         self.optimizer.step()
         self.scheduler.step()
         return loss.detach(), grad_norm.detach()
@@ -288,6 +309,12 @@ class Trainer:
         if resume:
             self._load_state()
         elif self.is_main and self.out_dir is not None:
+            if (self.out_dir / STATE_NAME).is_file():
+                logger.warning(
+                    "%s holds a previous run; starting a new one that overwrites it (pass "
+                    "resume=True to continue it instead)",
+                    self.out_dir,
+                )
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / METRICS_NAME).write_text("")  # a fresh run starts a fresh log
         if self.step >= config.steps:
@@ -295,9 +322,15 @@ class Trainer:
             return self.history
 
         self.network.train()
-        bar = tqdm(total=config.steps, initial=self.step, desc="train", unit="step",
-                   file=sys.stderr, dynamic_ncols=True,
-                   disable=not (self.progress_bar and self.is_main))
+        bar = tqdm(
+            total=config.steps,
+            initial=self.step,
+            desc="train",
+            unit="step",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            disable=not (self.progress_bar and self.is_main),
+        )
         loss_sum = torch.zeros((), device=self.device)  # summed on device: no sync per step
         n_summed, timer, grad_norm = 0, time.perf_counter(), torch.zeros(())
         try:
@@ -333,8 +366,9 @@ class Trainer:
             self.network.eval()
         return self.history
 
-    def _record(self, mean_loss: torch.Tensor, grad_norm: torch.Tensor, n_steps: int,
-                elapsed: float) -> dict[str, Any]:
+    def _record(
+        self, mean_loss: torch.Tensor, grad_norm: torch.Tensor, n_steps: int, elapsed: float
+    ) -> dict[str, Any]:
         loss = float(mean_loss)  # the one host sync per record
         if not math.isfinite(loss):
             raise FloatingPointError(
@@ -343,8 +377,13 @@ class Trainer:
             )
         self.last_loss = loss
         samples = n_steps * self.config.batch_size * self.world_size
-        return {"step": self.step, "loss": loss, "lr": self.scheduler.get_last_lr()[0],
-                "grad_norm": float(grad_norm), "samples_per_s": samples / max(elapsed, 1e-9)}
+        return {
+            "step": self.step,
+            "loss": loss,
+            "lr": self._lr,
+            "grad_norm": float(grad_norm),
+            "samples_per_s": samples / max(elapsed, 1e-9),
+        }
 
     def _evaluate(self) -> dict[str, Any] | None:
         if self.evaluate is None:
@@ -391,13 +430,13 @@ class Trainer:
             raise ValueError("not a seqagents trainer state (missing format marker)")
         saved = json.loads(state["config"])
         current = self.config.to_dict()
-        changed = sorted(k for k in current if k not in _RESUME_FREE
-                         and saved.get(k) != current[k])
+        changed = sorted(k for k in current if k not in _RESUME_FREE and saved.get(k) != current[k])
         if changed:
             logger.warning(
                 "resuming with different settings than the saved run: %s (saved %s); the "
                 "result will differ from an uninterrupted run",
-                {k: current[k] for k in changed}, {k: saved.get(k) for k in changed},
+                {k: current[k] for k in changed},
+                {k: saved.get(k) for k in changed},
             )
         try:
             self.network.load_state_dict(state["network"])

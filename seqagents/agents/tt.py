@@ -1,0 +1,375 @@
+"""Trajectory Transformer agent: a TT world model + beam-search planning inside ``predict``."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from seqagents import __version__
+from seqagents.agents.base import CheckpointConfig, SequenceAgent, _Files, load_weights
+from seqagents.agents.base import serialize_space as _serialize_space
+from seqagents.context import RollingContext
+from seqagents.errors import CheckpointError
+from seqagents.models.tt import TrajectoryTransformer, TTConfig
+from seqagents.planning import Discretizer, beam_plan, trajectory_transitions
+
+__all__ = ["PlannerConfig", "TrajectoryTransformerAgent"]
+
+logger = logging.getLogger(__name__)
+
+_DISCRETIZER_PREFIX = "discretizer."
+
+
+@dataclass
+class PlannerConfig:
+    """Beam-search settings (defaults: TT paper / original ``config/offline.py``)."""
+
+    horizon: int = 15  # planned transitions (halfcheetah medium: 5)
+    beam_width: int = 128  # beams kept (halfcheetah medium: 32)
+    n_expand: int = 2  # copies of each beam before sampling actions
+    cdf_obs: float | None = None  # top-p style filtering of observation tokens
+    cdf_act: float | None = 0.6  # top-p style filtering of action tokens (paper: 0.6)
+    k_obs: int | None = 1  # greedy observation tokens
+    k_act: int | None = None
+    k_rew: int | None = 1  # greedy reward/value tokens
+    discount: float = 0.99  # discount of the search score
+    max_context_transitions: int = 5  # earlier transitions the model conditions on
+    seed: int = 0  # planner randomness: env i of a batch uses seed + i, reset per episode
+
+    def __post_init__(self) -> None:
+        for name in ("horizon", "beam_width", "n_expand"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"planner {name}={value!r} must be an integer >= 1")
+        if not isinstance(self.max_context_transitions, int) or self.max_context_transitions < 2:
+            raise ValueError(
+                f"planner max_context_transitions={self.max_context_transitions!r} must be >= 2 "
+                "(the model sees max_context_transitions * transition_dim - 1 tokens)"
+            )
+        if not 0.0 <= self.discount <= 1.0:
+            raise ValueError(f"planner discount={self.discount} must be in [0, 1]")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PlannerConfig:
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TypeError(
+                f"unknown planner settings {sorted(unknown)}; expected some of "
+                f"{sorted(f.name for f in fields(cls))}"
+            )
+        return cls(**data)
+
+
+# Per-dataset planner overrides of the original (config/offline.py `overrides`).
+_PLANNER_OVERRIDES = {
+    ("halfcheetah", "medium"): {"horizon": 5, "beam_width": 32},
+    ("halfcheetah", "medium-replay"): {"horizon": 5, "beam_width": 32},
+}
+_ENV_IDS = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5"}
+
+
+class TrajectoryTransformerAgent(SequenceAgent):
+    """Plans with beam search over a discretized trajectory model (Janner et al. 2021).
+
+    At step t the agent completes the previous transition with ``r_{t-1}`` (the value token of
+    past transitions is hidden from attention, so a placeholder is stored), conditions on the
+    last ``max_context_transitions`` transitions plus the tokens of ``s_t``, plans ``horizon``
+    transitions and returns the first planned action (replanning every step, as the paper).
+    Planning samples action tokens from a seeded generator per env, so a seed fixes the plans;
+    ``deterministic`` does not change TT's planner.
+
+    Example:
+        >>> import gymnasium as gym, numpy as np
+        >>> env = gym.make("Pendulum-v1")
+        >>> rows = np.random.default_rng(0).normal(size=(500, 3 + 1 + 2))
+        >>> agent = TrajectoryTransformerAgent.create(
+        ...     env.observation_space, env.action_space, rows, n_bins=10, n_layer=1,
+        ...     n_embd=16, n_head=1, planner={"horizon": 2, "beam_width": 4}, device="cpu")
+        >>> obs, _ = env.reset(seed=0)
+        >>> action, _ = agent.predict(obs)
+        >>> action.shape
+        (1,)
+    """
+
+    algorithm = "tt"
+
+    def __init__(
+        self,
+        network: TrajectoryTransformer,
+        discretizer: Discretizer,
+        spec: CheckpointConfig,
+        device: str = "auto",
+    ) -> None:
+        super().__init__(network, spec, device)
+        self.model_config: TTConfig = network.config
+        self.discretizer = discretizer.to(self.device)
+        self.planner = PlannerConfig.from_dict(spec.inference.get("planner", {}))
+        cfg = self.model_config
+        n_act = int(np.prod(self.action_space.shape or (1,)))
+        obs_dim = int(np.prod(self.observation_space.shape or (1,)))
+        if (
+            not isinstance(self.action_space, gym.spaces.Box)
+            or n_act != cfg.action_dim
+            or (obs_dim != cfg.observation_dim)
+        ):
+            raise CheckpointError(
+                f"the TT network has observation_dim={cfg.observation_dim}, action_dim="
+                f"{cfg.action_dim} (continuous) but the checkpoint's spaces are "
+                f"{self.observation_space} and {self.action_space}"
+            )
+        if discretizer.n_columns != cfg.transition_dim or discretizer.n_bins != cfg.vocab_size:
+            raise CheckpointError(
+                f"discretizer has {discretizer.n_columns} columns x {discretizer.n_bins} bins, "
+                f"the network needs {cfg.transition_dim} x {cfg.vocab_size}"
+            )
+        self._ctx: RollingContext | None = None
+        self._generators: list[torch.Generator] = []
+        self._last_obs = torch.zeros(0)
+        self._last_action = torch.zeros(0)
+        self.last_plan = None  # the most recent Plan (for analysis)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def create(
+        cls,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        transitions: np.ndarray,
+        *,
+        n_bins: int = 100,
+        discretizer_kind: str = "quantile",
+        env_id: str | None = None,
+        env_kwargs: dict | None = None,
+        planner: dict | None = None,
+        device: str = "auto",
+        seed: int | None = None,
+        **model_kwargs: Any,
+    ) -> TrajectoryTransformerAgent:
+        """A new, randomly initialised agent whose discretizer is built from ``transitions``
+        (rows ``(obs, action, reward, value)``, e.g. from ``trajectory_transitions``)."""
+        obs_dim = int(np.prod(observation_space.shape))
+        act_dim = int(np.prod(action_space.shape))
+        config = TTConfig(
+            vocab_size=n_bins,
+            observation_dim=obs_dim,
+            action_dim=act_dim,
+            transition_dim=obs_dim + act_dim + 2,
+            **model_kwargs,
+        )
+        if seed is not None:
+            torch.manual_seed(seed)
+        discretizer = Discretizer.from_data(transitions, n_bins=n_bins, kind=discretizer_kind)
+        spec = CheckpointConfig(
+            algorithm=cls.algorithm,
+            model=config.to_dict(),
+            observation_space=_serialize_space(observation_space),
+            action_space=_serialize_space(action_space),
+            env_id=env_id,
+            env_kwargs=dict(env_kwargs or {}),
+            preprocessing={"discretizer": discretizer_kind, "n_bins": n_bins},
+            inference={"planner": asdict(PlannerConfig.from_dict(planner or {}))},
+            library_version=__version__,
+        )
+        return cls(TrajectoryTransformer(config), discretizer, spec, device)
+
+    @classmethod
+    def _from_config(
+        cls, config: dict, files: _Files, device: str, overrides: dict
+    ) -> TrajectoryTransformerAgent:
+        spec = CheckpointConfig.from_dict(config)
+        network = TrajectoryTransformer(TTConfig.from_dict(spec.model))
+        state = files.load_safetensors()
+        disc_state = {
+            k[len(_DISCRETIZER_PREFIX) :]: v
+            for k, v in state.items()
+            if k.startswith(_DISCRETIZER_PREFIX)
+        }
+        if not disc_state:
+            raise CheckpointError(f"{files.model_id}: model.safetensors holds no discretizer")
+        load_weights(
+            network,
+            {k: v for k, v in state.items() if not k.startswith(_DISCRETIZER_PREFIX)},
+            files.model_id,
+        )
+        return cls._with_overrides(
+            network, Discretizer.from_state_dict(disc_state), spec, device, overrides
+        )
+
+    @classmethod
+    def _from_foreign(
+        cls, config: dict, files: _Files, device: str, overrides: dict
+    ) -> TrajectoryTransformerAgent:
+        """transformers ``trajectory_transformer`` checkpoint (e.g. the CarlCochet repos).
+
+        Their discretizer is not stored: it is rebuilt from ``dataset=`` (a Minari id or a D4RL
+        hdf5 file) or read from ``discretizer=`` (a safetensors file holding ``thresholds``).
+        """
+        from seqagents.checkpoints.tt_convert import convert_trajectory_transformer_state_dict
+
+        dataset = overrides.pop("dataset", None)
+        thresholds_file = overrides.pop("discretizer", None)
+        try:
+            model_config, state = convert_trajectory_transformer_state_dict(
+                files.load_torch_bin(), config
+            )
+        except ValueError as e:
+            raise CheckpointError(f"{files.model_id}: {e}") from e
+        if dataset is None and thresholds_file is None:
+            raise CheckpointError(
+                f"{files.model_id}: transformers Trajectory Transformer checkpoints do not store "
+                "their discretizer; rebuild it from the training data with dataset=... (a Minari "
+                "id such as 'mujoco/halfcheetah/medium-v0' or the path of a D4RL .hdf5 file) or "
+                "pass discretizer='thresholds.safetensors'"
+            )
+        if thresholds_file is not None:
+            from safetensors.torch import load_file
+
+            discretizer = Discretizer(load_file(str(thresholds_file))["thresholds"].float())
+        else:
+            discretizer = Discretizer.from_data(
+                _dataset_transitions(dataset, model_config), n_bins=model_config.vocab_size
+            )
+        match = re.search(
+            r"trajectory-transformer-(halfcheetah|hopper|walker2d)-(.+?)-v2", files.model_id
+        )
+        env_id = overrides.pop("env_id", _ENV_IDS[match.group(1)] if match else None)
+        planner = dict(_PLANNER_OVERRIDES.get(match.groups(), {}) if match else {})
+        obs_space = gym.spaces.Box(-np.inf, np.inf, (model_config.observation_dim,), np.float64)
+        act_space = gym.spaces.Box(-1.0, 1.0, (model_config.action_dim,), np.float32)
+        spec = CheckpointConfig(
+            algorithm=cls.algorithm,
+            model=model_config.to_dict(),
+            observation_space=_serialize_space(obs_space),
+            action_space=_serialize_space(act_space),
+            env_id=env_id,
+            preprocessing={
+                "discretizer": "quantile",
+                "n_bins": model_config.vocab_size,
+                "discretizer_source": str(dataset or thresholds_file),
+            },
+            inference={"planner": asdict(PlannerConfig.from_dict(planner))},
+            training={"converted_from": files.model_id, "format": "transformers"},
+            library_version=__version__,
+        )
+        network = TrajectoryTransformer(model_config)
+        load_weights(network, state, files.model_id)
+        return cls._with_overrides(network, discretizer, spec, device, overrides)
+
+    @classmethod
+    def _with_overrides(
+        cls,
+        network: TrajectoryTransformer,
+        discretizer: Discretizer,
+        spec: CheckpointConfig,
+        device: str,
+        overrides: dict,
+    ) -> TrajectoryTransformerAgent:
+        overrides = dict(overrides)
+        if "env_id" in overrides:
+            spec.env_id = overrides.pop("env_id")
+        planner = {**spec.inference.get("planner", {}), **overrides}
+        spec.inference["planner"] = asdict(PlannerConfig.from_dict(planner))
+        return cls(network, discretizer, spec, device)
+
+    def _state_dict_to_save(self) -> dict[str, torch.Tensor]:
+        state = dict(self.network.state_dict())
+        for key, value in self.discretizer.to_state_dict().items():
+            state[_DISCRETIZER_PREFIX + key] = value
+        return state
+
+    # ------------------------------------------------------------------ acting
+    def _allocate(self, n_envs: int) -> None:
+        super()._allocate(n_envs)
+        cfg = self.model_config
+        self._ctx = RollingContext(
+            n_envs,
+            self.planner.max_context_transitions,
+            {"tokens": ((cfg.transition_dim,), torch.long)},
+            self.device,
+        )
+        self._generators = [torch.Generator(self.device) for _ in range(n_envs)]
+        self._last_obs = torch.zeros(n_envs, cfg.observation_dim, device=self.device)
+        self._last_action = torch.zeros(n_envs, cfg.action_dim, device=self.device)
+
+    def _step(
+        self, obs: torch.Tensor, rewards: torch.Tensor, starts: np.ndarray, deterministic: bool
+    ) -> torch.Tensor:
+        cfg, ctx, p = self.model_config, self._ctx, self.planner
+        assert ctx is not None
+        obs = obs.reshape(len(obs), -1).float()  # (n, O)
+        # Time-index convention: at step t the agent receives s_t and r_{t-1}; the transition
+        # (s_{t-1}, a_{t-1}, r_{t-1}, V placeholder) is completed and appended to the context
+        # (value tokens are hidden from attention, as in the original update_context).
+        value = torch.zeros_like(rewards)
+        row = torch.cat(
+            [self._last_obs, self._last_action, rewards[:, None], value[:, None]], dim=1
+        )  # (n, transition_dim)
+        ctx.push(tokens=self.discretizer.discretize(row))
+        if starts.any():
+            ctx.clear(torch.as_tensor(starts, device=self.device))
+            for i in np.flatnonzero(starts):
+                self._generators[i].manual_seed(p.seed + int(i))
+        obs_tokens = self.discretizer.discretize(obs)  # (n, O)
+        mask = ctx.mask.cpu().numpy()  # (n, K_ctx)
+        past = ctx["tokens"]  # (n, K_ctx, transition_dim)
+        contexts = [
+            torch.cat(
+                [past[i][torch.as_tensor(mask[i], device=self.device)].reshape(-1), obs_tokens[i]]
+            )
+            for i in range(len(obs))
+        ]  # each (k*D + O,)
+        plan = beam_plan(
+            self.network,
+            self.discretizer,
+            contexts,
+            horizon=p.horizon,
+            beam_width=p.beam_width,
+            n_expand=p.n_expand,
+            cdf_obs=p.cdf_obs,
+            cdf_act=p.cdf_act,
+            k_obs=p.k_obs,
+            k_act=p.k_act,
+            k_rew=p.k_rew,
+            discount=p.discount,
+            max_context_transitions=p.max_context_transitions or None,
+            generator=self._generators,
+        )
+        self.last_plan = plan
+        action = plan.action.reshape(len(obs), cfg.action_dim)  # (n, A)
+        self._last_obs, self._last_action = obs, action
+        return action.reshape(-1, *self.action_space.shape)
+
+
+def _dataset_transitions(dataset: str | Path, config: TTConfig) -> np.ndarray:
+    """(obs, action, reward, value) rows of a Minari dataset id or a D4RL hdf5 file."""
+    path = Path(str(dataset))
+    if path.suffix in (".hdf5", ".h5"):
+        if not path.exists():
+            raise CheckpointError(f"D4RL dataset file {path} does not exist")
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            obs, act = np.asarray(f["observations"]), np.asarray(f["actions"])
+            rew, term = np.asarray(f["rewards"]), np.asarray(f["terminals"], bool)
+            timeouts = np.asarray(f["timeouts"], bool) if "timeouts" in f else np.zeros_like(term)
+        ends = np.flatnonzero(term | timeouts) + 1
+        offsets = np.unique(np.concatenate([[0], ends, [len(rew)]]))
+    else:
+        from seqagents.data import load_trajectories
+
+        data = load_trajectories(str(dataset))
+        obs, act, rew = data.observations, data.actions, data.rewards
+        term, offsets = data.terminals, data.episode_starts
+    if obs.shape[1] != config.observation_dim or act.shape[1] != config.action_dim:
+        raise CheckpointError(
+            f"dataset {dataset} has observation/action dims {obs.shape[1]}/{act.shape[1]}, "
+            f"the checkpoint needs {config.observation_dim}/{config.action_dim}"
+        )
+    return trajectory_transitions(obs, act, rew, term, offsets)
