@@ -10,7 +10,6 @@ import contextlib
 import logging
 import os
 import re
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path

@@ -50,9 +50,9 @@ def test_evaluate_prints_a_table_and_json(checkpoint):
     out = run("evaluate", str(checkpoint), "--episodes", "3", "--n-envs", "2", "--no-progress")
     assert out.returncode == 0, out.stderr
     assert "mean ± std" in out.stdout and "target return: -200.0" in out.stdout
-    assert (
-        len([l for l in out.stdout.splitlines() if l.strip().startswith(("1 ", "2 ", "3 "))]) == 3
-    )
+    lines = out.stdout.splitlines()
+    rows = [line for line in lines if line.strip()[:2] in ("1 ", "2 ", "3 ")]
+    assert len(rows) == 3
     js = run(
         "evaluate",
         str(checkpoint),

@@ -106,7 +106,7 @@ def hf_reference_action(model, states, actions, rewards, rtg, timesteps, mean, s
 
 def test_hub_checkpoint_matches_transformers(hf_dt_repo):
     agent = DecisionTransformerAgent.from_pretrained(REPO, target_return=6000, device="cpu")
-    stats = json.loads((agent.spec.preprocessing and json.dumps(agent.spec.preprocessing)))
+    stats = json.loads(agent.spec.preprocessing and json.dumps(agent.spec.preprocessing))
     mean, std = torch.tensor(stats["state_mean"]), torch.tensor(stats["state_std"])
     assert agent.env_id == "HalfCheetah-v5" and agent.return_scale == 1000.0
     env = gym.make("HalfCheetah-v5")

@@ -17,6 +17,6 @@ def load_agent(repo_id_or_path: str | Path, **kwargs: Any) -> SequenceAgent:
     """Load any seqagents checkpoint (or supported foreign one), whatever its algorithm.
 
     Example:
-        >>> agent = load_agent("edbeeching/decision-transformer-gym-hopper-medium")  # doctest: +SKIP
+        >>> agent = load_agent("some/checkpoint-repo")  # doctest: +SKIP
     """
     return SequenceAgent.from_pretrained(repo_id_or_path, **kwargs)

@@ -21,9 +21,10 @@ transitions the model therefore sees 4 whole transitions plus the current, parti
 
 Speed: the original recomputes the whole window for every sampled token. Here the window is
 computed once per env and its key/value cache copied to the beams; each later token is one
-incremental step over the cache, which follows the beams through expansion and selection. Only
-when the window slides (once per planned transition, when it starts a new ``s^0``) are the
-positions re-based and the window recomputed. ``_beam_plan_reference`` is the recomputing
+incremental step over a preallocated cache (:class:`~seqagents.models.transformer.KVBuffer`),
+which follows the beams through expansion and selection. Only when the window slides (once per
+planned transition, when it starts a new ``s^0``) are the positions re-based and the window
+recomputed, its beams' common prefix once per env. ``_beam_plan_reference`` is the recomputing
 version; with the same random draws it returns the same plan (tests, ``benchmarks/tt_planning.py``).
 
 Randomness: tokens are drawn by inverse-CDF sampling from ``torch.rand`` on the given
@@ -36,7 +37,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -169,14 +170,14 @@ def _beam_plan_reference(
     model: TokenModel,
     discretizer: Discretizer,
     context_tokens: torch.Tensor | Sequence[torch.Tensor],
-    **settings: object,
+    **settings: Any,
 ) -> Plan:
     """:func:`beam_plan` recomputing the whole window for every token, as the original does.
 
     Same arguments and random draws as :func:`beam_plan`, hence the same plan up to float
     rounding; for tests and ``benchmarks/tt_planning.py``.
     """
-    return _plan(_RecomputeDecoder, model, discretizer, context_tokens, **settings)  # type: ignore[arg-type]
+    return _plan(_RecomputeDecoder, model, discretizer, context_tokens, **settings)
 
 
 # ------------------------------------------------------------------------------------------------
