@@ -294,12 +294,10 @@ def cmd_collect(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from seqagents.training import train_dt
+    from seqagents.training import train_dt, train_tt
     from seqagents.zoo import get_entry, zoo_dir
 
     entry = get_entry(args.entry)
-    if entry.algo != "dt":
-        raise _UserError(f"training {entry.algo!r} entries is not available from the CLI yet")
     training = dict(entry.training)
     for key in (
         "steps",
@@ -312,20 +310,29 @@ def cmd_train(args: argparse.Namespace) -> None:
     ):
         if getattr(args, key) is not None:
             training[key] = getattr(args, key)
-    training["eval_targets"] = list(entry.evaluation.target_returns)
-    training["eval_episodes"] = args.eval_episodes
     out = Path(args.out or f"runs/{entry.algo}-{entry.name}")
     training["out_dir"] = str(out)
-    agent = train_dt(
-        args.dataset or entry.dataset.id,
+    dataset = args.dataset or entry.dataset.id
+    common = dict(
         env_id=entry.env_id,
         model_config=dict(entry.model),
         train_config=training,
-        return_scale=entry.return_scale,
-        target_returns=list(entry.evaluation.target_returns),
         resume=args.resume,
         progress_bar=not args.no_progress,
     )
+    if entry.algo == "dt":
+        training["eval_targets"] = list(entry.evaluation.target_returns)
+        training["eval_episodes"] = args.eval_episodes
+        agent = train_dt(
+            dataset,
+            return_scale=entry.return_scale,
+            target_returns=list(entry.evaluation.target_returns),
+            **common,
+        )
+    elif entry.algo == "tt":
+        agent = train_tt(dataset, planner=entry.inference.get("planner"), **common)
+    else:
+        raise _UserError(f"training {entry.algo!r} entries is not available yet")
     if args.install:
         target = zoo_dir() / (entry.checkpoint.path or f"checkpoints/{entry.algo}-{entry.name}")
         agent.save_pretrained(target)

@@ -195,3 +195,50 @@ def test_foreign_checkpoint_from_hub_cache_with_mismatched_dataset(hf_tt_folder)
         TrajectoryTransformerAgent.from_pretrained(
             "CarlCochet/trajectory-transformer-halfcheetah-medium-v2", dataset="nope.hdf5"
         )
+
+
+def test_training_lowers_the_loss_and_writes_a_loadable_checkpoint(tmp_path):
+    import json as _json
+
+    from seqagents.data import TrajectoryData
+    from seqagents.training import train_tt
+
+    rng = np.random.default_rng(0)
+    n = 1200
+    obs = rng.uniform(-1, 1, size=(n, 3)).astype(np.float32)
+    actions = np.tanh(obs[:, :1] * 2).astype(np.float32)  # a learnable action column
+    data = TrajectoryData(
+        observations=obs,
+        actions=actions,
+        rewards=obs[:, 0],
+        terminals=np.zeros(n, bool),
+        episode_starts=np.arange(0, n + 1, 100),
+        observation_space=gym.spaces.Box(-np.inf, np.inf, (3,), np.float32),
+        action_space=gym.spaces.Box(-1, 1, (1,), np.float32),
+        dataset_id="synthetic",
+    )
+    agent = train_tt(
+        data,
+        env_id="Pendulum-v1",
+        model_config={"n_layer": 1, "n_head": 2, "n_embd": 32, "dropout": 0.0},
+        train_config={
+            "steps": 150,
+            "batch_size": 32,
+            "warmup_steps": 10,
+            "log_every": 10,
+            "device": "cpu",
+            "out_dir": str(tmp_path / "run"),
+        },
+        planner=PLANNER,
+        n_bins=10,
+        sequence_transitions=4,
+        progress_bar=False,
+    )
+    records = [
+        _json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    losses = [r["loss"] for r in records if r.get("loss") is not None]
+    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
+    loaded = load_agent(tmp_path / "run" / "checkpoint")
+    assert loaded.spec.training["steps"] == 150 and loaded.planner.horizon == 2
+    np.testing.assert_array_equal(rollout(loaded, 3), rollout(agent, 3))

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from seqagents.checkpoints.tt_convert import convert_trajectory_transformer_state_dict
-from seqagents.models.tt import TrajectoryTransformer, TTConfig
+from seqagents.models.transformer import KVBuffer
+from seqagents.models.tt import TrajectoryTransformer, TTConfig, past_length
 
 SMALL = dict(
     vocab_size=10,
@@ -42,18 +43,21 @@ def test_config_validates_transition_dim() -> None:
         TTConfig.from_dict({"n_layers": 3})
 
 
-def test_kv_cached_decoding_matches_full_recompute() -> None:
+@pytest.mark.parametrize("buffered", [False, True], ids=["tuple-cache", "KVBuffer"])
+def test_kv_cached_decoding_matches_full_recompute(buffered: bool) -> None:
     model = _model()
     tokens = _tokens(model, 3, 34)
     with torch.no_grad():
         full, _ = model(tokens)  # (3, 34, N + 1)
         logits, past = model(tokens[:, :9])
+        if buffered:
+            past = [KVBuffer.from_cache(cache, capacity=34) for cache in past]
         chunks = [logits]
         for start, end in [(9, 10), (10, 17), *((i, i + 1) for i in range(17, 34))]:
             logits, past = model(tokens[:, start:end], past=past)
             chunks.append(logits)
     torch.testing.assert_close(torch.cat(chunks, dim=1), full, atol=1e-5, rtol=0)
-    assert past[0][0].shape[2] == 34
+    assert past_length(past) == 34
 
 
 def test_left_padding_matches_unpadded_rows() -> None:

@@ -29,4 +29,8 @@ __all__ = [
     # algorithms
     "dt_loss",
     "train_dt",
+    "tt_loss",
+    "train_tt",
 ]
+
+from seqagents.training.tt import tt_loss, train_tt  # noqa: E402  (imports dt helpers)
