@@ -33,4 +33,4 @@ __all__ = [
     "train_tt",
 ]
 
-from seqagents.training.tt import tt_loss, train_tt  # noqa: E402  (imports dt helpers)
+from seqagents.training.tt import train_tt, tt_loss  # noqa: E402  (imports dt helpers)
