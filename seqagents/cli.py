@@ -318,9 +318,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     out = Path(args.out or f"runs/{entry.algo}-{entry.name}")
     training["out_dir"] = str(out)
     dataset = args.dataset or entry.dataset.id
+    model = {**entry.model, **json.loads(args.model or "{}")}
     common = dict(
         env_id=entry.env_id,
-        model_config=dict(entry.model),
+        model_config=model,
         train_config=training,
         resume=args.resume,
         progress_bar=not args.no_progress,
@@ -471,6 +472,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.add_argument("--eval-every", type=int)
     p.add_argument("--eval-episodes", type=int, default=5)
+    p.add_argument("--checkpoint-every", type=int, help="save every N steps (default 10000)")
+    p.add_argument(
+        "--model", metavar="JSON", help="model config overrides, e.g. '{\"n_layer\": 2}'"
+    )
     p.add_argument("--out", help="run folder (default runs/<algo>-<entry>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument(

@@ -199,3 +199,17 @@ def test_converter_accepts_prefix_and_names_bad_keys() -> None:
         convert_trajectory_transformer_state_dict(
             reference.state_dict(), {**config_dict, "model_type": "gpt2"}
         )
+
+
+def test_kv_buffer_capacity_and_select() -> None:
+    model = _model()
+    tokens = _tokens(model, 2, 12)
+    with torch.no_grad():
+        _, caches = model(tokens[:, :10])
+        buffers = [KVBuffer.from_cache(cache, capacity=11) for cache in caches]
+        swapped = [buffer.select(torch.tensor([1, 0])) for buffer in buffers]
+        expected, _ = model(tokens[[1, 0], :11])
+        logits, _ = model(tokens[[1, 0], 10:11], past=swapped)
+        torch.testing.assert_close(logits[:, 0], expected[:, 10], atol=1e-5, rtol=0)
+        with pytest.raises(ValueError, match="KVBuffer holds 11 tokens, 12 needed"):
+            model(tokens[:, 10:12], past=buffers)

@@ -9,6 +9,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+import seqagents.envs
 import seqagents.video
 from seqagents.video import ensure_headless_gl, record_video
 from tests._toy import RewardAgent, ToyEnv, check_feeding
@@ -96,7 +97,7 @@ def test_missing_moviepy_names_the_extra(tmp_path, monkeypatch):
 
 
 def test_ensure_headless_gl(monkeypatch):
-    monkeypatch.setattr(seqagents.video.sys, "platform", "linux")
+    monkeypatch.setattr(seqagents.envs.sys, "platform", "linux")
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.delenv("MUJOCO_GL", raising=False)

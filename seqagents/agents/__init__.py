@@ -9,8 +9,14 @@ from seqagents.agents.base import Agent, CheckpointConfig, SequenceAgent
 from seqagents.agents.dt import DecisionTransformerAgent
 from seqagents.agents.tt import TrajectoryTransformerAgent
 
-__all__ = ["Agent", "CheckpointConfig", "SequenceAgent", "DecisionTransformerAgent",
-           "TrajectoryTransformerAgent", "load_agent"]
+__all__ = [
+    "Agent",
+    "CheckpointConfig",
+    "SequenceAgent",
+    "DecisionTransformerAgent",
+    "TrajectoryTransformerAgent",
+    "load_agent",
+]
 
 
 def load_agent(repo_id_or_path: str | Path, **kwargs: Any) -> SequenceAgent:

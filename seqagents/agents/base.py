@@ -92,6 +92,34 @@ class CheckpointConfig:
         return deserialize_space(self.observation_space), deserialize_space(self.action_space)
 
 
+def converted_spec(
+    algorithm: str,
+    model: dict,
+    obs_dim: int,
+    act_dim: int,
+    env_id: str | None,
+    source: str,
+    *,
+    preprocessing: dict,
+    inference: dict,
+) -> CheckpointConfig:
+    """The config of a converted transformers checkpoint: flat MuJoCo-style Box spaces (actions
+    in [-1, 1]), the given sections, and ``source`` recorded as provenance."""
+    from seqagents import __version__
+
+    return CheckpointConfig(
+        algorithm=algorithm,
+        model=model,
+        observation_space=serialize_space(gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float64)),
+        action_space=serialize_space(gym.spaces.Box(-1.0, 1.0, (act_dim,), np.float32)),
+        env_id=env_id,
+        preprocessing=preprocessing,
+        inference=inference,
+        training={"converted_from": source, "format": "transformers"},
+        library_version=__version__,
+    )
+
+
 def serialize_space(space: gym.Space) -> dict:
     from minari.serialization import serialize_space as _serialize
 

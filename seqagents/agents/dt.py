@@ -10,7 +10,13 @@ import numpy as np
 import torch
 
 from seqagents import __version__
-from seqagents.agents.base import CheckpointConfig, SequenceAgent, _Files, load_weights
+from seqagents.agents.base import (
+    CheckpointConfig,
+    SequenceAgent,
+    _Files,
+    converted_spec,
+    load_weights,
+)
 from seqagents.agents.base import serialize_space as _serialize_space
 from seqagents.context import RollingContext
 from seqagents.errors import CheckpointError
@@ -168,22 +174,19 @@ class DecisionTransformerAgent(SequenceAgent):
             raise CheckpointError(f"{files.model_id}: unknown env; pass env_id='...'")
         targets = known.get("target_returns", [0.0])
         agent_overrides = {"target_return": targets[0], **overrides}
-        obs_space = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float64)
-        act_space = gym.spaces.Box(-1.0, 1.0, (model_config.act_dim,), np.float32)
-        spec = CheckpointConfig(
-            algorithm=cls.algorithm,
-            model=model_config.to_dict(),
-            observation_space=_serialize_space(obs_space),
-            action_space=_serialize_space(act_space),
-            env_id=env_id,
+        spec = converted_spec(
+            cls.algorithm,
+            model_config.to_dict(),
+            dim,
+            model_config.act_dim,
+            env_id,
+            files.model_id,
             preprocessing={
                 "state_mean": list(mean),
                 "state_std": list(std),
                 "return_scale": float(known.get("return_scale", 1000.0)),
             },
             inference={"target_return": float(targets[0]), "target_returns": list(targets)},
-            training={"converted_from": files.model_id, "format": "transformers"},
-            library_version=__version__,
         )
         network = DecisionTransformer(model_config)
         state = convert_hf_dt_state_dict(files.load_torch_bin())

@@ -13,7 +13,13 @@ import numpy as np
 import torch
 
 from seqagents import __version__
-from seqagents.agents.base import CheckpointConfig, SequenceAgent, _Files, load_weights
+from seqagents.agents.base import (
+    CheckpointConfig,
+    SequenceAgent,
+    _Files,
+    converted_spec,
+    load_weights,
+)
 from seqagents.agents.base import serialize_space as _serialize_space
 from seqagents.context import RollingContext
 from seqagents.errors import CheckpointError
@@ -241,22 +247,19 @@ class TrajectoryTransformerAgent(SequenceAgent):
         )
         env_id = overrides.pop("env_id", _ENV_IDS[match.group(1)] if match else None)
         planner = dict(_PLANNER_OVERRIDES.get(match.groups(), {}) if match else {})
-        obs_space = gym.spaces.Box(-np.inf, np.inf, (model_config.observation_dim,), np.float64)
-        act_space = gym.spaces.Box(-1.0, 1.0, (model_config.action_dim,), np.float32)
-        spec = CheckpointConfig(
-            algorithm=cls.algorithm,
-            model=model_config.to_dict(),
-            observation_space=_serialize_space(obs_space),
-            action_space=_serialize_space(act_space),
-            env_id=env_id,
+        spec = converted_spec(
+            cls.algorithm,
+            model_config.to_dict(),
+            model_config.observation_dim,
+            model_config.action_dim,
+            env_id,
+            files.model_id,
             preprocessing={
                 "discretizer": "quantile",
                 "n_bins": model_config.vocab_size,
                 "discretizer_source": str(dataset or thresholds_file),
             },
             inference={"planner": asdict(PlannerConfig.from_dict(planner))},
-            training={"converted_from": files.model_id, "format": "transformers"},
-            library_version=__version__,
         )
         network = TrajectoryTransformer(model_config)
         load_weights(network, state, files.model_id)

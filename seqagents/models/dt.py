@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from seqagents.models.encoders import make_state_encoder
-from seqagents.models.transformer import Transformer, TransformerConfig
+from seqagents.models.transformer import Transformer, TransformerConfig, gpt_init_
 
 __all__ = ["DTConfig", "DecisionTransformer"]
 
@@ -106,18 +106,7 @@ class DecisionTransformer(nn.Module):
         flat_state = config.state_shape[0] if len(config.state_shape) == 1 else None
         self.predict_state = nn.Linear(H, flat_state) if flat_state else None
         self.predict_return = nn.Linear(H, 1)
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        # GPT-2 initialisation (initializer_range 0.02), as transformers does for DT.
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if getattr(module, "bias", None) is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+        self.apply(gpt_init_)
 
     def forward(
         self,

@@ -15,7 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["TransformerConfig", "SelfAttention", "Block", "Transformer", "KVCache", "KVBuffer"]
+__all__ = [
+    "gpt_init_",
+    "TransformerConfig",
+    "SelfAttention",
+    "Block",
+    "Transformer",
+    "KVCache",
+    "KVBuffer",
+]
 
 _ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -45,6 +53,19 @@ class TransformerConfig:
             raise ValueError(
                 f"unknown activation {self.activation!r}; expected one of {sorted(_ACTIVATIONS)}"
             )
+
+
+def gpt_init_(module: nn.Module) -> None:
+    """GPT-2 / minGPT initialisation, for ``model.apply``: N(0, 0.02) Linear and Embedding
+    weights, zero biases, unit LayerNorms (transformers' ``initializer_range=0.02``, the
+    original DT and TT code). Other modules (e.g. TT's per-dimension heads) keep their own."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if getattr(module, "bias", None) is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
 
 
 KVCache = tuple[torch.Tensor, torch.Tensor]  # keys, values: (B, n_head, T_past, head_dim)

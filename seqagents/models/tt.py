@@ -33,7 +33,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqagents.models.transformer import KVBuffer, KVCache, Transformer, TransformerConfig
+from seqagents.models.transformer import (
+    KVBuffer,
+    KVCache,
+    Transformer,
+    TransformerConfig,
+    gpt_init_,
+)
 
 __all__ = ["TTConfig", "TrajectoryTransformer", "past_length"]
 
@@ -151,19 +157,7 @@ class TrajectoryTransformer(nn.Module):
         weights[-2] = config.reward_weight
         weights[-1] = config.value_weight
         self.register_buffer("dimension_weights", weights, persistent=False)
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        # Original GPT init: N(0, 0.02) weights, zero biases, unit LayerNorms, pos_emb zeros;
-        # the per-dimension heads keep their kaiming-uniform init.
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if getattr(module, "bias", None) is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+        self.apply(gpt_init_)
 
     def forward(
         self,
@@ -250,7 +244,8 @@ class TrajectoryTransformer(nn.Module):
         """
         logits, _ = self(tokens)  # (B, T, N + 1)
         B, T, V = logits.shape
-        loss = F.cross_entropy(logits.reshape(B * T, V), targets.reshape(B * T), reduction="none")
+        flat_logits = logits.reshape(B * T, V)  # (B * T, N + 1)
+        loss = F.cross_entropy(flat_logits, targets.reshape(B * T), reduction="none")  # (B * T,)
         target_dims = (torch.arange(1, T + 1, device=tokens.device)) % self.config.transition_dim
         loss = loss.view(B, T) * self.dimension_weights[target_dims]  # (B, T)
         if mask is not None:

@@ -230,9 +230,9 @@ def trajectory_transitions(
     """
     observations = np.asarray(observations)
     actions = np.asarray(actions)
-    rewards = np.asarray(rewards, dtype=np.float64).reshape(-1)
-    terminals = np.asarray(terminals, dtype=bool).reshape(-1)
-    offsets = np.asarray(episode_offsets, dtype=np.int64).reshape(-1)
+    rewards = np.asarray(rewards, dtype=np.float64).reshape(-1)  # (n,)
+    terminals = np.asarray(terminals, dtype=bool).reshape(-1)  # (n,)
+    offsets = np.asarray(episode_offsets, dtype=np.int64).reshape(-1)  # (n_episodes + 1,)
     n = len(rewards)
     if observations.ndim != 2 or actions.ndim != 2:
         raise ValueError(
