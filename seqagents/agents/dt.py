@@ -260,14 +260,13 @@ class DecisionTransformerAgent(SequenceAgent):
         states = (obs.float() - self._state_mean) / self._state_std  # (n, *state_shape)
         ctx.push(states=states, returns_to_go=self._rtg[:, None], timesteps=t, actions=0)
         full = bool(self._t.min() >= cfg.context_len - 1)  # no padding: plain causal attention
-        out = self.network(
+        pred = self.network.act(
             ctx["states"],
             ctx["actions"],
             ctx["returns_to_go"],
             ctx["timesteps"],
             None if full else ctx.mask,
-        )
-        pred = out.action[:, -1]  # (n, act_dim): prediction at s_t
+        )  # (n, act_dim): prediction at s_t
         if cfg.discrete:
             action = (
                 pred.argmax(-1) if deterministic else torch.multinomial(pred.softmax(-1), 1)[:, 0]

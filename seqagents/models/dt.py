@@ -128,6 +128,34 @@ class DecisionTransformer(nn.Module):
         Returns:
             :class:`DTOutput` with ``action`` of shape ``(B, K, act_dim)``.
         """
+        x = self._encode(states, actions, returns_to_go, timesteps, attention_mask)
+        return DTOutput(
+            action=self.predict_action(x[:, :, 1]),  # a_t from s_t: (B, K, act_dim)
+            state=self.predict_state(x[:, :, 2]) if self.predict_state is not None else None,
+            ret=self.predict_return(x[:, :, 2]),  # (B, K, 1)
+        )
+
+    def act(
+        self,
+        states: torch.Tensor,
+        actions: torch.Tensor,
+        returns_to_go: torch.Tensor,
+        timesteps: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Inference: only the newest action, ``(B, act_dim)`` (no state/return heads)."""
+        x = self._encode(states, actions, returns_to_go, timesteps, attention_mask)
+        return self.predict_action(x[:, -1, 1])  # a_K from s_K: (B, act_dim)
+
+    def _encode(
+        self,
+        states: torch.Tensor,
+        actions: torch.Tensor,
+        returns_to_go: torch.Tensor,
+        timesteps: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Transformer outputs of the interleaved tokens, ``(B, K, 3, H)``."""
         B, K = timesteps.shape
         time_emb = self.embed_timestep(timesteps)  # (B, K, H)
         r = self.embed_return(returns_to_go) + time_emb  # (B, K, H)
@@ -137,12 +165,7 @@ class DecisionTransformer(nn.Module):
         x = self.drop(self.embed_ln(x) + self.position_bias)  # (B, 3K, H)
         mask = None if attention_mask is None else self.token_mask(attention_mask)
         x, _ = self.transformer(x, attn_mask=mask, is_causal=mask is None)  # (B, 3K, H)
-        x = x.reshape(B, K, 3, -1)  # (B, K, 3, H): [:, :, 0] = R_t, 1 = s_t, 2 = a_t outputs
-        return DTOutput(
-            action=self.predict_action(x[:, :, 1]),  # a_t from s_t: (B, K, act_dim)
-            state=self.predict_state(x[:, :, 2]) if self.predict_state is not None else None,
-            ret=self.predict_return(x[:, :, 2]),  # (B, K, 1)
-        )
+        return x.reshape(B, K, 3, -1)  # (B, K, 3, H): [:, :, 0] = R_t, 1 = s_t, 2 = a_t outputs
 
     @staticmethod
     def token_mask(step_mask: torch.Tensor) -> torch.Tensor:
