@@ -9,14 +9,12 @@ from pathlib import Path
 import torch
 from huggingface_hub import constants
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
-if not REFERENCE.exists():  # a checkout with shared/ inside it
-    REFERENCE = Path(__file__).resolve().parents[1] / "shared" / "reference"
+DATA = Path(__file__).resolve().parent / "data"  # real config.json files of Hub repos
 
 
 def edbeeching_config(name: str = "halfcheetah-medium") -> dict:
     """The real config.json of ``edbeeching/decision-transformer-gym-<name>``."""
-    path = REFERENCE / "edbeeching-configs" / f"decision-transformer-gym-{name}.json"
+    path = DATA / f"decision-transformer-gym-{name}.json"
     return json.loads(path.read_text())
 
 
