@@ -312,6 +312,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         "eval_every",
         "warmup_steps",
         "learning_rate",
+        "checkpoint_every",
     ):
         if getattr(args, key) is not None:
             training[key] = getattr(args, key)

@@ -138,3 +138,58 @@ def test_bad_input_in_a_real_process(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].startswith("seqagents evaluate: error: ")
     assert "no config.json" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_collect_and_train_a_zoo_entry_end_to_end(tmp_path, monkeypatch, capsys):
+    """`seqagents collect --zoo` then `seqagents train` on a tiny zoo entry; options reach
+    the run (checkpoint_every, model overrides) and the result installs into the zoo."""
+    from seqagents import load_agent
+    from seqagents.cli import main
+
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    (zoo / "dt.yml").write_text(
+        "pendulum-random:\n"
+        "  algo: dt\n"
+        "  env_id: Pendulum-v1\n"
+        "  return_scale: 100.0\n"
+        "  model: {hidden_size: 16, n_layer: 1, context_len: 4, max_ep_len: 256}\n"
+        "  training: {batch_size: 8, warmup_steps: 2, log_every: 2}\n"
+        "  evaluation: {target_returns: [-150.0]}\n"
+        "  dataset:\n"
+        "    id: local/pendulum/random-v0\n"
+        "    collect: {policy: random, n_episodes: 2, n_envs: 2}\n"
+        "  checkpoint: {path: checkpoints/dt-pendulum-random}\n"
+    )
+    monkeypatch.setenv("SEQAGENTS_ZOO_DIR", str(zoo))
+    assert main(["collect", "--zoo", "pendulum-random", "--no-progress", "--json"]) == 0
+    assert '"episodes": 2' in capsys.readouterr().out
+    run = tmp_path / "run"
+    status = main(
+        [
+            "train",
+            "pendulum-random",
+            "--steps",
+            "6",
+            "--checkpoint-every",
+            "3",
+            "--device",
+            "cpu",
+            "--model",
+            '{"n_head": 2}',
+            "--out",
+            str(run),
+            "--install",
+            "--no-progress",
+        ]
+    )
+    assert status == 0
+    agent = load_agent(zoo / "checkpoints" / "dt-pendulum-random")
+    assert agent.model_config.n_head == 2 and agent.spec.training["steps"] == 6
+    assert agent.spec.training["train_config"]["checkpoint_every"] == 3
+    assert (run / "trainer_state.pt").exists() and agent.target_return == -150.0
+    assert main(["zoo", "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert entries["dt/pendulum-random"]["checkpoint"] == str(
+        zoo / "checkpoints" / "dt-pendulum-random"
+    )

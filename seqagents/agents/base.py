@@ -261,6 +261,13 @@ class SequenceAgent(
         obs, single = self._check_observation(observation)
         n = obs.shape[0]
         if n != self.n_envs:
+            if self.n_envs and self._t.any():
+                logger.warning(
+                    "predict got %d envs while %d episodes were in progress: their contexts are "
+                    "discarded (call agent.reset() when you change the number of envs)",
+                    n,
+                    self.n_envs,
+                )
             self._allocate(n)
         starts = self._t == 0
         if episode_start is not None:
