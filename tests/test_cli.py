@@ -188,6 +188,7 @@ def test_collect_and_train_a_zoo_entry_end_to_end(tmp_path, monkeypatch, capsys)
     assert agent.model_config.n_head == 2 and agent.spec.training["steps"] == 6
     assert agent.spec.training["train_config"]["checkpoint_every"] == 3
     assert (run / "trainer_state.pt").exists() and agent.target_return == -150.0
+    assert "installed checkpoint" in capsys.readouterr().out
     assert main(["zoo", "--json"]) == 0
     entries = json.loads(capsys.readouterr().out)
     assert entries["dt/pendulum-random"]["checkpoint"] == str(
