@@ -121,6 +121,7 @@ def _evaluate(args: argparse.Namespace) -> dict:
         "device": str(agent.device),
         "results": results,
         "_agent": agent,
+        "_entry": entry,
     }
 
 
@@ -141,13 +142,18 @@ def _print_evaluation(report: dict) -> None:
         print(line)
 
 
-def _record(agent: Any, args: argparse.Namespace, path: str, n_episodes: int) -> Path:
+def _record(agent: Any, entry: Any, args: argparse.Namespace, path: str, n_episodes: int) -> Path:
     from seqagents.video import record_video
 
     env_id = args.env or agent.env_id
     if not env_id:
         raise _UserError("the checkpoint names no env; pass --env ENV_ID")
     target = args.target_return[0] if args.target_return else None
+    env_kwargs = dict(agent.spec.env_kwargs) if env_id == agent.env_id else {}
+    if entry is not None and env_id == entry.env_id:
+        env_kwargs.update(entry.render_kwargs)  # e.g. a tracking camera
+    if args.camera:
+        env_kwargs["camera_name"] = args.camera
     return record_video(
         agent,
         env_id,
@@ -157,7 +163,7 @@ def _record(agent: Any, args: argparse.Namespace, path: str, n_episodes: int) ->
         seed=args.seed,
         target_return=target,
         deterministic=args.deterministic,
-        env_kwargs=agent.spec.env_kwargs if env_id == agent.env_id else None,
+        env_kwargs=env_kwargs,
     )
 
 
@@ -220,9 +226,9 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> dict:
     report = _evaluate(args)
-    agent = report.pop("_agent")
+    agent, entry = report.pop("_agent"), report.pop("_entry")
     if getattr(args, "video", None):
-        report["video"] = str(_record(agent, args, args.video, 1))
+        report["video"] = str(_record(agent, entry, args, args.video, 1))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -233,8 +239,8 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
 
 
 def cmd_record(args: argparse.Namespace) -> None:
-    agent, _, _ = _load(args)
-    path = _record(agent, args, args.video, args.episodes)
+    agent, entry, _ = _load(args)
+    path = _record(agent, entry, args, args.video, args.episodes)
     print(json.dumps({"video": str(path)}) if args.json else f"video: {path}")
 
 
@@ -357,6 +363,7 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
         args.model, args.all_targets = name, not args.target_return
         report = _evaluate(args)
         agent = report.pop("_agent")
+        report.pop("_entry")
         steps = agent.spec.training.get("steps", "—")
         for row in report["results"]:
             norm = (
@@ -378,7 +385,7 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     print("\n".join(rows))
     print(
         f"\nmeasured with: seqagents benchmark {' '.join(args.entries)} --episodes "
-        f"{args.episodes} --seed {args.seed} on {platform.machine()} "
+        f"{args.episodes} --n-envs {args.n_envs} --seed {args.seed} on {platform.machine()} "
         f"({platform.processor() or 'cpu'}), device {args.device}"
     )
 
@@ -411,6 +418,7 @@ def _model_options(p: argparse.ArgumentParser, video: bool = True) -> None:
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--camera", help="MuJoCo camera name for videos (default: the zoo entry's)")
     if video:
         p.add_argument("--video", metavar="PATH", help="also record one episode (.mp4/.gif)")
 

@@ -97,6 +97,7 @@ class ZooEntry:
     env_id: str
     dataset: DatasetSpec
     env_kwargs: dict = field(default_factory=dict)
+    render_kwargs: dict = field(default_factory=dict)  # extra gymnasium.make kwargs for videos
     model: dict = field(default_factory=dict)  # the algorithm's model config fields
     training: dict = field(default_factory=dict)  # TrainConfig fields
     inference: dict = field(default_factory=dict)  # planner settings etc.
