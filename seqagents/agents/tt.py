@@ -328,21 +328,9 @@ class TrajectoryTransformerAgent(SequenceAgent):
             )
             for i in range(len(obs))
         ]  # each (k*D + O,)
+        settings = {k: v for k, v in asdict(p).items() if k != "seed"}  # beam_plan's keywords
         plan = beam_plan(
-            self.network,
-            self.discretizer,
-            contexts,
-            horizon=p.horizon,
-            beam_width=p.beam_width,
-            n_expand=p.n_expand,
-            cdf_obs=p.cdf_obs,
-            cdf_act=p.cdf_act,
-            k_obs=p.k_obs,
-            k_act=p.k_act,
-            k_rew=p.k_rew,
-            discount=p.discount,
-            max_context_transitions=p.max_context_transitions or None,
-            generator=self._generators,
+            self.network, self.discretizer, contexts, generator=self._generators, **settings
         )
         self.last_plan = plan
         action = plan.action.reshape(len(obs), cfg.action_dim)  # (n, A)
