@@ -13,14 +13,11 @@ import gymnasium as gym
 import numpy as np
 
 from seqagents import evaluate_policy, load_agent
-from seqagents.zoo import get_entry
+from seqagents.zoo import resolve_model
 
 
 def main(model: str = "halfcheetah-medium") -> None:
-    try:
-        model = get_entry(model).checkpoint_location() or model
-    except KeyError:
-        pass
+    model, _ = resolve_model(model)  # a zoo entry name, a folder or a Hub repo id
     agent = load_agent(model)
 
     # One env: pass the reward received after the previous action.

@@ -14,14 +14,11 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy as sb3_evaluate_policy
 
 from seqagents import SB3Adapter, evaluate_policy, load_agent
-from seqagents.zoo import get_entry
+from seqagents.zoo import resolve_model
 
 
 def main(model: str = "halfcheetah-medium") -> None:
-    try:
-        model = get_entry(model).checkpoint_location() or model
-    except KeyError:
-        pass
+    model, _ = resolve_model(model)  # a zoo entry name, a folder or a Hub repo id
     agent = load_agent(model)
     venv = make_vec_env(agent.make_env, n_envs=2, seed=0)
     sb3 = sb3_evaluate_policy(

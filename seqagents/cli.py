@@ -26,26 +26,14 @@ class _UserError(Exception):
 
 
 # ---------------------------------------------------------------------------- helpers
-def _resolve_model(model: str) -> tuple[str, Any]:
-    """(location, zoo entry or None) for a zoo name, a folder or a Hub id."""
-    from seqagents.zoo import get_entry, list_entries
-
-    if model in list_entries():
-        entry = get_entry(model)
-        location = entry.checkpoint_location()
-        if location is None:
-            raise _UserError(
-                f"zoo entry {model!r} has no checkpoint yet; train one with "
-                f"`seqagents train {model}`"
-            )
-        return location, entry
-    return model, None
-
-
 def _load(args: argparse.Namespace) -> tuple[Any, Any, str]:
     from seqagents import load_agent
+    from seqagents.zoo import resolve_model
 
-    location, entry = _resolve_model(args.model)
+    try:
+        location, entry = resolve_model(args.model)
+    except LookupError as e:
+        raise _UserError(str(e)) from e
     agent = load_agent(location, device=args.device)
     return agent, entry, location
 

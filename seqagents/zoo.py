@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ZooEntry", "zoo_dir", "list_entries", "get_entry"]
+__all__ = ["ZooEntry", "zoo_dir", "list_entries", "get_entry", "resolve_model"]
 
 
 def zoo_dir() -> Path:
@@ -157,3 +157,22 @@ def get_entry(name: str, directory: Path | None = None) -> ZooEntry:
         known = sorted(k for k in entries if "/" in k)
         raise KeyError(f"unknown zoo entry {name!r}; known entries: {', '.join(known)}")
     return entries[name]
+
+
+def resolve_model(model: str) -> tuple[str, ZooEntry | None]:
+    """``(checkpoint location, entry)`` for a zoo entry name; anything else (a folder, a Hub
+    repo id) comes back unchanged with ``None``.
+
+    Raises:
+        LookupError: the entry exists but has no checkpoint yet (bundled or on the Hub).
+    """
+    entries = list_entries()
+    if model not in entries:
+        return model, None
+    entry = entries[model]
+    location = entry.checkpoint_location()
+    if location is None:
+        raise LookupError(
+            f"zoo entry {model!r} has no checkpoint yet; train one with `seqagents train {model}`"
+        )
+    return location, entry

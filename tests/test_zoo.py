@@ -35,3 +35,16 @@ def test_unknown_keys_are_rejected(tmp_path):
     )
     with pytest.raises(ValueError, match="unknown keys"):
         list_entries(tmp_path)
+
+
+def test_resolve_model(tmp_path, monkeypatch):
+    from seqagents.zoo import resolve_model
+
+    location, entry = resolve_model("halfcheetah-expert")
+    assert location == "edbeeching/decision-transformer-gym-halfcheetah-expert"
+    assert entry.paper.score is None
+    assert resolve_model("some/repo") == ("some/repo", None)  # not an entry: unchanged
+    (tmp_path / "dt.yml").write_text("x:\n  algo: dt\n  env_id: E-v0\n  dataset: {id: a/b-v0}\n")
+    monkeypatch.setenv("SEQAGENTS_ZOO_DIR", str(tmp_path))
+    with pytest.raises(LookupError, match="no checkpoint yet; train one with `seqagents train x`"):
+        resolve_model("x")
