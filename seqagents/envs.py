@@ -11,7 +11,13 @@ import gymnasium as gym
 
 from seqagents.errors import require
 
-__all__ = ["make_env", "ensure_headless_gl", "register_env_package"]
+__all__ = [
+    "make_env",
+    "ensure_headless_gl",
+    "register_env_package",
+    "describe_space",
+    "spaces_match",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -76,3 +82,20 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
             f"cannot make env {env_id!r}: {e}. Check the id (gymnasium.pprint_registry() lists "
             "the registered ones)"
         ) from e
+
+
+def describe_space(space: gym.Space) -> str:
+    """Short text for error messages: ``Box(shape=(17,), dtype=float64)`` or the space's repr."""
+    if isinstance(space, gym.spaces.Box):
+        return f"Box(shape={space.shape}, dtype={space.dtype})"
+    return repr(space)
+
+
+def spaces_match(a: gym.Space, b: gym.Space) -> bool:
+    """Whether a model made for space ``a`` can act in ``b``: same Box shape, same Discrete n
+    (Box bounds and dtypes may differ), otherwise equal."""
+    if isinstance(a, gym.spaces.Box) and isinstance(b, gym.spaces.Box):
+        return a.shape == b.shape
+    if isinstance(a, gym.spaces.Discrete) and isinstance(b, gym.spaces.Discrete):
+        return a.n == b.n
+    return a == b

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "MissingDependencyError"]
+__all__ = ["CheckpointError", "MissingDependencyError", "reject_unknown_keys"]
 
 
 class CheckpointError(ValueError):
@@ -23,3 +23,16 @@ def require(module: str, extra: str):
         raise MissingDependencyError(
             f'{module} is required for this feature: pip install "seqagents[{extra}]"'
         ) from e
+
+
+def reject_unknown_keys(
+    cls: type, data: dict, message: str, error: type[Exception] = ValueError
+) -> None:
+    """Raise ``error("<message> [unknown]; known keys: [...]")`` if ``data`` has keys that are not
+    fields of the dataclass ``cls`` (configs are parsed strictly: a typo is an error)."""
+    from dataclasses import fields
+
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise error(f"{message} {unknown}; known keys: {known}")

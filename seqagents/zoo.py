@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from seqagents.errors import reject_unknown_keys
+
 __all__ = ["ZooEntry", "zoo_dir", "list_entries", "get_entry", "resolve_model"]
 
 
@@ -26,10 +28,7 @@ def zoo_dir() -> Path:
 def _build(cls: type, data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown}; expected some of {sorted(names)}")
+    reject_unknown_keys(cls, data, f"{where}: unknown keys")
     values = {}
     for f in fields(cls):
         if f.name in data:

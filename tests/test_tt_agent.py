@@ -93,14 +93,13 @@ def test_batched_predict_equals_per_env_agents():
 def test_context_holds_completed_transitions():
     agent = tiny_agent()
     obs = np.array([0.5, -0.5, 1.0])
-    agent.predict(obs)
-    action1, _ = agent.predict(obs, reward=-3.0)
+    action0, _ = agent.predict(obs)
+    agent.predict(obs, reward=-3.0)
     tokens = agent._ctx["tokens"][0, -1]  # (transition_dim,) the completed first transition
-    expected = agent.discretizer.discretize(
-        torch.tensor([[*obs, float(agent.last_plan.action[0, 0]) * 0 + 0, -3.0, 0.0]])
-    )
-    assert tokens[:3].tolist() == expected[0, :3].tolist()  # s_0
-    assert tokens[4] == expected[0, 4]  # r_0 = -3
+    expected = agent.discretizer.discretize(torch.tensor([[*obs, *action0, -3.0, 0.0]]))[0]
+    assert tokens[:3].tolist() == expected[:3].tolist()  # s_0
+    assert tokens[3] == expected[3]  # a_0, the action returned at t = 0
+    assert tokens[4] == expected[4]  # r_0 = -3
     assert agent._ctx.mask[0].tolist() == [False, True]
 
 

@@ -25,7 +25,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from seqagents.errors import CheckpointError
+from seqagents.envs import describe_space, make_env, spaces_match
+from seqagents.errors import CheckpointError, reject_unknown_keys
 
 __all__ = ["Agent", "CheckpointConfig", "SequenceAgent", "resolve_device"]
 
@@ -75,9 +76,7 @@ class CheckpointConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> CheckpointConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise CheckpointError(f"config.json has unknown keys {sorted(unknown)}")
+        reject_unknown_keys(cls, data, "config.json has unknown keys", CheckpointError)
         try:
             return cls(**data)
         except TypeError as e:
@@ -124,22 +123,6 @@ def serialize_space(space: gym.Space) -> dict:
     from minari.serialization import serialize_space as _serialize
 
     return _serialize(space, to_string=False)
-
-
-def _describe(space: gym.Space) -> str:
-    if isinstance(space, gym.spaces.Box):
-        return f"Box(shape={space.shape}, dtype={space.dtype})"
-    return repr(space)
-
-
-def _spaces_match(a: gym.Space, b: gym.Space) -> bool:
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, gym.spaces.Box):
-        return a.shape == b.shape
-    if isinstance(a, gym.spaces.Discrete):
-        return a.n == b.n
-    return a == b
 
 
 def _hub_errors() -> tuple[type[BaseException], ...]:
@@ -198,8 +181,6 @@ class SequenceAgent(
         """``gymnasium.make`` the checkpoint's env with its kwargs (``kwargs`` override them)."""
         if not self.spec.env_id:
             raise ValueError("this checkpoint names no env id; pass an env explicitly")
-        from seqagents.envs import make_env
-
         return make_env(self.spec.env_id, **{**self.spec.env_kwargs, **kwargs})
 
     def check_env(self, env: gym.Env | Any) -> None:
@@ -210,10 +191,10 @@ class SequenceAgent(
             ("observation", self.observation_space, obs_space),
             ("action", self.action_space, act_space),
         ):
-            if not _spaces_match(ours, theirs):
+            if not spaces_match(ours, theirs):
                 raise CheckpointError(
-                    f"{what} space mismatch: the checkpoint expects {_describe(ours)} "
-                    f"(trained on {self.spec.env_id}), the env has {_describe(theirs)}"
+                    f"{what} space mismatch: the checkpoint expects {describe_space(ours)} "
+                    f"(trained on {self.spec.env_id}), the env has {describe_space(theirs)}"
                 )
 
     def reset(self, target_return: float | None = None) -> None:
@@ -318,7 +299,7 @@ class SequenceAgent(
         ):
             raise ValueError(
                 f"observation has dtype {obs.dtype}; expected a numeric array matching "
-                f"{_describe(space)}"
+                f"{describe_space(space)}"
             )
         shape = space.shape or ()
         if obs.shape == shape:
@@ -328,7 +309,7 @@ class SequenceAgent(
         else:
             raise ValueError(
                 f"observation has shape {obs.shape}; expected {shape} (one env) or "
-                f"(n_envs, *{shape}) for {_describe(space)}"
+                f"(n_envs, *{shape}) for {describe_space(space)}"
             )
         if np.issubdtype(obs.dtype, np.floating) and not np.isfinite(obs).all():
             raise ValueError("observation contains NaN or inf")

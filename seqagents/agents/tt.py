@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from seqagents.agents.base import (
 )
 from seqagents.agents.base import serialize_space as _serialize_space
 from seqagents.context import RollingContext
-from seqagents.errors import CheckpointError
+from seqagents.errors import CheckpointError, reject_unknown_keys
 from seqagents.models.tt import TrajectoryTransformer, TTConfig
 from seqagents.planning import Discretizer, beam_plan, trajectory_transitions
 
@@ -64,12 +64,7 @@ class PlannerConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> PlannerConfig:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise TypeError(
-                f"unknown planner settings {sorted(unknown)}; expected some of "
-                f"{sorted(f.name for f in fields(cls))}"
-            )
+        reject_unknown_keys(cls, data, "unknown planner settings", TypeError)
         return cls(**data)
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from seqagents.data.minari_io import TrajectoryData
+from seqagents.errors import reject_unknown_keys
 
 __all__ = [
     "STD_FLOOR",
@@ -90,9 +91,7 @@ class DatasetStats:
     @classmethod
     def from_dict(cls, data: dict) -> DatasetStats:
         """Inverse of :meth:`to_dict`; unknown keys are rejected."""
-        unknown = set(data) - {"state_mean", "state_std", "return_scale"}
-        if unknown:
-            raise ValueError(f"Unknown DatasetStats keys: {sorted(unknown)}")
+        reject_unknown_keys(cls, data, "Unknown DatasetStats keys")
         return cls(**data)
 
 

@@ -18,11 +18,12 @@ are all zero), so we keep a single learned ``position_bias`` vector that does th
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
+from seqagents.errors import reject_unknown_keys
 from seqagents.models.encoders import make_state_encoder
 from seqagents.models.transformer import Transformer, TransformerConfig, gpt_init_
 
@@ -56,9 +57,7 @@ class DTConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> DTConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown DTConfig keys {sorted(unknown)}")
+        reject_unknown_keys(cls, data, "unknown DTConfig keys")
         return cls(**data)
 
     def transformer(self) -> TransformerConfig:
@@ -79,7 +78,6 @@ class DTOutput:
     action: torch.Tensor  # (B, K, act_dim): continuous actions or discrete logits
     state: torch.Tensor | None = None  # (B, K, *state_shape) next-state predictions
     ret: torch.Tensor | None = None  # (B, K, 1) next return-to-go predictions
-    extras: dict = field(default_factory=dict)
 
 
 class DecisionTransformer(nn.Module):

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqagents.errors import reject_unknown_keys
 from seqagents.models.transformer import (
     KVBuffer,
     KVCache,
@@ -88,9 +89,7 @@ class TTConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TTConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown TTConfig keys {sorted(unknown)}")
+        reject_unknown_keys(cls, data, "unknown TTConfig keys")
         return cls(**data)
 
     def transformer(self) -> TransformerConfig:

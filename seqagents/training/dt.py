@@ -28,6 +28,7 @@ from torch import nn
 
 from seqagents.agents.dt import DecisionTransformerAgent
 from seqagents.data import TrajectoryData, WindowSampler, load_dataset, to_trajectory_data
+from seqagents.envs import describe_space, spaces_match
 from seqagents.models.dt import DTConfig
 from seqagents.training.trainer import Batch, TrainConfig, Trainer, _resolve_train_device
 
@@ -333,30 +334,16 @@ def _model_config(model_config: DTConfig | dict[str, Any] | None, data: Trajecto
     return config
 
 
-def _describe(space: gym.Space) -> str:
-    if isinstance(space, gym.spaces.Box):
-        return f"Box(shape={space.shape}, dtype={space.dtype})"
-    return repr(space)
-
-
-def _same_space(a: gym.Space, b: gym.Space) -> bool:
-    if isinstance(a, gym.spaces.Box) and isinstance(b, gym.spaces.Box):
-        return a.shape == b.shape
-    if isinstance(a, gym.spaces.Discrete) and isinstance(b, gym.spaces.Discrete):
-        return a.n == b.n
-    return a == b
-
-
 def _check_spaces(data: TrajectoryData, env: gym.Env, env_id: str) -> None:
     name = f"dataset '{data.dataset_id}'" if data.dataset_id else "the dataset"
     for what, ours, theirs in (
         ("observation", data.observation_space, env.observation_space),
         ("action", data.action_space, env.action_space),
     ):
-        if not _same_space(ours, theirs):
+        if not spaces_match(ours, theirs):
             raise ValueError(
-                f"{what} spaces differ: {name} has {_describe(ours)} but env '{env_id}' has "
-                f"{_describe(theirs)}; pass the env_id the data was collected in"
+                f"{what} spaces differ: {name} has {describe_space(ours)} but env '{env_id}' has "
+                f"{describe_space(theirs)}; pass the env_id the data was collected in"
             )
 
 

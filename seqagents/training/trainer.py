@@ -30,7 +30,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+
+from seqagents.errors import reject_unknown_keys
 
 __all__ = ["Batch", "CheckpointFn", "EvaluateFn", "LossFn", "SampleFn", "TrainConfig", "Trainer"]
 
@@ -138,10 +140,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build from a plain dict (e.g. parsed YAML); unknown keys raise ``ValueError``."""
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ValueError(f"unknown TrainConfig keys {unknown}; known keys: {known}")
+        reject_unknown_keys(cls, data, "unknown TrainConfig keys")
         return cls(**data)
 
 
