@@ -1,0 +1,203 @@
+"""Observations that are not flat vectors: BabyAI's ``Dict(image, direction, mission)``.
+
+The one place where an env's Dict observation becomes the arrays a network reads. A BabyAI
+observation, single or batched (a vector env's dict of arrays), becomes
+
+    {"image": (n, W, H, 3) uint8,        # categorical codes (object, colour, state), kept as uint8
+     "direction": (n,) int64,            # 0..3
+     "mission": (n, L) int64,            # word ids, LEFT-padded with 0 to L words
+     # only with LEAP's privileged wrapper (seqagents.envs.BabyAIPrivileged):
+     "agent_pos": (n, 2) int64, "goal_pos": (n, 2) int64}
+
+Missions are split into lower-case words (``re.findall("[a-z]+", text.lower())``, as BabyAI and
+LEAP do) and mapped through a :class:`MissionVocabulary` saved in the checkpoint config; id 0 is
+padding, word ``i`` of the sorted vocabulary has id ``i + 1`` (sorted, so a vocabulary does not
+depend on the order a dataset was read in). An unknown word is an error naming it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "BABYAI_KEYS",
+    "PRIVILEGED_KEYS",
+    "MissionVocabulary",
+    "tokenize_mission",
+    "babyai_arrays",
+]
+
+BABYAI_KEYS = ("image", "direction", "mission")
+"""Keys of a BabyAI observation the agents read."""
+PRIVILEGED_KEYS = ("agent_pos", "goal_pos")
+"""Extra keys of LEAP's privileged observation (full grid, agent and goal coordinates)."""
+
+_WORD = re.compile("[a-z]+")
+
+
+def tokenize_mission(text: str) -> list[str]:
+    """Lower-case words of a mission, as BabyAI/LEAP split them.
+
+    Example:
+        >>> tokenize_mission("Pick up the red ball, then open a door.")
+        ['pick', 'up', 'the', 'red', 'ball', 'then', 'open', 'a', 'door']
+    """
+    return _WORD.findall(str(text).lower())
+
+
+@dataclass(frozen=True)
+class MissionVocabulary:
+    """Word ids of missions: 0 = padding, ``words[i]`` -> ``i + 1``.
+
+    Args:
+        words: the known words (stored sorted and unique).
+        max_len: ``L``, words per encoded mission (left-padded with 0); longer missions are an
+            error.
+
+    Example:
+        >>> vocab = MissionVocabulary.from_missions(["go to the red ball", "go to a key"])
+        >>> vocab.words
+        ('a', 'ball', 'go', 'key', 'red', 'the', 'to')
+        >>> vocab.encode(["go to a key"]).tolist()
+        [[0, 3, 7, 1, 4]]
+        >>> vocab.encode(["go to the blue box"])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: mission 'go to the blue box' has words unknown to ...: ['blue', 'box']; ...
+    """
+
+    words: tuple[str, ...]
+    max_len: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "words", tuple(sorted(set(self.words))))
+        if self.max_len < 1:
+            raise ValueError(f"max_len must be at least 1, got {self.max_len}")
+
+    @classmethod
+    def from_missions(
+        cls, missions: Iterable[str], max_len: int | None = None
+    ) -> MissionVocabulary:
+        """The vocabulary of ``missions``; ``max_len`` defaults to their longest word count."""
+        words: set[str] = set()
+        longest = 1
+        for mission in missions:
+            tokens = tokenize_mission(mission)
+            words.update(tokens)
+            longest = max(longest, len(tokens))
+        return cls(tuple(words), max_len or longest)
+
+    @property
+    def size(self) -> int:
+        """Number of ids, padding included (the embedding table size)."""
+        return len(self.words) + 1
+
+    def encode(self, missions: Sequence[str] | np.ndarray) -> np.ndarray:
+        """Word ids ``(n, max_len)`` int64 of ``n`` missions, left-padded with 0.
+
+        Raises:
+            ValueError: a mission has a word not in the vocabulary, or more than ``max_len``
+                words.
+        """
+        index = {word: i + 1 for i, word in enumerate(self.words)}
+        out = np.zeros((len(missions), self.max_len), dtype=np.int64)  # (n, L)
+        cache: dict[str, np.ndarray] = {}
+        for row, mission in enumerate(missions):
+            mission = str(mission)
+            ids = cache.get(mission)
+            if ids is None:
+                tokens = tokenize_mission(mission)
+                unknown = [t for t in tokens if t not in index]
+                if unknown:
+                    raise ValueError(
+                        f"mission {mission!r} has words unknown to this agent's vocabulary: "
+                        f"{unknown}; known words: {', '.join(self.words)}"
+                    )
+                if len(tokens) > self.max_len:
+                    raise ValueError(
+                        f"mission {mission!r} has {len(tokens)} words; this agent reads at most "
+                        f"{self.max_len}"
+                    )
+                ids = cache[mission] = np.asarray([index[t] for t in tokens], dtype=np.int64)
+            if ids.size:
+                out[row, self.max_len - ids.size :] = ids  # left padding
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"words": list(self.words), "max_len": self.max_len}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MissionVocabulary:
+        return cls(tuple(data["words"]), int(data["max_len"]))
+
+
+def babyai_arrays(
+    observation: dict[str, Any], vocabulary: MissionVocabulary
+) -> dict[str, np.ndarray]:
+    """A BabyAI observation (one env, or a vector env's dict of arrays) as batched arrays.
+
+    Args:
+        observation: ``{"image": (W, H, 3) or (n, W, H, 3), "direction": int or (n,),
+            "mission": str or (n,) strings}``, plus ``agent_pos``/``goal_pos`` ``(2,)`` or
+            ``(n, 2)`` from the privileged wrapper.
+        vocabulary: the agent's mission vocabulary.
+
+    Returns:
+        The module docstring's dict, every array with a leading ``n`` (1 for one env).
+
+    Raises:
+        ValueError: missing keys, a bad image shape, an unknown mission word.
+
+    Example:
+        >>> vocab = MissionVocabulary(("go", "to", "key"), 3)
+        >>> obs = {"image": np.zeros((7, 7, 3), np.uint8), "direction": 2, "mission": "go to key"}
+        >>> {k: v.shape for k, v in babyai_arrays(obs, vocab).items()}
+        {'image': (1, 7, 7, 3), 'direction': (1,), 'mission': (1, 3)}
+    """
+    if not isinstance(observation, dict):
+        raise ValueError(
+            f"expected a BabyAI observation dict with keys {list(BABYAI_KEYS)}, got "
+            f"{type(observation).__name__}"
+        )
+    missing = [k for k in BABYAI_KEYS if k not in observation]
+    if missing:
+        raise ValueError(
+            f"BabyAI observation lacks {missing}; expected keys {list(BABYAI_KEYS)} "
+            f"(got {sorted(observation)})"
+        )
+    image = np.asarray(observation["image"])
+    if image.ndim == 3:
+        single = True
+        image = image[None]  # (1, W, H, 3)
+    elif image.ndim == 4:
+        single = False
+    else:
+        raise ValueError(
+            f"BabyAI image has shape {image.shape}; expected (W, H, 3) or (n, W, H, 3)"
+        )
+    if image.shape[-1] != 3:
+        raise ValueError(f"BabyAI image has shape {image.shape}; the last axis must hold 3 codes")
+    n = image.shape[0]
+    missions = observation["mission"]
+    missions = [missions] if isinstance(missions, str) else list(np.asarray(missions).reshape(-1))
+    direction = np.asarray(observation["direction"], dtype=np.int64).reshape(-1)  # (n,)
+    if len(missions) != n or direction.shape != (n,):
+        raise ValueError(
+            f"BabyAI observation batch sizes differ: {n} images, {direction.size} directions, "
+            f"{len(missions)} missions"
+        )
+    out = {
+        "image": image.astype(np.uint8, copy=False),  # (n, W, H, 3)
+        "direction": direction,  # (n,)
+        "mission": vocabulary.encode(missions),  # (n, L)
+    }
+    for key in PRIVILEGED_KEYS:
+        if key in observation:
+            value = np.asarray(observation[key], dtype=np.int64)
+            out[key] = value[None] if single else value  # (n, 2)
+    return out
