@@ -230,6 +230,7 @@ class WindowSampler:
         lengths = data.episode_lengths  # (n_episodes,)
         # One past the last step of each transition's episode: windows are cut there.
         self._episode_end = np.repeat(data.episode_starts[1:], lengths)  # (N,)
+        self._episode_start = np.repeat(data.episode_starts[:-1], lengths)  # (N,)
         self._states = torch.as_tensor(states, dtype=torch.float32, device=self.device)
         action_dtype = torch.long if data.is_discrete else torch.float32
         self._actions = torch.as_tensor(data.actions, dtype=action_dtype, device=self.device)
@@ -282,10 +283,40 @@ class WindowSampler:
         mask = offsets[None, :] >= pad[:, None]  # (B, K): True on real steps
         # Slot j holds step start + j - pad (the real steps are pushed to the right).
         index = starts[:, None] + offsets[None, :] - pad[:, None]  # (B, K)
-        index = np.where(mask, index, starts[:, None])  # (B, K): any in-range index on padding
+        return self.gather(index, mask)
+
+    def windows_around(
+        self, current: np.ndarray, before: int, after: int
+    ) -> dict[str, torch.Tensor]:
+        """Windows of ``before`` steps, the step ``current`` and ``after`` steps, in place.
+
+        Unlike :meth:`windows_at` nothing is shifted: slot ``before`` always holds the step
+        ``current``; slots before its episode's start or after its end are padding (``mask``
+        False). LEAP trains on these (history, current state, plan steps).
+
+        Args:
+            current: ``(B,)`` global transition indices in ``[0, N)``.
+            before: ``P`` history steps.
+            after: plan steps after the current one (``H - 1``).
+
+        Returns:
+            :meth:`sample`'s dict with ``K = before + 1 + after`` slots.
+        """
+        current = np.asarray(current, dtype=np.int64).reshape(-1)  # (B,)
+        if current.size and (current.min() < 0 or current.max() >= self.n_transitions):
+            raise IndexError(f"window steps must lie in [0, {self.n_transitions}).")
+        index = current[:, None] + np.arange(-before, after + 1)[None, :]  # (B, K)
+        first = self._episode_start[current]  # (B,)
+        mask = (index >= first[:, None]) & (index < self._episode_end[current][:, None])  # (B, K)
+        return self.gather(index, mask)
+
+    def gather(self, index: np.ndarray, mask: np.ndarray) -> dict[str, torch.Tensor]:
+        """The batch dict of :meth:`sample` for global step indices ``index (B, K)``; slots where
+        ``mask (B, K)`` is False are padding (zeros, whatever their index)."""
+        B, K = index.shape
+        index = np.where(mask, index, 0)  # (B, K): any in-range index on padding
         index_t = torch.from_numpy(index).to(self.device)  # (B, K)
         mask_t = torch.from_numpy(mask).to(self.device)  # (B, K)
-        B = starts.size
 
         states = self._states[index_t]  # (B, K, *obs_shape)
         states.masked_fill_(~mask_t.view(B, K, *([1] * (states.dim() - 2))), 0.0)
