@@ -12,29 +12,38 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
 import torch
-from huggingface_hub import ModelCard, ModelCardData, ModelHubMixin, hf_hub_download
+from huggingface_hub import ModelCard, ModelHubMixin
 from huggingface_hub.errors import HFValidationError
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
+from seqagents.checkpoints.native import (
+    CONFIG_NAME,
+    FORMAT,
+    WEIGHTS_NAME,
+    CheckpointConfig,
+    CheckpointFiles,
+    hub_errors,
+    model_card,
+    not_found,
+)
 from seqagents.envs import describe_space, make_env, spaces_match
-from seqagents.errors import CheckpointError, reject_unknown_keys
+from seqagents.errors import CheckpointError
 
-__all__ = ["Agent", "CheckpointConfig", "SequenceAgent", "resolve_device"]
+__all__ = [
+    "Agent",
+    "CheckpointConfig",
+    "SequenceAgent",
+    "resolve_device",
+]  # CheckpointConfig: re-export
 
 logger = logging.getLogger(__name__)
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-FORMAT = "seqagents"  # marker of our native config.json
 
 
 @runtime_checkable
@@ -55,88 +64,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-@dataclass
-class CheckpointConfig:
-    """Contents of a native ``config.json`` (everything except the weights)."""
-
-    algorithm: str  # "dt" | "tt" | "leap"
-    model: dict  # the algorithm's network config (e.g. DTConfig fields)
-    observation_space: dict  # minari.serialization.serialize_space(space, to_string=False)
-    action_space: dict
-    env_id: str | None = None  # gymnasium id the checkpoint was trained for
-    env_kwargs: dict = field(default_factory=dict)  # gymnasium.make kwargs
-    preprocessing: dict = field(default_factory=dict)  # e.g. state_mean/state_std/return_scale
-    inference: dict = field(default_factory=dict)  # e.g. target_return, planner settings
-    training: dict = field(default_factory=dict)  # provenance: dataset id, steps, seed, ...
-    evaluation: dict = field(default_factory=dict)  # measured results (model card model-index)
-    library_version: str = ""
-    format: str = FORMAT
-
-    @classmethod
-    def from_dict(cls, data: dict) -> CheckpointConfig:
-        reject_unknown_keys(cls, data, "config.json has unknown keys", CheckpointError)
-        try:
-            return cls(**data)
-        except TypeError as e:
-            raise CheckpointError(f"config.json is incomplete: {e}") from e
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def spaces(self) -> tuple[gym.Space, gym.Space]:
-        from minari.serialization import deserialize_space
-
-        return deserialize_space(self.observation_space), deserialize_space(self.action_space)
-
-
-def converted_spec(
-    algorithm: str,
-    model: dict,
-    obs_dim: int,
-    act_dim: int,
-    env_id: str | None,
-    source: str,
-    *,
-    preprocessing: dict,
-    inference: dict,
-) -> CheckpointConfig:
-    """The config of a converted transformers checkpoint: flat MuJoCo-style Box spaces (actions
-    in [-1, 1]), the given sections, and ``source`` recorded as provenance."""
-    from seqagents import __version__
-
-    return CheckpointConfig(
-        algorithm=algorithm,
-        model=model,
-        observation_space=serialize_space(gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float64)),
-        action_space=serialize_space(gym.spaces.Box(-1.0, 1.0, (act_dim,), np.float32)),
-        env_id=env_id,
-        preprocessing=preprocessing,
-        inference=inference,
-        training={"converted_from": source, "format": "transformers"},
-        library_version=__version__,
-    )
-
-
-def serialize_space(space: gym.Space) -> dict:
-    from minari.serialization import serialize_space as _serialize
-
-    return _serialize(space, to_string=False)
-
-
-def _hub_errors() -> tuple[type[BaseException], ...]:
-    from huggingface_hub import errors
-
-    names = (
-        "LocalEntryNotFoundError",
-        "OfflineModeIsEnabled",
-        "RepositoryNotFoundError",
-        "RevisionNotFoundError",
-        "EntryNotFoundError",
-        "HfHubHTTPError",
-    )
-    return tuple(getattr(errors, n) for n in names if hasattr(errors, n))
 
 
 class SequenceAgent(
@@ -284,7 +211,9 @@ class SequenceAgent(
         raise ValueError(f"{type(self).__name__} has no target return")
 
     @classmethod
-    def _from_config(cls, config: dict, files: _Files, device: str, overrides: dict) -> Any:
+    def _from_config(
+        cls, config: dict, files: CheckpointFiles, device: str, overrides: dict
+    ) -> Any:
         raise NotImplementedError
 
     def _state_dict_to_save(self) -> dict[str, torch.Tensor]:
@@ -386,8 +315,8 @@ class SequenceAgent(
             )
         except HFValidationError as e:
             raise CheckpointError(f"{repo_id_or_path!r} is not a valid Hub repo id: {e}") from e
-        except _hub_errors() as e:
-            raise _not_found(str(repo_id_or_path), e) from e
+        except hub_errors() as e:
+            raise not_found(str(repo_id_or_path), e) from e
         if env is not None:
             agent.check_env(env)
         return agent
@@ -407,7 +336,9 @@ class SequenceAgent(
         overrides: dict | None = None,
         **_: Any,
     ) -> Any:
-        files = _Files(model_id, revision, cache_dir, force_download, local_files_only, token)
+        files = CheckpointFiles(
+            model_id, revision, cache_dir, force_download, local_files_only, token
+        )
         if config is None and not os.path.isdir(model_id):
             files.path(CONFIG_NAME)  # the mixin swallows Hub misses: raise the real reason
         if config is None:
@@ -425,10 +356,12 @@ class SequenceAgent(
                     " or seqagents.load_agent"
                 )
             return target._from_config(config, files, device, overrides or {})
-        from seqagents.checkpoints import foreign_loader
+        from seqagents.checkpoints import foreign_algorithm
 
-        loader = foreign_loader(config, model_id, cls.algorithm)
-        return loader(config, files, device, overrides or {})
+        algorithm = foreign_algorithm(config, model_id, cls.algorithm)
+        import seqagents.agents  # noqa: F401  (registers every agent class)
+
+        return cls._registry[algorithm]._from_foreign(config, files, device, overrides or {})
 
     def _save_pretrained(self, save_directory: Path) -> None:
         save_directory = Path(save_directory)
@@ -463,152 +396,4 @@ class SequenceAgent(
 
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
         """A model card with the measured results as Hub ``model-index`` metadata."""
-        from huggingface_hub import EvalResult
-
-        spec, name = self.spec, type(self).__name__
-        results = []
-        ev = spec.evaluation
-        if ev.get("mean_reward") is not None and spec.env_id:
-            results.append(
-                EvalResult(
-                    task_type="reinforcement-learning",
-                    dataset_type=spec.env_id,
-                    dataset_name=spec.env_id,
-                    metric_type="mean_reward",
-                    metric_value=f"{ev['mean_reward']:.2f} +/- {ev.get('std_reward', 0.0):.2f}",
-                )
-            )
-        data = ModelCardData(
-            library_name="seqagents",
-            tags=[
-                "reinforcement-learning",
-                spec.algorithm,
-                *([spec.env_id] if spec.env_id else []),
-            ],
-            model_name=f"{spec.algorithm}-{spec.env_id}",
-            eval_results=results or None,
-        )
-        lines = [
-            f"# {name} for {spec.env_id}",
-            "",
-            f"A `{spec.algorithm}` agent saved with seqagents {spec.library_version}.",
-            "",
-        ]
-        if ev:
-            lines += ["## Evaluation", "", "```json", json.dumps(ev, indent=2), "```", ""]
-        if spec.training:
-            lines += ["## Training", "", "```json", json.dumps(spec.training, indent=2), "```", ""]
-        lines += [
-            "## Usage",
-            "",
-            "```python",
-            "import gymnasium as gym",
-            f"from seqagents import {name}, evaluate_policy",
-            "",
-            f'agent = {name}.from_pretrained("<repo-or-folder>")',
-            "env = agent.make_env()",
-            "print(evaluate_policy(agent, env, n_eval_episodes=10))",
-            "```",
-            "",
-        ]
-        return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
-
-
-class _Files:
-    """Resolves the files of a checkpoint, from a local folder or the Hub (cache)."""
-
-    def __init__(
-        self,
-        model_id: str,
-        revision: str | None,
-        cache_dir: Any,
-        force_download: bool,
-        local_files_only: bool,
-        token: Any,
-    ) -> None:
-        self.model_id, self.revision, self.cache_dir = model_id, revision, cache_dir
-        self.force_download, self.local_files_only, self.token = (
-            force_download,
-            local_files_only,
-            token,
-        )
-
-    def path(self, filename: str) -> Path:
-        if os.path.isdir(self.model_id):
-            path = Path(self.model_id) / filename
-            if not path.is_file():
-                raise CheckpointError(f"{self.model_id}: missing file {filename}")
-            return path
-        try:
-            return Path(
-                hf_hub_download(
-                    self.model_id,
-                    filename,
-                    revision=self.revision,
-                    cache_dir=self.cache_dir,
-                    force_download=self.force_download,
-                    local_files_only=self.local_files_only,
-                    token=self.token,
-                )
-            )
-        except _hub_errors() as e:
-            raise _not_found(f"{self.model_id}/{filename}", e) from e
-
-    def load_safetensors(self, filename: str = WEIGHTS_NAME) -> dict[str, torch.Tensor]:
-        path = self.path(filename)
-        try:
-            return load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(
-                f"{path}: corrupt or truncated weights file ({e}); re-download it "
-                "(force_download=True) or re-save the checkpoint"
-            ) from e
-
-    def load_torch_bin(self, filename: str = "pytorch_model.bin") -> dict[str, torch.Tensor]:
-        """Load a pickled state dict with ``weights_only=True`` (plain tensors only)."""
-        import pickle
-
-        path = self.path(filename)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as e:
-            raise CheckpointError(
-                f"{path}: refused to load, the pickle holds objects other than plain tensors "
-                f"(only weights_only=True loading is allowed): {str(e).splitlines()[0]}"
-            ) from e
-        except (RuntimeError, EOFError, OSError) as e:
-            raise CheckpointError(f"{path}: corrupt or truncated weights file ({e})") from e
-        if not isinstance(state, dict) or not all(
-            isinstance(v, torch.Tensor) for v in state.values()
-        ):
-            raise CheckpointError(f"{path}: expected a dict of tensors (a state dict)")
-        return state
-
-
-def _not_found(what: str, error: BaseException) -> CheckpointError:
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-    hint = (
-        "HF_HUB_OFFLINE is set, so only the local Hugging Face cache was searched; unset it to "
-        "download, or pass a local folder"
-        if offline
-        else "check the repo id and revision, your network, or pass a local folder path"
-    )
-    return CheckpointError(f"cannot find {what}: {type(error).__name__}; {hint}")
-
-
-def load_weights(network: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
-    """``load_state_dict(strict=True)`` with an error that names the checkpoint and the keys."""
-    own = network.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in set(own) & set(state)
-        if state[k].shape != own[k].shape
-    ]
-    if missing or unexpected or shapes:
-        raise CheckpointError(
-            f"{where}: weights do not match the config: missing {missing[:5]}, unexpected "
-            f"{unexpected[:5]}, shape mismatches {shapes[:5]}"
-        )
-    network.load_state_dict(state)
+        return model_card(self.spec, type(self).__name__)

@@ -10,14 +10,14 @@ import numpy as np
 import torch
 
 from seqagents import __version__
-from seqagents.agents.base import (
+from seqagents.agents.base import SequenceAgent
+from seqagents.checkpoints.native import (
     CheckpointConfig,
-    SequenceAgent,
-    _Files,
+    CheckpointFiles,
     converted_spec,
     load_weights,
+    serialize_space,
 )
-from seqagents.agents.base import serialize_space as _serialize_space
 from seqagents.context import RollingContext
 from seqagents.errors import CheckpointError
 from seqagents.models.dt import DecisionTransformer, DTConfig
@@ -116,8 +116,8 @@ class DecisionTransformerAgent(SequenceAgent):
         spec = CheckpointConfig(
             algorithm=cls.algorithm,
             model=model_config.to_dict(),
-            observation_space=_serialize_space(observation_space),
-            action_space=_serialize_space(action_space),
+            observation_space=serialize_space(observation_space),
+            action_space=serialize_space(action_space),
             env_id=env_id,
             env_kwargs=dict(env_kwargs or {}),
             preprocessing={
@@ -136,7 +136,7 @@ class DecisionTransformerAgent(SequenceAgent):
 
     @classmethod
     def _from_config(
-        cls, config: dict, files: _Files, device: str, overrides: dict
+        cls, config: dict, files: CheckpointFiles, device: str, overrides: dict
     ) -> DecisionTransformerAgent:
         spec = CheckpointConfig.from_dict(config)
         model_config = DTConfig.from_dict(spec.model)
@@ -146,7 +146,7 @@ class DecisionTransformerAgent(SequenceAgent):
 
     @classmethod
     def _from_foreign(
-        cls, config: dict, files: _Files, device: str, overrides: dict
+        cls, config: dict, files: CheckpointFiles, device: str, overrides: dict
     ) -> DecisionTransformerAgent:
         """transformers ``decision_transformer`` checkpoint (e.g. the edbeeching repos)."""
         from seqagents.checkpoints import known_repo

@@ -13,14 +13,14 @@ import numpy as np
 import torch
 
 from seqagents import __version__
-from seqagents.agents.base import (
+from seqagents.agents.base import SequenceAgent
+from seqagents.checkpoints.native import (
     CheckpointConfig,
-    SequenceAgent,
-    _Files,
+    CheckpointFiles,
     converted_spec,
     load_weights,
+    serialize_space,
 )
-from seqagents.agents.base import serialize_space as _serialize_space
 from seqagents.context import RollingContext
 from seqagents.errors import CheckpointError, reject_unknown_keys
 from seqagents.models.tt import TrajectoryTransformer, TTConfig
@@ -170,8 +170,8 @@ class TrajectoryTransformerAgent(SequenceAgent):
         spec = CheckpointConfig(
             algorithm=cls.algorithm,
             model=config.to_dict(),
-            observation_space=_serialize_space(observation_space),
-            action_space=_serialize_space(action_space),
+            observation_space=serialize_space(observation_space),
+            action_space=serialize_space(action_space),
             env_id=env_id,
             env_kwargs=dict(env_kwargs or {}),
             preprocessing={"discretizer": discretizer_kind, "n_bins": n_bins},
@@ -182,7 +182,7 @@ class TrajectoryTransformerAgent(SequenceAgent):
 
     @classmethod
     def _from_config(
-        cls, config: dict, files: _Files, device: str, overrides: dict
+        cls, config: dict, files: CheckpointFiles, device: str, overrides: dict
     ) -> TrajectoryTransformerAgent:
         spec = CheckpointConfig.from_dict(config)
         network = TrajectoryTransformer(TTConfig.from_dict(spec.model))
@@ -205,7 +205,7 @@ class TrajectoryTransformerAgent(SequenceAgent):
 
     @classmethod
     def _from_foreign(
-        cls, config: dict, files: _Files, device: str, overrides: dict
+        cls, config: dict, files: CheckpointFiles, device: str, overrides: dict
     ) -> TrajectoryTransformerAgent:
         """transformers ``trajectory_transformer`` checkpoint (e.g. the CarlCochet repos).
 

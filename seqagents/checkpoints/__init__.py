@@ -1,4 +1,5 @@
-"""Checkpoint formats: our native one (agents/base.py) and converters for foreign formats.
+"""Checkpoint formats: our native one (:mod:`seqagents.checkpoints.native`) and converters for
+foreign formats.
 
 Foreign formats are recognised from ``config.json``'s ``model_type``:
 
@@ -11,14 +12,13 @@ Foreign formats are recognised from ``config.json``'s ``model_type``:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from seqagents.errors import CheckpointError
 
-__all__ = ["known_repo", "known_repos", "foreign_loader"]
+__all__ = ["known_repo", "known_repos", "foreign_algorithm"]
 
 # model_type in a foreign config.json -> algorithm of the agent that converts it
 FOREIGN_MODEL_TYPES = {"decision_transformer": "dt", "trajectory_transformer": "tt"}
@@ -47,10 +47,8 @@ def known_repo(repo_id: str) -> dict[str, Any] | None:
     return dict(matches[0]) if len(matches) == 1 else None
 
 
-def foreign_loader(config: dict, model_id: str, requested: str) -> Callable[..., Any]:
-    """The ``_from_config``-style loader of the agent class that converts ``config``."""
-    from seqagents.agents.base import SequenceAgent
-
+def foreign_algorithm(config: dict, model_id: str, requested: str) -> str:
+    """The algorithm (``"dt"``, ``"tt"``) of the agent that converts the foreign ``config``."""
     model_type = config.get("model_type")
     algorithm = FOREIGN_MODEL_TYPES.get(model_type)
     if algorithm is None:
@@ -62,6 +60,4 @@ def foreign_loader(config: dict, model_id: str, requested: str) -> Callable[...,
         raise CheckpointError(
             f"{model_id} is a {model_type} checkpoint; load it with the {algorithm!r} agent"
         )
-    import seqagents.agents  # noqa: F401  (registers the agent classes)
-
-    return SequenceAgent._registry[algorithm]._from_foreign
+    return algorithm
