@@ -35,6 +35,7 @@ from seqagents.checkpoints.native import (
 )
 from seqagents.envs import describe_space, make_env, spaces_match
 from seqagents.errors import CheckpointError
+from seqagents.observations import PRIVILEGED_KEYS, MissionVocabulary, babyai_arrays
 
 __all__ = [
     "Agent",
@@ -93,6 +94,7 @@ class SequenceAgent(
         self.device = resolve_device(device)
         self.network = network.to(self.device).eval()
         self.observation_space, self.action_space = spec.spaces()
+        self._vocabulary = self.mission_vocabulary
         self.n_envs = 0  # batch size of the current contexts (0 = none yet)
         self._t = np.zeros(0, dtype=np.int64)  # (n_envs,) steps taken in each env's episode
         self._pending_reward: np.ndarray | None = None  # r_{t-1} reported through observe()
@@ -167,7 +169,7 @@ class SequenceAgent(
             ``(action, state)``: action of shape ``action_space.shape`` or ``(n_envs, ...)``.
         """
         obs, single = self._check_observation(observation)
-        n = obs.shape[0]
+        n = (obs["image"] if isinstance(obs, dict) else obs).shape[0]
         if n != self.n_envs:
             if self.n_envs and self._t.any():
                 logger.warning(
@@ -200,11 +202,15 @@ class SequenceAgent(
         self._pending_done = np.zeros(n_envs, dtype=bool)
 
     def _step(
-        self, obs: torch.Tensor, rewards: torch.Tensor, starts: np.ndarray, deterministic: bool
+        self,
+        obs: torch.Tensor | dict[str, torch.Tensor],
+        rewards: torch.Tensor,
+        starts: np.ndarray,
+        deterministic: bool,
     ) -> torch.Tensor:
-        """One batched step: ``obs (n, *obs_shape)``, ``rewards (n,)`` = r_{t-1} (0 at starts)
-        on the device; ``starts (n,)`` numpy bool, True where an episode begins (``self._t`` is
-        already 0 there). Returns actions ``(n, *action_shape)``."""
+        """One batched step: ``obs (n, *obs_shape)`` (or a dict of such), ``rewards (n,)`` =
+        r_{t-1} (0 at starts) on the device; ``starts (n,)`` numpy bool, True where an episode
+        begins (``self._t`` is already 0 there). Returns actions ``(n, *action_shape)``."""
         raise NotImplementedError
 
     def _set_target_return(self, target_return: float) -> None:
@@ -220,8 +226,17 @@ class SequenceAgent(
         return self.network.state_dict()
 
     # ------------------------------------------------------------------ input checks
-    def _check_observation(self, observation: Any) -> tuple[torch.Tensor, bool]:
+    def _check_observation(
+        self, observation: Any
+    ) -> tuple[torch.Tensor | dict[str, torch.Tensor], bool]:
+        """The observation as a batch on the device, and whether it was one env's.
+
+        A Box observation becomes a ``(n, *shape)`` tensor (uint8 kept, anything else float32);
+        a BabyAI Dict observation becomes :func:`seqagents.observations.babyai_arrays`' dict.
+        """
         space = self.observation_space
+        if isinstance(space, gym.spaces.Dict):
+            return self._check_dict_observation(observation)
         obs = np.asarray(observation)
         if obs.dtype == object or not (
             np.issubdtype(obs.dtype, np.number) or obs.dtype == np.bool_
@@ -244,6 +259,35 @@ class SequenceAgent(
             raise ValueError("observation contains NaN or inf")
         dtype = torch.uint8 if obs.dtype == np.uint8 else torch.float32
         return torch.as_tensor(obs, dtype=dtype, device=self.device), single
+
+    @property
+    def mission_vocabulary(self) -> MissionVocabulary | None:
+        """The words this agent reads in BabyAI missions (None for non-BabyAI agents)."""
+        vocab = self.spec.preprocessing.get("mission_vocabulary")
+        return None if vocab is None else MissionVocabulary.from_dict(vocab)
+
+    def _check_dict_observation(self, observation: Any) -> tuple[dict[str, torch.Tensor], bool]:
+        space = self.observation_space
+        if self._vocabulary is None:
+            raise CheckpointError(
+                "this checkpoint has a Dict observation space but no mission vocabulary "
+                "(preprocessing.mission_vocabulary); only BabyAI Dict observations are supported"
+            )
+        arrays = babyai_arrays(observation, self._vocabulary)  # ValueError on bad input
+        single = np.asarray(observation["image"]).ndim == 3
+        want = tuple(space["image"].shape)
+        if arrays["image"].shape[1:] != want:
+            raise ValueError(
+                f"observation image has shape {arrays['image'].shape[1:]}; this agent expects "
+                f"{want} (privileged agents read the full grid, see seqagents.envs)"
+            )
+        missing = [k for k in space.spaces if k in PRIVILEGED_KEYS and k not in arrays]
+        if missing:
+            raise ValueError(
+                f"observation lacks {missing}: this agent was trained in LEAP's privileged "
+                "setting; wrap the env with seqagents.envs.BabyAIPrivileged"
+            )
+        return {k: torch.as_tensor(v, device=self.device) for k, v in arrays.items()}, single
 
     def _rewards(self, reward: Any, starts: np.ndarray, n: int) -> np.ndarray:
         if reward is None:

@@ -68,7 +68,8 @@ class DecisionTransformerAgent(SequenceAgent):
 
     def _check_spaces(self) -> None:
         cfg, obs, act = self.model_config, self.observation_space, self.action_space
-        if tuple(obs.shape or ()) != cfg.state_shape:
+        shape = obs["image"].shape if isinstance(obs, gym.spaces.Dict) else obs.shape
+        if tuple(shape or ()) != cfg.state_shape:
             raise CheckpointError(
                 f"the network expects states of shape {cfg.state_shape} but the checkpoint's "
                 f"observation space is {obs}"
@@ -234,7 +235,8 @@ class DecisionTransformerAgent(SequenceAgent):
             n_envs,
             cfg.context_len,
             {
-                "states": (cfg.state_shape, torch.float32),
+                # Per-frame embedding cache: each state is encoded once, when it arrives.
+                "state_emb": ((cfg.hidden_size,), torch.float32),
                 "actions": act,
                 "returns_to_go": ((1,), torch.float32),
                 "timesteps": ((), torch.long),
@@ -257,11 +259,15 @@ class DecisionTransformerAgent(SequenceAgent):
             ctx.clear(new)
             self._rtg.masked_fill_(new, self.target_return / self.return_scale)
         t = torch.as_tensor(np.minimum(self._t, cfg.max_ep_len - 1), device=self.device)  # (n,)
-        states = (obs.float() - self._state_mean) / self._state_std  # (n, *state_shape)
-        ctx.push(states=states, returns_to_go=self._rtg[:, None], timesteps=t, actions=0)
+        if isinstance(obs, dict):  # BabyAI: categorical codes and word ids, no normalization
+            states = obs
+        else:
+            states = (obs.float() - self._state_mean) / self._state_std  # (n, *state_shape)
+        state_emb = self.network.embed_state(states)  # (n, H), the only encoding of s_t
+        ctx.push(state_emb=state_emb, returns_to_go=self._rtg[:, None], timesteps=t, actions=0)
         full = bool(self._t.min() >= cfg.context_len - 1)  # no padding: plain causal attention
-        pred = self.network.act(
-            ctx["states"],
+        pred = self.network.act_embedded(
+            ctx["state_emb"],
             ctx["actions"],
             ctx["returns_to_go"],
             ctx["timesteps"],

@@ -18,7 +18,7 @@ are all zero), so we keep a single learned ``position_bias`` vector that does th
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -47,6 +47,7 @@ class DTConfig:
     context_len: int = 20  # K, steps of context (paper: 20 for D4RL)
     action_tanh: bool = True  # squash continuous actions with tanh (HF checkpoints: true)
     state_encoder: str = "linear"  # see seqagents.models.encoders.STATE_ENCODERS
+    state_encoder_kwargs: dict = field(default_factory=dict)  # e.g. babyai: vocab_size
     layer_norm_epsilon: float = 1e-5
 
     def __post_init__(self) -> None:
@@ -89,7 +90,9 @@ class DecisionTransformer(nn.Module):
         H = config.hidden_size
         self.embed_timestep = nn.Embedding(config.max_ep_len, H)
         self.embed_return = nn.Linear(1, H)
-        self.embed_state = make_state_encoder(config.state_encoder, config.state_shape, H)
+        self.embed_state = make_state_encoder(
+            config.state_encoder, config.state_shape, H, **config.state_encoder_kwargs
+        )
         self.embed_action = (
             nn.Embedding(config.act_dim, H) if config.discrete else nn.Linear(config.act_dim, H)
         )
@@ -101,14 +104,15 @@ class DecisionTransformer(nn.Module):
             nn.Linear(H, config.act_dim),
             nn.Tanh() if config.action_tanh and not config.discrete else nn.Identity(),
         )
-        flat_state = config.state_shape[0] if len(config.state_shape) == 1 else None
+        flat = len(config.state_shape) == 1 and config.state_encoder == "linear"
+        flat_state = config.state_shape[0] if flat else None
         self.predict_state = nn.Linear(H, flat_state) if flat_state else None
         self.predict_return = nn.Linear(H, 1)
         self.apply(gpt_init_)
 
     def forward(
         self,
-        states: torch.Tensor,
+        states: torch.Tensor | dict[str, torch.Tensor],
         actions: torch.Tensor,
         returns_to_go: torch.Tensor,
         timesteps: torch.Tensor,
@@ -117,7 +121,8 @@ class DecisionTransformer(nn.Module):
         """Predict actions for every timestep of a window.
 
         Args:
-            states: ``(B, K, *state_shape)``.
+            states: ``(B, K, *state_shape)`` (BabyAI: a dict of such tensors, see
+                :mod:`seqagents.observations`).
             actions: ``(B, K, act_dim)`` float, or ``(B, K)`` long for discrete actions.
             returns_to_go: ``(B, K, 1)`` scaled returns-to-go.
             timesteps: ``(B, K)`` long, already within ``[0, max_ep_len)``.
@@ -126,7 +131,8 @@ class DecisionTransformer(nn.Module):
         Returns:
             :class:`DTOutput` with ``action`` of shape ``(B, K, act_dim)``.
         """
-        x = self._encode(states, actions, returns_to_go, timesteps, attention_mask)
+        state_emb = self.embed_state(states)  # (B, K, H)
+        x = self._encode(state_emb, actions, returns_to_go, timesteps, attention_mask)
         return DTOutput(
             action=self.predict_action(x[:, :, 1]),  # a_t from s_t: (B, K, act_dim)
             state=self.predict_state(x[:, :, 2]) if self.predict_state is not None else None,
@@ -142,12 +148,26 @@ class DecisionTransformer(nn.Module):
         attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Inference: only the newest action, ``(B, act_dim)`` (no state/return heads)."""
-        x = self._encode(states, actions, returns_to_go, timesteps, attention_mask)
+        state_emb = self.embed_state(states)  # (B, K, H)
+        return self.act_embedded(state_emb, actions, returns_to_go, timesteps, attention_mask)
+
+    def act_embedded(
+        self,
+        state_emb: torch.Tensor,
+        actions: torch.Tensor,
+        returns_to_go: torch.Tensor,
+        timesteps: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """:meth:`act` on states already embedded (``embed_state``, ``(B, K, H)``): the agent
+        caches each state's embedding in its context, so every frame is encoded once, not K
+        times."""
+        x = self._encode(state_emb, actions, returns_to_go, timesteps, attention_mask)
         return self.predict_action(x[:, -1, 1])  # a_K from s_K: (B, act_dim)
 
     def _encode(
         self,
-        states: torch.Tensor,
+        state_emb: torch.Tensor,
         actions: torch.Tensor,
         returns_to_go: torch.Tensor,
         timesteps: torch.Tensor,
@@ -157,7 +177,7 @@ class DecisionTransformer(nn.Module):
         B, K = timesteps.shape
         time_emb = self.embed_timestep(timesteps)  # (B, K, H)
         r = self.embed_return(returns_to_go) + time_emb  # (B, K, H)
-        s = self.embed_state(states) + time_emb  # (B, K, H)
+        s = state_emb + time_emb  # (B, K, H)
         a = self.embed_action(actions) + time_emb  # (B, K, H)
         x = torch.stack((r, s, a), dim=2).reshape(B, 3 * K, -1)  # (B, 3K, H): R_1 s_1 a_1 R_2 ...
         x = self.drop(self.embed_ln(x) + self.position_bias)  # (B, 3K, H)
