@@ -8,16 +8,17 @@ from seqagents.agents import (  # noqa: E402
     Agent,
     CheckpointConfig,
     DecisionTransformerAgent,
+    LEAPAgent,
     SequenceAgent,
     TrajectoryTransformerAgent,
     load_agent,
 )
-from seqagents.envs import ensure_headless_gl, make_env  # noqa: E402
+from seqagents.envs import BabyAIPrivileged, ensure_headless_gl, make_env  # noqa: E402
 
 ensure_headless_gl()  # before anything imports mujoco
 
 from seqagents.errors import CheckpointError, MissingDependencyError  # noqa: E402
-from seqagents.evaluation import SB3Adapter, evaluate_policy  # noqa: E402
+from seqagents.evaluation import SB3Adapter, episode_successes, evaluate_policy  # noqa: E402
 from seqagents.scores import has_normalized_score, normalized_score  # noqa: E402
 from seqagents.video import record_video  # noqa: E402
 
@@ -27,9 +28,11 @@ __all__ = [
     "SequenceAgent",
     "DecisionTransformerAgent",
     "TrajectoryTransformerAgent",
+    "LEAPAgent",
     "load_agent",
     # evaluation and videos
     "evaluate_policy",
+    "episode_successes",
     "SB3Adapter",
     "normalized_score",
     "has_normalized_score",
@@ -37,6 +40,7 @@ __all__ = [
     # envs
     "make_env",
     "ensure_headless_gl",
+    "BabyAIPrivileged",
     # checkpoints
     "CheckpointConfig",
     # errors

@@ -7,6 +7,7 @@ from typing import Any
 
 from seqagents.agents.base import Agent, CheckpointConfig, SequenceAgent
 from seqagents.agents.dt import DecisionTransformerAgent
+from seqagents.agents.leap import LEAPAgent, LEAPPlannerConfig
 from seqagents.agents.tt import TrajectoryTransformerAgent
 
 __all__ = [
@@ -15,6 +16,8 @@ __all__ = [
     "SequenceAgent",
     "DecisionTransformerAgent",
     "TrajectoryTransformerAgent",
+    "LEAPAgent",
+    "LEAPPlannerConfig",
     "load_agent",
 ]
 

@@ -60,6 +60,34 @@ class Agent(Protocol):
     ) -> tuple[np.ndarray, Any]: ...
 
 
+def encoder_for_space(
+    observation_space: gym.Space, vocabulary: MissionVocabulary | None = None
+) -> dict[str, Any]:
+    """The state-encoder fields of a model config for ``observation_space``: ``state_shape``,
+    ``state_encoder`` and ``state_encoder_kwargs`` (flat Box -> ``linear``; ``(C, 84, 84)``
+    frames -> ``nature_cnn``; BabyAI Dict -> ``babyai``, which needs the mission vocabulary).
+
+    Example:
+        >>> encoder_for_space(gym.spaces.Box(-1, 1, (3,)))["state_encoder"]
+        'linear'
+    """
+    if isinstance(observation_space, gym.spaces.Dict):
+        if vocabulary is None or "image" not in observation_space.spaces:
+            raise ValueError(
+                "Dict observations are read as BabyAI's (image, direction, mission): pass the "
+                "mission_vocabulary (seqagents.observations.MissionVocabulary.from_missions)"
+            )
+        privileged = all(k in observation_space.spaces for k in PRIVILEGED_KEYS)
+        return {
+            "state_shape": tuple(observation_space["image"].shape),
+            "state_encoder": "babyai",
+            "state_encoder_kwargs": {"vocab_size": vocabulary.size, "privileged": privileged},
+        }
+    shape = tuple(observation_space.shape or ())
+    kind = "nature_cnn" if len(shape) == 3 and shape[1:] == (84, 84) else "linear"
+    return {"state_shape": shape, "state_encoder": kind, "state_encoder_kwargs": {}}
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; anything else is passed to ``torch.device``."""
     if str(device) == "auto":

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from seqagents import __version__
-from seqagents.agents.base import SequenceAgent
+from seqagents.agents.base import SequenceAgent, encoder_for_space
 from seqagents.checkpoints.native import (
     CheckpointConfig,
     CheckpointFiles,
@@ -21,6 +21,7 @@ from seqagents.checkpoints.native import (
 from seqagents.context import RollingContext
 from seqagents.errors import CheckpointError
 from seqagents.models.dt import DecisionTransformer, DTConfig
+from seqagents.observations import MissionVocabulary
 
 __all__ = ["DecisionTransformerAgent"]
 
@@ -96,21 +97,26 @@ class DecisionTransformerAgent(SequenceAgent):
         return_scale: float = 1000.0,
         target_return: float = 0.0,
         target_returns: list[float] | None = None,
+        mission_vocabulary: MissionVocabulary | None = None,
         device: str = "auto",
         seed: int | None = None,
         **model_kwargs: Any,
     ) -> DecisionTransformerAgent:
         """A new, randomly initialised agent for the given spaces (to train, or to test with).
 
-        ``model_kwargs`` override fields of the default :class:`DTConfig` (e.g. ``n_layer=1``).
+        ``model_kwargs`` override fields of the default :class:`DTConfig` (e.g. ``n_layer=1``);
+        the state encoder follows the observation space (:func:`encoder_for_space`; BabyAI's
+        Dict observations need ``mission_vocabulary``).
         """
         if model_config is None:
             discrete = isinstance(action_space, gym.spaces.Discrete)
             model_config = DTConfig(
-                state_shape=tuple(observation_space.shape),
-                act_dim=int(action_space.n if discrete else np.prod(action_space.shape)),
-                discrete=discrete,
-                **model_kwargs,
+                **{
+                    **encoder_for_space(observation_space, mission_vocabulary),
+                    "act_dim": int(action_space.n if discrete else np.prod(action_space.shape)),
+                    "discrete": discrete,
+                    **model_kwargs,
+                }
             )
         if seed is not None:
             torch.manual_seed(seed)
@@ -125,6 +131,7 @@ class DecisionTransformerAgent(SequenceAgent):
                 "state_mean": None if state_mean is None else np.asarray(state_mean).tolist(),
                 "state_std": None if state_std is None else np.asarray(state_std).tolist(),
                 "return_scale": float(return_scale),
+                "mission_vocabulary": mission_vocabulary.to_dict() if mission_vocabulary else None,
             },
             inference={
                 "target_return": float(target_return),

@@ -31,6 +31,9 @@ __all__ = [
     "train_dt",
     "tt_loss",
     "train_tt",
+    "leap_loss",
+    "train_leap",
 ]
 
+from seqagents.training.leap import leap_loss, train_leap  # noqa: E402  (imports dt helpers)
 from seqagents.training.tt import train_tt, tt_loss  # noqa: E402  (imports dt helpers)

@@ -45,8 +45,9 @@ __all__ = ["Batch", "CheckpointFn", "EvaluateFn", "LossFn", "SampleFn", "TrainCo
 
 logger = logging.getLogger(__name__)
 
-Batch = dict[str, torch.Tensor]
-"""A training batch: named tensors (e.g. ``states (B, K, obs_dim)``, ``mask (B, K)``)."""
+Batch = dict[str, Any]
+"""A training batch: named tensors (e.g. ``states (B, K, obs_dim)``, ``mask (B, K)``), or dicts
+of tensors (BabyAI ``states``)."""
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
 """``loss_fn(network, batch) -> scalar loss``; ``network`` may be DDP-wrapped."""
 SampleFn = Callable[[int, np.random.Generator], Batch]
@@ -155,6 +156,13 @@ def _resolve_train_device(device: str | torch.device) -> torch.device:
     if device.type == "cuda" and device.index is None and _distributed():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return device
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    """Tensors, and dicts of them (BabyAI states), moved to ``device``."""
+    if isinstance(value, dict):
+        return {key: _to_device(item, device) for key, item in value.items()}
+    return value.to(device, non_blocking=True)
 
 
 def _distributed() -> bool:
@@ -280,7 +288,7 @@ class Trainer:
     def train_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimisation step on ``batch``; returns ``(loss, grad_norm)`` as detached device
         tensors (no host sync)."""
-        batch = {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
+        batch = _to_device(batch, self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
             loss = self.loss_fn(self.model, batch)  # ()
         self.optimizer.zero_grad(set_to_none=True)

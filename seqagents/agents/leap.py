@@ -1,0 +1,325 @@
+"""LEAP agent: plans by iterative energy minimization inside ``predict`` (Chen et al. 2023)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from seqagents import __version__
+from seqagents.agents.base import SequenceAgent, encoder_for_space
+from seqagents.checkpoints.native import (
+    CheckpointConfig,
+    CheckpointFiles,
+    load_weights,
+    serialize_space,
+)
+from seqagents.context import RollingContext
+from seqagents.errors import CheckpointError, reject_unknown_keys
+from seqagents.models.leap import LEAP, LEAPConfig
+from seqagents.observations import MissionVocabulary
+from seqagents.planning.refinement import (
+    ConstraintEnergy,
+    LEAPPlan,
+    check_planner_settings,
+    refine_plan,
+)
+
+__all__ = ["LEAPPlannerConfig", "LEAPAgent"]
+
+
+@dataclass
+class LEAPPlannerConfig:
+    """Refinement settings (defaults: the official BabyAI code, ``test_run.sh``)."""
+
+    n_iterations: int = 10  # model calls per plan, the parallel fill included (mazes: 30)
+    mode: str = "greedy"  # "greedy" (official: argmax refills) or "gibbs" (sampled refills)
+    horizon: int | None = None  # plan steps, <= the model's H; None = H
+    temperature: float = 1.0  # sampling temperature (gibbs; greedy with deterministic=False)
+    anneal_to: float | None = None  # gibbs: temperature of the last iteration (geometric)
+    sites_per_iteration: int = 1  # gibbs: sites re-masked per iteration
+    replan_every: int = 1  # steps executed per plan: 1 = every step (Atari), H = open loop
+    track_energy: bool = False  # compute the plan's energy after every iteration (last_plan)
+    seed: int = 0  # env i of a batch plans with generator seed + i, reseeded per episode
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LEAPPlannerConfig:
+        reject_unknown_keys(cls, data, "unknown LEAP planner settings", TypeError)
+        return cls(**data)
+
+    def validate(self, max_horizon: int) -> None:
+        """Raise ``ValueError`` naming any setting out of range for a model of ``max_horizon``."""
+        horizon = max_horizon if self.horizon is None else self.horizon
+        check_planner_settings(
+            n_iterations=self.n_iterations,
+            mode=self.mode,
+            temperature=self.temperature,
+            anneal_to=self.anneal_to,
+            sites_per_iteration=self.sites_per_iteration if self.mode == "gibbs" else 1,
+            horizon=horizon,
+            max_horizon=max_horizon,
+        )
+        if not isinstance(self.replan_every, int) or not 1 <= self.replan_every <= horizon:
+            raise ValueError(
+                f"replan_every must be an int in [1, horizon={horizon}], got {self.replan_every!r}"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an int, got {self.seed!r}")
+
+
+_PLANNER_KEYS = tuple(LEAPPlannerConfig.__dataclass_fields__)
+
+
+class LEAPAgent(SequenceAgent):
+    """Plans ``horizon`` discrete actions by iterative refinement of a masked model (LEAP).
+
+    At step t the agent appends s_t (and, return-conditioned, ``rtg_t = rtg_{t-1} -
+    r_{t-1} / scale`` as DT does) to its context and, when its plan is used up (every
+    ``replan_every`` steps, or at an episode start), plans from the last ``history_len + 1``
+    states: :func:`seqagents.planning.refine_plan` with the planner settings of the checkpoint
+    (overridable by keyword, saved as they act). It executes the plan's next action.
+
+    ``deterministic=False`` samples the refills at ``temperature`` in ``greedy`` mode (``gibbs``
+    always samples). Planning draws from one generator per env (``seed + i``, reseeded at each
+    episode start), so a seed fixes the plans. Goal information enters only through the
+    observation (e.g. :class:`seqagents.envs.BabyAIPrivileged`), never through an oracle here.
+    ``constraint_energy`` (attribute, not saved) adds a user's energy in ``gibbs`` mode.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> from seqagents import LEAPAgent
+        >>> env = gym.make("CartPole-v1")
+        >>> agent = LEAPAgent.create(env.observation_space, env.action_space, horizon=3,
+        ...                          n_layer=1, hidden_size=32, planner={"n_iterations": 4})
+        >>> obs, _ = env.reset(seed=0)
+        >>> action, _ = agent.predict(obs)
+        >>> int(action) in (0, 1), agent.last_plan.actions.shape
+        (True, (1, 3))
+    """
+
+    algorithm = "leap"
+
+    def __init__(self, network: LEAP, spec: CheckpointConfig, device: str = "auto") -> None:
+        super().__init__(network, spec, device)
+        cfg: LEAPConfig = network.config
+        self.model_config = cfg
+        act = self.action_space
+        if not isinstance(act, gym.spaces.Discrete) or act.n < cfg.n_actions:
+            raise CheckpointError(
+                f"the LEAP network plans over {cfg.n_actions} discrete actions but the "
+                f"checkpoint's action space is {act}"
+            )
+        self.planner = LEAPPlannerConfig.from_dict(spec.inference.get("planner", {}))
+        self.planner.validate(cfg.horizon)
+        self.requires_reward = cfg.return_conditioned  # [s, a] models ignore rewards
+        pre = spec.preprocessing
+        self.return_scale = float(pre.get("return_scale", 1.0))
+        self.target_return = float(spec.inference.get("target_return", 0.0))
+        shape = cfg.state_shape
+        self._state_mean = torch.as_tensor(
+            pre.get("state_mean", np.zeros(shape)), dtype=torch.float32, device=self.device
+        )
+        self._state_std = torch.as_tensor(
+            pre.get("state_std", np.ones(shape)), dtype=torch.float32, device=self.device
+        )
+        self.constraint_energy: ConstraintEnergy | None = None
+        self.last_plan: LEAPPlan | None = None  # the latest plan (numpy), with its env indices
+        self.last_plan_envs = np.zeros(0, dtype=np.int64)
+        self._ctx: RollingContext | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def create(
+        cls,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        model_config: LEAPConfig | None = None,
+        *,
+        env_id: str | None = None,
+        env_kwargs: dict | None = None,
+        mission_vocabulary: MissionVocabulary | None = None,
+        state_mean: np.ndarray | None = None,
+        state_std: np.ndarray | None = None,
+        return_scale: float = 1.0,
+        target_return: float = 0.0,
+        planner: dict | None = None,
+        device: str = "auto",
+        seed: int | None = None,
+        **model_kwargs: Any,
+    ) -> LEAPAgent:
+        """A new, randomly initialised agent for the given spaces (to train, or to test with).
+
+        ``model_kwargs`` override fields of the default :class:`LEAPConfig` (e.g.
+        ``horizon=10``, ``return_conditioned=True``); the state encoder follows the observation
+        space (BabyAI's Dict observations need ``mission_vocabulary``).
+
+        Raises:
+            ValueError: a continuous action space, bad planner settings.
+        """
+        if not isinstance(action_space, gym.spaces.Discrete):
+            raise ValueError(
+                f"LEAP plans over discrete actions; the action space is {action_space}. Use "
+                "DecisionTransformerAgent or TrajectoryTransformerAgent for continuous actions"
+            )
+        if model_config is None:
+            fields = {**encoder_for_space(observation_space, mission_vocabulary)}
+            fields["n_actions"] = int(action_space.n)
+            model_config = LEAPConfig(**{**fields, **model_kwargs})
+        if seed is not None:
+            torch.manual_seed(seed)
+        preprocessing: dict[str, Any] = {"return_scale": float(return_scale)}
+        if state_mean is not None and state_std is not None:
+            preprocessing["state_mean"] = np.asarray(state_mean).tolist()
+            preprocessing["state_std"] = np.asarray(state_std).tolist()
+        if mission_vocabulary is not None:
+            preprocessing["mission_vocabulary"] = mission_vocabulary.to_dict()
+        spec = CheckpointConfig(
+            algorithm=cls.algorithm,
+            model=model_config.to_dict(),
+            observation_space=serialize_space(observation_space),
+            action_space=serialize_space(action_space),
+            env_id=env_id,
+            env_kwargs=dict(env_kwargs or {}),
+            preprocessing=preprocessing,
+            inference={
+                "target_return": float(target_return),
+                "planner": asdict(LEAPPlannerConfig.from_dict(dict(planner or {}))),
+            },
+            library_version=__version__,
+        )
+        return cls._with_overrides(LEAP(model_config), spec, device, {})
+
+    @classmethod
+    def _from_config(
+        cls, config: dict, files: CheckpointFiles, device: str, overrides: dict
+    ) -> LEAPAgent:
+        spec = CheckpointConfig.from_dict(config)
+        network = LEAP(LEAPConfig.from_dict(spec.model))
+        load_weights(network, files.load_safetensors(), files.model_id)
+        return cls._with_overrides(network, spec, device, overrides)
+
+    @classmethod
+    def _with_overrides(
+        cls, network: LEAP, spec: CheckpointConfig, device: str, overrides: dict
+    ) -> LEAPAgent:
+        """Apply keyword overrides to the spec (so that what is saved is what acts)."""
+        overrides = dict(overrides)
+        if "env_id" in overrides:
+            spec.env_id = overrides.pop("env_id")
+        if "target_return" in overrides:
+            spec.inference["target_return"] = float(overrides.pop("target_return"))
+        planner = {k: overrides.pop(k) for k in list(overrides) if k in _PLANNER_KEYS}
+        if overrides:
+            raise TypeError(
+                f"unknown options {sorted(overrides)} for LEAPAgent; expected the planner "
+                f"settings {list(_PLANNER_KEYS)}, target_return or env_id"
+            )
+        spec.inference["planner"] = asdict(
+            LEAPPlannerConfig.from_dict({**spec.inference.get("planner", {}), **planner})
+        )
+        return cls(network, spec, device)
+
+    # ------------------------------------------------------------------ acting
+    def _set_target_return(self, target_return: float) -> None:
+        if not self.model_config.return_conditioned:
+            raise ValueError("this LEAP agent is not return-conditioned (no target return)")
+        self.target_return = target_return
+        self.spec.inference["target_return"] = target_return
+
+    @property
+    def horizon(self) -> int:
+        """Plan steps ``h``."""
+        return self.planner.horizon or self.model_config.horizon
+
+    def _allocate(self, n_envs: int) -> None:
+        super()._allocate(n_envs)
+        cfg = self.model_config
+        self._ctx = RollingContext(
+            n_envs,
+            cfg.history_len + 1,
+            {
+                # Each state is encoded once, when it arrives; plans reuse the embeddings.
+                "state_emb": ((cfg.hidden_size,), torch.float32),
+                "actions": ((), torch.long),
+                "returns_to_go": ((1,), torch.float32),
+            },
+            self.device,
+        )
+        self._rtg = torch.zeros(n_envs, device=self.device)  # (n,) scaled RTG
+        self._plan = torch.zeros(n_envs, self.horizon, dtype=torch.long, device=self.device)
+        self._plan_step = np.full(n_envs, self.planner.replan_every)  # (n,) next plan index
+        self._generators = [torch.Generator(device=self.device) for _ in range(n_envs)]
+
+    def _step(
+        self,
+        obs: torch.Tensor | dict[str, torch.Tensor],
+        rewards: torch.Tensor,
+        starts: np.ndarray,
+        deterministic: bool,
+    ) -> torch.Tensor:
+        cfg, ctx, p = self.model_config, self._ctx, self.planner
+        assert ctx is not None
+        # Time-index convention (as DT): at step t the agent receives s_t and r_{t-1},
+        # rtg_t = rtg_{t-1} - r_{t-1} / scale, appends (rtg_t, s_t) and acts a_t, which is stored.
+        self._rtg -= rewards / self.return_scale  # (n,)
+        if starts.any():
+            new = torch.as_tensor(starts, device=self.device)
+            ctx.clear(new)
+            self._rtg.masked_fill_(new, self.target_return / self.return_scale)
+            self._plan_step[starts] = p.replan_every  # replan at once
+            for i in np.flatnonzero(starts):
+                self._generators[i].manual_seed(p.seed + int(i))
+        states = (
+            obs if isinstance(obs, dict) else (obs.float() - self._state_mean) / self._state_std
+        )
+        state_emb = self.network.embed_state(states)  # (n, H)
+        ctx.push(state_emb=state_emb, returns_to_go=self._rtg[:, None], actions=cfg.pad_id)
+        replan = np.flatnonzero(self._plan_step >= p.replan_every)  # envs whose plan is used up
+        if replan.size:
+            self._replan(replan, deterministic)
+        rows = torch.arange(self.n_envs, device=self.device)
+        action = self._plan[rows, torch.as_tensor(self._plan_step, device=self.device)]  # (n,)
+        self._plan_step += 1
+        ctx.set_last("actions", action)
+        return action
+
+    def _replan(self, envs: np.ndarray, deterministic: bool) -> None:
+        cfg, ctx, p = self.model_config, self._ctx, self.planner
+        assert ctx is not None
+        index = torch.as_tensor(envs, device=self.device)  # (m,)
+        known = ctx.mask[index]  # (m, P + 1), False on history before the episode start
+        history = ctx["actions"][index, : cfg.history_len]  # (m, P)
+        history = history.masked_fill(~known[:, : cfg.history_len], cfg.pad_id)
+        t = torch.as_tensor(self._t[envs], device=self.device)  # (m,) current timestep
+        plan_ctx = self.network.context(
+            ctx["state_emb"][index],
+            t,
+            ctx["returns_to_go"][index] if cfg.return_conditioned else None,
+            known,
+        )
+        plan = refine_plan(
+            self.network,
+            plan_ctx,
+            history,
+            n_iterations=p.n_iterations,
+            generators=[self._generators[i] for i in envs],
+            mode=p.mode,
+            horizon=self.horizon,
+            temperature=p.temperature,
+            anneal_to=p.anneal_to,
+            sites_per_iteration=p.sites_per_iteration,
+            constraint_energy=self.constraint_energy,
+            sample=not deterministic,
+            track_energy=p.track_energy,
+        )
+        self._plan[index] = plan.actions
+        self._plan_step[envs] = 0
+        self.last_plan = LEAPPlan(
+            actions=plan.actions.cpu().numpy(),
+            history=plan.history.cpu().numpy(),
+            energy=None if plan.energy is None else plan.energy.cpu().numpy(),
+        )
+        self.last_plan_envs = envs
