@@ -64,7 +64,8 @@ def _targets(args: argparse.Namespace, agent: Any, entry: Any) -> list[float | N
 
 
 def _evaluate(args: argparse.Namespace) -> dict:
-    from seqagents.evaluation import evaluate_policy
+    from seqagents.envs import is_babyai_env
+    from seqagents.evaluation import episode_successes, evaluate_policy
     from seqagents.scores import has_normalized_score, normalized_score
 
     agent, entry, location = _load(args)
@@ -96,6 +97,10 @@ def _evaluate(args: argparse.Namespace) -> dict:
             scores = np.asarray(normalized_score(np.asarray(returns), env_id))
             row["normalized_mean"] = float(scores.mean())
             row["normalized_std"] = float(scores.std())
+        if is_babyai_env(env_id):  # BabyAI/MiniGrid pay only on success: success = return > 0
+            successes = episode_successes(returns)
+            row["episode_successes"] = [bool(x) for x in successes]
+            row["success_rate"] = float(successes.mean())
         results.append(row)
     env.close()
     return {
@@ -120,12 +125,16 @@ def _print_evaluation(report: dict) -> None:
     )
     for row in report["results"]:
         print(f"\ntarget return: {row['target_return']}")
-        print(f"{'episode':>8s} {'return':>12s} {'length':>8s}")
+        successes = row.get("episode_successes")  # BabyAI/MiniGrid only
+        print(f"{'episode':>8s} {'return':>12s} {'length':>8s}" + ("  success" * bool(successes)))
         for i, (ret, length) in enumerate(zip(row["episode_returns"], row["episode_lengths"])):
-            print(f"{i + 1:8d} {ret:12.2f} {length:8d}")
+            success = f"  {'yes' if successes[i] else 'no':>7s}" if successes else ""
+            print(f"{i + 1:8d} {ret:12.2f} {length:8d}{success}")
         line = f"mean ± std: {row['mean_return']:.2f} ± {row['std_return']:.2f}"
         if "normalized_mean" in row:
             line += f"   normalized: {row['normalized_mean']:.1f} ± {row['normalized_std']:.1f}"
+        if "success_rate" in row:
+            line += f"   success: {100 * row['success_rate']:.1f}%"
         line += f"   mean length: {row['mean_length']:.0f}   wall time: {row['wall_time_s']} s"
         print(line)
 
@@ -272,6 +281,14 @@ def cmd_collect(args: argparse.Namespace) -> None:
             options[key] = getattr(args, key)
     if args.deterministic:
         options["deterministic"] = True
+    if getattr(args, "env_kwargs", None):
+        try:
+            extra = json.loads(args.env_kwargs)
+        except json.JSONDecodeError as e:
+            raise _UserError(f"--env-kwargs is not JSON: {e}") from e
+        if not isinstance(extra, dict):
+            raise _UserError(f"--env-kwargs must be a JSON object, got {args.env_kwargs}")
+        options["env_kwargs"] = {**(options.get("env_kwargs") or {}), **extra}
     dataset = collect_dataset(
         dataset_id,
         env_id,
@@ -345,7 +362,11 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     """Evaluate zoo entries at their targets and print benchmark.md rows (measured now)."""
     from seqagents.zoo import get_entry
 
-    rows = []
+    header = [
+        "algo", "entry", "env", "target", "return", "normalized", "success", "paper",
+        "episodes", "train steps", "eval wall s",
+    ]  # fmt: skip
+    rows: list[list[str]] = []
     for name in args.entries:
         entry = get_entry(name)
         args.model, args.all_targets = name, not args.target_return
@@ -359,18 +380,30 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
                 if "normalized_mean" in row
                 else "—"
             )
-            paper = "—" if entry.paper.score is None else f"{entry.paper.score}"
+            target = row["target_return"]
             rows.append(
-                f"| {entry.algo} | {name} | {entry.env_id} | {row['target_return']:.0f} | "
-                f"{row['mean_return']:.1f} ± {row['std_return']:.1f} | {norm} | {paper} | "
-                f"{args.episodes} | {steps} | {row['wall_time_s']} |"
+                [
+                    entry.algo,
+                    name,
+                    entry.env_id,
+                    "—" if target is None else f"{target:.0f}",
+                    f"{row['mean_return']:.1f} ± {row['std_return']:.1f}",
+                    norm,
+                    f"{100 * row['success_rate']:.1f}%" if "success_rate" in row else "—",
+                    "—" if entry.paper.score is None else f"{entry.paper.score}",
+                    str(args.episodes),
+                    str(steps),
+                    str(row["wall_time_s"]),
+                ]
             )
-    print(
-        "| algo | entry | env | target | return | normalized | paper | episodes | "
-        "train steps | eval wall s |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    print("\n".join(rows))
+    # The success column (BabyAI/MiniGrid: return > 0) shows when any row has a success rate.
+    column = header.index("success")
+    if all(row[column] == "—" for row in rows):
+        header.pop(column)
+        rows = [row[:column] + row[column + 1 :] for row in rows]
+    print("| " + " | ".join(header) + " |")
+    print("|---" * len(header) + "|")
+    print("\n".join("| " + " | ".join(row) + " |" for row in rows))
     print(
         f"\nmeasured with: seqagents benchmark {' '.join(args.entries)} --episodes "
         f"{args.episodes} --n-envs {args.n_envs} --seed {args.seed} on {platform.machine()} "
@@ -445,7 +478,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset_id", nargs="?", help="e.g. local/halfcheetah/medium-v0")
     p.add_argument("--zoo", metavar="ENTRY", help="use the zoo entry's collection recipe")
     p.add_argument("--env", help="gymnasium env id")
-    p.add_argument("--policy", help="random | babyai-bot | <sb3 algo>:<model.zip>")
+    p.add_argument(
+        "--policy",
+        help="random | babyai-bot[:noise=0.4,full_view=1,unique_goal=1] | <sb3 algo>:<model.zip>",
+    )
+    p.add_argument(
+        "--env-kwargs",
+        metavar="JSON",
+        help="env kwargs (over the zoo entry's), e.g. '{\"privileged\": true}' for LEAP's "
+        "privileged BabyAI observations or '{\"doors_open\": true}'",
+    )
     p.add_argument("--steps", dest="n_steps", type=int)
     p.add_argument("--episodes", dest="n_episodes", type=int)
     p.add_argument("--n-envs", type=int)

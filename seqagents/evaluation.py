@@ -38,7 +38,7 @@ from stable_baselines3.common.vec_env import (
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 from tqdm import tqdm
 
-__all__ = ["SB3Adapter", "evaluate_policy"]
+__all__ = ["SB3Adapter", "episode_successes", "evaluate_policy"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,13 @@ def evaluate_policy(
     target_return: float | None = None,
     seed: int | None = None,
     progress_bar: bool = False,
-) -> tuple[float, float] | tuple[list[float], list[int]]:
+    return_success: bool = False,
+) -> (
+    tuple[float, float]
+    | tuple[list[float], list[int]]
+    | tuple[float, float, float]
+    | tuple[list[float], list[int], list[bool]]
+):
     """Run ``n_eval_episodes`` episodes and return the mean and std of their returns.
 
     A drop-in for ``stable_baselines3.common.evaluation.evaluate_policy`` that also feeds the
@@ -95,10 +101,17 @@ def evaluate_policy(
         seed: seed of the first reset (``env.reset(seed=seed)``; sub-env ``i`` of a vector env
             gets ``seed + i``), so the same seed gives the same episodes.
         progress_bar: show a tqdm bar over episodes (on stderr).
+        return_success: also return the success rate (a third value; SB3's return values are
+            unchanged without it). An episode succeeds when its return is > 0 (see
+            :func:`episode_successes`): the BabyAI/MiniGrid criterion, as those levels pay only
+            on success (``1 - 0.9 * steps / max_steps``). Meaningless for envs that pay
+            otherwise (MuJoCo, Atari).
 
     Returns:
         ``(mean_return, std_return)``, or ``(episode_returns, episode_lengths)`` with
-        ``return_episode_rewards=True``, in the order the episodes ended.
+        ``return_episode_rewards=True``, in the order the episodes ended. With
+        ``return_success=True`` a third value follows: the success rate in [0, 1], or the list
+        of per-episode successes (bools) with ``return_episode_rewards=True``.
 
     Raises:
         AssertionError: the mean return is not above ``reward_threshold``.
@@ -118,6 +131,10 @@ def evaluate_policy(
         ...     return_episode_rewards=True)
         >>> returns == [float(n) for n in lengths]  # CartPole pays 1 per step
         True
+
+        BabyAI success rate (episodes with a positive return):
+        ``mean, std, success_rate = evaluate_policy(agent, make_env("BabyAI-GoToLocalS7N5-v0"),
+        n_eval_episodes=100, seed=1_000_000, return_success=True)``.
     """
     episode_rewards, episode_lengths = _run_episodes(
         model,
@@ -137,9 +154,27 @@ def evaluate_policy(
         raise AssertionError(
             f"Mean reward below threshold: {mean_reward:.2f} < {reward_threshold:.2f}"
         )
+    if return_success:
+        successes = episode_successes(episode_rewards).tolist()
+        if return_episode_rewards:
+            return episode_rewards, episode_lengths, successes
+        return mean_reward, std_reward, float(np.mean(successes))
     if return_episode_rewards:
         return episode_rewards, episode_lengths
     return mean_reward, std_reward
+
+
+def episode_successes(episode_returns: Any) -> np.ndarray:
+    """Which episodes succeeded, by the BabyAI/MiniGrid criterion: return > 0, ``(n,)`` bool.
+
+    BabyAI and MiniGrid levels pay a reward only when the mission is accomplished
+    (``1 - 0.9 * steps / max_steps``), so a positive return means success.
+
+    Example:
+        >>> episode_successes([0.0, 0.93, 0.0, 0.55]).tolist()
+        [False, True, False, True]
+    """
+    return np.asarray(episode_returns, dtype=np.float64).reshape(-1) > 0  # (n,)
 
 
 class SB3Adapter(VecEnvWrapper):

@@ -7,7 +7,16 @@ Example:
     >>> batch = sampler.sample(64)  # doctest: +SKIP
 """
 
+from seqagents.data.atari import (
+    AtariDatasetWriter,
+    AtariTrajectoryData,
+    LearningHistoryRecorder,
+    load_atari_dataset,
+    make_recorded_atari_env,
+    record_ppo_history,
+)
 from seqagents.data.collect import SB3_ALGOS, SupportsPredict, collect_dataset
+from seqagents.data.frames import FrameStackedFrames
 from seqagents.data.minari_io import (
     TrajectoryData,
     load_dataset,
@@ -21,6 +30,7 @@ from seqagents.data.windows import (
     compute_returns_to_go,
     compute_stats,
     compute_timesteps,
+    image_stats,
 )
 
 __all__ = [
@@ -40,4 +50,13 @@ __all__ = [
     "compute_returns_to_go",
     "compute_stats",
     "compute_timesteps",
+    "image_stats",
+    # Atari: learning histories recorded from PPO, frames stored once
+    "AtariDatasetWriter",
+    "AtariTrajectoryData",
+    "FrameStackedFrames",
+    "LearningHistoryRecorder",
+    "load_atari_dataset",
+    "make_recorded_atari_env",
+    "record_ppo_history",
 ]

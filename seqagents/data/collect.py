@@ -10,13 +10,34 @@ Behaviour policies (the ``policy`` argument of :func:`collect_dataset`):
 
 - ``"random"``: ``env.action_space.sample()``, the action space seeded with ``seed + env_index``.
 - ``"babyai-bot"``: ``minigrid.utils.baby_ai_bot.BabyAIBot``, the expert that solves BabyAI levels
-  (a new bot per episode, one per env).
+  (a new bot per episode, one per env). Options follow a colon, comma-separated, e.g.
+  ``"babyai-bot:noise=0.4,full_view=1,unique_goal=1"`` (LEAP's demos); see
+  :class:`BabyAIBotOptions`.
+  Only successful episodes (return > 0) are kept; see "BabyAI demos" below.
 - ``"<algo>:<path.zip>"``: a stable-baselines3 model, e.g. ``"sac:zoo/sac-halfcheetah.zip"``;
   ``<algo>`` is one of ``a2c ddpg dqn ppo sac td3`` (case-insensitive).
 - ``"<path.zip>"``: the same, the algorithm read from the zip (works for SAC, TD3, DDPG, DQN; PPO
   and A2C share a policy class, so write ``"ppo:<path.zip>"`` for them).
 - any object with an SB3-style ``predict(observation, deterministic=...) -> (action, state)``
   (a loaded SB3 model, for instance), called on the stacked observations of the running envs.
+
+BabyAI demos (``policy="babyai-bot..."``):
+
+- Episodes the bot does not solve (return 0, or the bot raised, e.g. after a noisy action opened
+  a box) are dropped and replaced, as LEAP kept only successful demos; so are starts rejected by
+  ``unique_goal``. A dropped episode still uses up its seed, so the kept episodes' seeds (stored
+  per episode by Minari) are ``seed + k`` for increasing, not necessarily consecutive, ``k``.
+- Evaluation must use seeds disjoint from the demos' (the zoo evaluates BabyAI from seed
+  1_000_000; demos use ``seed`` = 0 upwards), or it measures memorized levels.
+- LEAP's privileged observations (full grid, agent and goal positions): collect with
+  ``env_kwargs={"privileged": True}`` (:class:`seqagents.envs.BabyAIPrivileged`).
+- ``noise`` > 0 (LEAP's ``make_agent_demos``): at each step, with that probability the env
+  EXECUTES a uniformly random action among the first six (left, right, forward, pickup, drop,
+  toggle) while the dataset RECORDS the bot's action as the label. The bot is told the action
+  actually taken (``BabyAIBot.replan(action_taken)``), which replans from the new state and plans
+  to undo pickup/drop/toggle side effects. Each episode's ``infos["executed_action"]`` (``T + 1``
+  entries, Minari's layout: entry ``t + 1`` is the action executed at step ``t``, entry 0 is -1)
+  tells which steps were perturbed.
 """
 
 from __future__ import annotations
@@ -30,7 +51,7 @@ import sys
 import warnings
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
@@ -45,7 +66,7 @@ from tqdm.auto import tqdm
 from seqagents.envs import make_env
 from seqagents.errors import require
 
-__all__ = ["SB3_ALGOS", "SupportsPredict", "collect_dataset"]
+__all__ = ["SB3_ALGOS", "BabyAIBotOptions", "SupportsPredict", "collect_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,46 +87,143 @@ class SupportsPredict(Protocol):
     ) -> tuple[Any, Any]: ...
 
 
-class _Policy(Protocol):
-    """Internal batched action source; ``reset`` is called after every env reset."""
+class _Policy:
+    """Internal batched action source; ``reset`` is called after every env reset.
 
-    def reset(self, env_index: int, env: gym.Env) -> None: ...
+    ``act`` returns the actions to RECORD (None for an env whose episode must be dropped);
+    ``execute`` maps a recorded action to the one the env executes (the same, except for a noisy
+    bot); ``keep`` says whether a finished episode is saved.
+    """
 
-    def act(self, observations: list[Any], env_indices: list[int]) -> list[Any]: ...
+    def reset(self, env_index: int, env: gym.Env) -> bool:
+        """Called after each reset; False rejects this start (the env is reset again)."""
+        return True
+
+    def act(self, observations: list[Any], env_indices: list[int]) -> list[Any]:
+        raise NotImplementedError
+
+    def execute(self, env_index: int, action: Any) -> Any:
+        return action
+
+    def keep(self, episode: _Episode) -> bool:
+        return True
 
 
-class _RandomPolicy:
+class _RandomPolicy(_Policy):
     def __init__(self, envs: Sequence[gym.Env], seed: int) -> None:
         self.spaces = [env.action_space for env in envs]
         for i, space in enumerate(self.spaces):
             space.seed(seed + i)
 
-    def reset(self, env_index: int, env: gym.Env) -> None:
-        pass
-
     def act(self, observations: list[Any], env_indices: list[int]) -> list[Any]:
         return [self.spaces[i].sample() for i in env_indices]
 
 
-class _BabyAIBotPolicy:
-    def __init__(self) -> None:
-        self._bot_class = require("minigrid.utils.baby_ai_bot", "babyai").BabyAIBot
-        self.bots: dict[int, Any] = {}
+@dataclass(frozen=True)
+class BabyAIBotOptions:
+    """Options of the ``"babyai-bot"`` behaviour policy, written after a colon in the spec.
 
-    def reset(self, env_index: int, env: gym.Env) -> None:
+    Attributes:
+        noise: probability, at each step, of EXECUTING a uniformly random action among the first
+            six (MiniGrid left..toggle, LEAP's action set) while RECORDING the bot's action as the
+            label (LEAP's ``make_agent_demos``: 0.4 for its ``_suboptimal`` demos, 0 otherwise).
+        full_view: the bot sees the whole grid (``bot.vis_mask[:] = True`` before each replan),
+            as LEAP's bot did, so it never explores; otherwise it maps the level from its 7x7
+            view like BabyAI's bot.
+        unique_goal: reject starts whose mission matches more than one object (LEAP kept only
+            demos with exactly one goal candidate).
+
+    Example:
+        >>> BabyAIBotOptions.parse("noise=0.4,full_view=1")
+        BabyAIBotOptions(noise=0.4, full_view=True, unique_goal=False)
+        >>> BabyAIBotOptions.parse("")
+        BabyAIBotOptions(noise=0.0, full_view=False, unique_goal=False)
+    """
+
+    noise: float = 0.0
+    full_view: bool = False
+    unique_goal: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.noise <= 1.0:
+            raise ValueError(f"babyai-bot noise must lie in [0, 1], got {self.noise}.")
+
+    @classmethod
+    def parse(cls, text: str) -> BabyAIBotOptions:
+        """Options from ``"key=value,key=value"`` (booleans as 1/0/true/false/yes/no)."""
+        names = {f.name: f.type for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            key, _, value = item.partition("=")
+            key, value = key.strip(), value.strip().lower()
+            if key not in names or not value:
+                raise ValueError(
+                    f"bad babyai-bot option {item!r}: use key=value with key in "
+                    f"{', '.join(names)}, e.g. 'babyai-bot:noise=0.4,full_view=1'."
+                )
+            if key == "noise":
+                values[key] = float(value)
+            elif value in ("1", "true", "yes"):
+                values[key] = True
+            elif value in ("0", "false", "no"):
+                values[key] = False
+            else:
+                raise ValueError(f"babyai-bot option {key} takes 1/0 or true/false, got {value!r}.")
+        return cls(**values)
+
+    def describe(self) -> str:
+        set_options = [f"{f.name}={getattr(self, f.name)}" for f in fields(self)]
+        return f"BabyAIBot({', '.join(set_options)})"
+
+
+class _BabyAIBotPolicy(_Policy):
+    N_NOISE_ACTIONS = 6  # left, right, forward, pickup, drop, toggle (not done)
+
+    def __init__(self, options: BabyAIBotOptions, seed: int) -> None:
+        self._bot_class = require("minigrid.utils.baby_ai_bot", "babyai").BabyAIBot
+        self.options = options
+        self.bots: dict[int, Any] = {}
+        # Action executed at an env's previous step when it differed from the bot's, else None
+        # (replan(None) means "the suggested action was taken").
+        self._taken: dict[int, int | None] = {}
+        self._rng = np.random.default_rng(seed)
+
+    def reset(self, env_index: int, env: gym.Env) -> bool:
         # The bot plans from the env's internal state, so it is rebuilt after every reset.
-        self.bots[env_index] = self._bot_class(env.unwrapped)
+        bot = self.bots[env_index] = self._bot_class(env.unwrapped)
+        self._taken[env_index] = None
+        if self.options.unique_goal:
+            target = getattr(bot.stack[-1], "datum", None) if bot.stack else None
+            return len(getattr(target, "obj_poss", ())) == 1
+        return True
 
     def act(self, observations: list[Any], env_indices: list[int]) -> list[Any]:
-        return [int(self.bots[i].replan()) for i in env_indices]
+        actions: list[Any] = []
+        for i in env_indices:
+            bot = self.bots[i]
+            if self.options.full_view:
+                bot.vis_mask[:] = True
+            try:
+                actions.append(int(bot.replan(self._taken[i])))
+            except Exception as error:  # the bot gives up, e.g. after a noisy toggle opened a box
+                logger.debug("BabyAIBot failed (%s: %s); dropping the episode", type(error), error)
+                actions.append(None)
+        return actions
+
+    def execute(self, env_index: int, action: Any) -> Any:
+        executed = action
+        if self.options.noise > 0 and self._rng.random() < self.options.noise:
+            executed = int(self._rng.integers(self.N_NOISE_ACTIONS))
+        self._taken[env_index] = None if executed == action else executed
+        return executed
+
+    def keep(self, episode: _Episode) -> bool:
+        return sum(episode.rewards) > 0  # BabyAI pays only on success
 
 
-class _PredictPolicy:
+class _PredictPolicy(_Policy):
     def __init__(self, model: SupportsPredict, deterministic: bool) -> None:
         self.model, self.deterministic = model, deterministic
-
-    def reset(self, env_index: int, env: gym.Env) -> None:
-        pass
 
     def act(self, observations: list[Any], env_indices: list[int]) -> list[Any]:
         batch = _stack(observations)  # (n_active, *obs_shape), dicts stacked per key
@@ -163,8 +281,9 @@ def _make_policy(
         raise TypeError(f"policy must be a string spec or have predict(), got {type(policy)}")
     if policy == "random":
         return _RandomPolicy(envs, seed), "random"
-    if policy == "babyai-bot":
-        return _BabyAIBotPolicy(), "BabyAIBot"
+    if policy == "babyai-bot" or policy.startswith("babyai-bot:"):
+        options = BabyAIBotOptions.parse(policy.partition(":")[2])
+        return _BabyAIBotPolicy(options, seed), options.describe()
     algo, separator, path = policy.partition(":")
     if separator and algo.lower() in SB3_ALGOS:
         algo = algo.lower()
@@ -200,6 +319,7 @@ class _Episode:
     rewards: list[float] = field(default_factory=list)
     terminations: list[bool] = field(default_factory=list)
     truncations: list[bool] = field(default_factory=list)
+    executed: list[int] | None = None  # actions executed, kept only when they may differ
 
     def to_buffer(self, action_space: gym.spaces.Space) -> EpisodeBuffer:
         if isinstance(action_space, gym.spaces.Discrete):
@@ -213,6 +333,10 @@ class _Episode:
             rewards=np.asarray(self.rewards, dtype=np.float64),  # (T,)
             terminations=np.asarray(self.terminations, dtype=bool),  # (T,)
             truncations=np.asarray(self.truncations, dtype=bool),  # (T,)
+            # Minari's info layout: entry 0 from the reset, entry t + 1 from step t.
+            infos=None
+            if self.executed is None
+            else {"executed_action": np.asarray([-1, *self.executed], dtype=np.int64)},  # (T+1,)
         )
 
 
@@ -254,9 +378,9 @@ def collect_dataset(
         dataset_id: Minari id of the new dataset with a version, e.g.
             ``"local/halfcheetah/medium-v0"``; written under ``$MINARI_DATASETS_PATH``.
         env_id: gymnasium env id, e.g. ``"HalfCheetah-v5"``.
-        policy: ``"random"``, ``"babyai-bot"``, ``"<algo>:<path.zip>"`` (stable-baselines3, e.g.
-            ``"sac:zoo/sac-halfcheetah.zip"``), a bare SB3 ``.zip`` path, or an object with an
-            SB3-style ``predict``. See the module docstring.
+        policy: ``"random"``, ``"babyai-bot[:options]"``, ``"<algo>:<path.zip>"``
+            (stable-baselines3, e.g. ``"sac:zoo/sac-halfcheetah.zip"``), a bare SB3 ``.zip``
+            path, or an object with an SB3-style ``predict``. See the module docstring.
         n_steps: minimum number of transitions to collect.
         n_episodes: number of episodes to collect.
         n_envs: number of envs run side by side (``env_kwargs`` apply to all).
@@ -320,7 +444,7 @@ def collect_dataset(
         action_source, policy_name = _make_policy(policy, envs, seed, deterministic)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            buffers = _run_episodes(
+            buffers, dropped = _run_episodes(
                 envs, action_source, n_steps, n_episodes, seed, progress_bar, dataset_id
             )
         total_steps = sum(len(buffer) for buffer in buffers)
@@ -329,6 +453,8 @@ def collect_dataset(
                 f"Collected by seqagents: {len(buffers)} episodes, {total_steps} steps of "
                 f"{env_id} with policy {policy_name} (deterministic={deterministic}, seed={seed})."
             )
+            if dropped:
+                description += f" {dropped} failed or rejected episodes were dropped."
         if overwrite and os.path.exists(dataset_path):
             shutil.rmtree(dataset_path)
         with warnings.catch_warnings():
@@ -366,23 +492,45 @@ def _run_episodes(
     seed: int,
     progress_bar: bool,
     dataset_id: str,
-) -> list[EpisodeBuffer]:
-    """Step the envs in lock-step until the limits are reached; return the finished episodes."""
+) -> tuple[list[EpisodeBuffer], int]:
+    """Step the envs in lock-step until the limits are reached.
+
+    Returns:
+        The finished (kept) episodes, and how many episodes were dropped (``policy.keep`` said
+        no, ``policy.act`` gave None, or ``policy.reset`` rejected the start).
+    """
     finished: list[EpisodeBuffer] = []
     running: list[_Episode | None] = [None] * len(envs)
-    started = steps = 0
+    started = steps = dropped = 0  # steps: of kept and running episodes only
+    record_executed = getattr(getattr(policy, "options", None), "noise", 0) > 0
+
+    def drop(episode: _Episode) -> None:
+        nonlocal steps, dropped
+        steps -= len(episode.actions)
+        dropped += 1
+        if dropped > 100 + 10 * (started - dropped):
+            raise RuntimeError(
+                f"the behaviour policy failed {dropped} of {started} episodes of "
+                f"{envs[0].spec.id if envs[0].spec else 'the env'}; is it the right policy "
+                "for this env (the BabyAI bot cannot solve every level, e.g. KeyInBox)?"
+            )
 
     def start_episode(i: int) -> None:
         nonlocal started
-        if (n_episodes is not None and started >= n_episodes) or (
-            n_steps is not None and steps >= n_steps
-        ):
-            running[i] = None  # budget reached: this env stays idle
-            return
-        observation, _ = envs[i].reset(seed=seed + started)
-        running[i] = _Episode(seed=seed + started, observations=[observation])
-        policy.reset(i, envs[i])
-        started += 1
+        while True:
+            if (n_episodes is not None and started - dropped >= n_episodes) or (
+                n_steps is not None and steps >= n_steps
+            ):
+                running[i] = None  # budget reached: this env stays idle
+                return
+            observation, _ = envs[i].reset(seed=seed + started)
+            episode = _Episode(seed=seed + started, observations=[observation])
+            episode.executed = [] if record_executed else None
+            started += 1
+            if policy.reset(i, envs[i]):
+                running[i] = episode
+                return
+            drop(episode)  # rejected start: reset with the next seed
 
     by_steps = n_steps is not None
     bar = tqdm(
@@ -400,19 +548,29 @@ def _run_episodes(
             actions = policy.act([running[i].observations[-1] for i in active], active)
             for i, action in zip(active, actions, strict=True):
                 episode = running[i]
-                observation, reward, terminated, truncated, _ = envs[i].step(action)
+                if action is None:  # the policy gave up on this episode
+                    drop(episode)
+                    start_episode(i)
+                    continue
+                executed = policy.execute(i, action)
+                observation, reward, terminated, truncated, _ = envs[i].step(executed)
                 episode.observations.append(observation)
                 episode.actions.append(action)
+                if episode.executed is not None:
+                    episode.executed.append(int(executed))
                 episode.rewards.append(float(reward))
                 episode.terminations.append(bool(terminated))
                 episode.truncations.append(bool(truncated))
                 steps += 1
-                if by_steps and steps <= n_steps:
-                    bar.update(1)
+                if by_steps and min(steps, n_steps) > bar.n:
+                    bar.update(min(steps, n_steps) - bar.n)
                 if terminated or truncated:
-                    finished.append(episode.to_buffer(envs[i].action_space))
-                    if not by_steps:
-                        bar.update(1)
+                    if policy.keep(episode):
+                        finished.append(episode.to_buffer(envs[i].action_space))
+                        if not by_steps:
+                            bar.update(1)
+                    else:
+                        drop(episode)
                     bar.set_postfix(episodes=len(finished), ret=f"{sum(episode.rewards):.1f}")
                     start_episode(i)
-    return finished
+    return finished, dropped

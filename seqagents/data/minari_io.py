@@ -22,6 +22,8 @@ import numpy as np
 from minari.dataset.minari_dataset import parse_dataset_id
 from minari.storage.datasets_root_dir import get_dataset_path
 
+from seqagents.observations import MissionVocabulary
+
 __all__ = ["TrajectoryData", "load_dataset", "load_trajectories", "to_trajectory_data"]
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,14 @@ class TrajectoryData:
     Episode ``i`` occupies rows ``episode_starts[i]:episode_starts[i + 1]``. Arrays are converted to
     the documented dtypes on construction and their shapes are checked.
 
+    Dict observations (BabyAI, :mod:`seqagents.observations`) are a dict of arrays kept in their
+    own dtypes, never copied to float: ``image (N, W, H, 3)`` uint8, ``direction (N,)`` int64,
+    ``mission (N, L)`` int64 word ids of :attr:`mission_vocabulary` (left-padded with 0), and with
+    the privileged wrapper ``agent_pos``/``goal_pos`` ``(N, 2)`` int64; other keys keep their
+    dtype. ``mission`` may also be given as ``N`` strings: it is then encoded with
+    ``mission_vocabulary``, or with ``MissionVocabulary.from_missions`` of them if that is None.
+    :attr:`obs_shape` is the image's ``(W, H, 3)``.
+
     Example:
         >>> import numpy as np, gymnasium as gym
         >>> data = TrajectoryData(
@@ -52,22 +62,30 @@ class TrajectoryData:
         [2.0, 3.0]
     """
 
-    observations: np.ndarray  # (N, *obs_shape) float32, s_t
+    observations: np.ndarray | dict[str, np.ndarray]  # (N, *obs_shape) float32, s_t; or Dict
     actions: np.ndarray  # (N, act_dim) float32 for Box, (N,) int64 for Discrete; a_t
     rewards: np.ndarray  # (N,) float32, r_t received after a_t
     terminals: np.ndarray  # (N,) bool, episode terminated (MDP end) after step t
     episode_starts: np.ndarray  # (n_episodes + 1,) int64 offsets; [0] = 0, [-1] = N
-    observation_space: gym.spaces.Space  # the dataset's observation space (Box)
+    observation_space: gym.spaces.Space  # the dataset's observation space (Box or Dict)
     action_space: gym.spaces.Space  # Box or Discrete
     truncations: np.ndarray | None = None  # (N,) bool, episode cut (time limit); None -> zeros
     dataset_id: str | None = None  # Minari id the data came from, None for synthetic data
     ref_min_score: float | None = None  # random-policy return from the metadata (normalization)
     ref_max_score: float | None = None  # expert return from the metadata (normalization)
+    # Dict (BabyAI) observations only: the word ids of observations["mission"]; built from the
+    # dataset's missions (MissionVocabulary.from_missions) when missions are given as text.
+    mission_vocabulary: MissionVocabulary | None = None
 
     def __post_init__(self) -> None:
-        self.observations = np.asarray(self.observations, dtype=np.float32)
+        if isinstance(self.observations, dict):  # BabyAI Dict observations: kept in their dtypes
+            self.observations, self.mission_vocabulary = _babyai_observations(
+                self.observations, self.mission_vocabulary, self._id_suffix()
+            )
+        else:
+            self.observations = np.asarray(self.observations, dtype=np.float32)
         self.episode_starts = np.asarray(self.episode_starts, dtype=np.int64)
-        n = self.observations.shape[0] if self.observations.ndim else 0
+        n = _n_rows(self.observations)
         if n == 0 or self.episode_starts.ndim != 1 or self.episode_starts.size < 2:
             raise ValueError(
                 f"TrajectoryData{self._id_suffix()} is empty: it needs at least one episode with "
@@ -104,7 +122,7 @@ class TrajectoryData:
     @property
     def n_transitions(self) -> int:
         """Total number of transitions ``N``."""
-        return int(self.observations.shape[0])
+        return _n_rows(self.observations)
 
     @property
     def n_episodes(self) -> int:
@@ -118,8 +136,15 @@ class TrajectoryData:
 
     @property
     def obs_shape(self) -> tuple[int, ...]:
-        """Shape of one observation."""
+        """Shape of one observation; for Dict observations, of the ``image`` (``(W, H, 3)``)."""
+        if isinstance(self.observations, dict):
+            return tuple(self.observations["image"].shape[1:])
         return tuple(self.observations.shape[1:])
+
+    @property
+    def is_dict_obs(self) -> bool:
+        """True for Dict observations (BabyAI): ``observations`` is a dict of arrays."""
+        return isinstance(self.observations, dict)
 
     @property
     def act_dim(self) -> int:
@@ -208,8 +233,12 @@ def load_dataset(dataset_id: str, *, download: bool = False) -> minari.MinariDat
 def to_trajectory_data(dataset: minari.MinariDataset) -> TrajectoryData:
     """Flatten a Minari dataset into :class:`TrajectoryData` (row ``t`` = ``(s_t, a_t, r_t)``).
 
-    Only ``Box`` observation spaces and ``Box``/``Discrete`` action spaces are supported. Episodes
-    with no step are skipped.
+    ``Box`` and ``Dict`` observation spaces and ``Box``/``Discrete`` action spaces are supported.
+    Dict observations (BabyAI: ``image``, ``direction``, ``mission`` stored as Minari ``Text``,
+    and ``agent_pos``/``goal_pos`` from :class:`seqagents.envs.BabyAIPrivileged`) become a dict of
+    arrays in their own dtypes (see :class:`TrajectoryData`), the missions word ids of a
+    :class:`~seqagents.observations.MissionVocabulary` built from the dataset's missions and
+    stored as ``TrajectoryData.mission_vocabulary``. Episodes with no step are skipped.
 
     Args:
         dataset: an opened Minari dataset (see :func:`load_dataset`).
@@ -222,10 +251,13 @@ def to_trajectory_data(dataset: minari.MinariDataset) -> TrajectoryData:
     """
     dataset_id = dataset.id
     obs_space, act_space = dataset.observation_space, dataset.action_space
-    if not isinstance(obs_space, gym.spaces.Box):
+    dict_obs = isinstance(obs_space, gym.spaces.Dict)
+    if dict_obs:
+        _check_dict_space(dataset_id, obs_space)
+    elif not isinstance(obs_space, gym.spaces.Box):
         raise ValueError(
-            f"Dataset '{dataset_id}' has {type(obs_space).__name__} observations; only Box "
-            "observations are supported for training windows yet. Open it with "
+            f"Dataset '{dataset_id}' has {type(obs_space).__name__} observations; only Box and "
+            "Dict observations are supported for training windows yet. Open it with "
             "seqagents.data.load_dataset (a minari.MinariDataset) to read it episode by episode."
         )
     if not isinstance(act_space, (gym.spaces.Box, gym.spaces.Discrete)):
@@ -237,6 +269,15 @@ def to_trajectory_data(dataset: minari.MinariDataset) -> TrajectoryData:
     for episode in dataset.iterate_episodes():
         steps = len(episode.rewards)
         if steps == 0:
+            continue
+        if dict_obs:
+            where = f"Dataset '{dataset_id}', episode {episode.id}"
+            observations.append(_episode_dict_observations(episode.observations, steps, where))
+            actions.append(np.asarray(episode.actions))  # (T, *act_shape)
+            rewards.append(np.asarray(episode.rewards))  # (T,)
+            terminals.append(np.asarray(episode.terminations))  # (T,)
+            truncations.append(np.asarray(episode.truncations))  # (T,)
+            lengths.append(steps)
             continue
         obs = np.asarray(episode.observations)  # (T + 1, *obs_shape), last = state after a_{T-1}
         if obs.shape[0] == steps + 1:
@@ -259,8 +300,17 @@ def to_trajectory_data(dataset: minari.MinariDataset) -> TrajectoryData:
         )
     metadata = dataset.storage.metadata
     ref_min, ref_max = metadata.get("ref_min_score"), metadata.get("ref_max_score")
+    if dict_obs:
+        flat_obs = {
+            key: [m for episode in observations for m in episode[key]]  # N missions (text)
+            if key == "mission"
+            else np.concatenate([episode[key] for episode in observations])  # (N, ...)
+            for key in observations[0]
+        }
+    else:
+        flat_obs = np.concatenate(observations)  # (N, *obs_shape)
     data = TrajectoryData(
-        observations=np.concatenate(observations),  # (N, *obs_shape)
+        observations=flat_obs,
         actions=np.concatenate(actions),  # (N, *act_shape)
         rewards=np.concatenate(rewards),  # (N,)
         terminals=np.concatenate(terminals),  # (N,)
@@ -276,6 +326,87 @@ def to_trajectory_data(dataset: minari.MinariDataset) -> TrajectoryData:
         "Loaded %s: %d episodes, %d transitions", dataset_id, data.n_episodes, data.n_transitions
     )
     return data
+
+
+# ---------------------------------------------------------------- Dict (BabyAI) observations
+_BABYAI_DTYPES = {
+    "image": np.uint8,
+    "direction": np.int64,
+    "mission": np.int64,
+    "agent_pos": np.int64,
+    "goal_pos": np.int64,
+}
+
+
+def _n_rows(observations: np.ndarray | dict[str, np.ndarray]) -> int:
+    if isinstance(observations, dict):
+        first = observations.get("image", next(iter(observations.values()), None))
+        return 0 if first is None else len(first)
+    return int(observations.shape[0]) if observations.ndim else 0
+
+
+def _babyai_observations(
+    observations: dict[str, object], vocabulary: MissionVocabulary | None, where: str
+) -> tuple[dict[str, np.ndarray], MissionVocabulary | None]:
+    """Dict observations in the documented dtypes (no float copy); missions encoded if text."""
+    if "image" not in observations:
+        raise ValueError(
+            f"TrajectoryData{where}: Dict observations need an 'image' key, got "
+            f"{sorted(observations)}."
+        )
+    out: dict[str, np.ndarray] = {}
+    for key, value in observations.items():
+        if key == "mission":
+            missions = value if isinstance(value, np.ndarray) else np.asarray(list(value))
+            if missions.dtype.kind in "USO":  # text: encode to word ids
+                if vocabulary is None:
+                    vocabulary = MissionVocabulary.from_missions(set(missions.tolist()))
+                out[key] = vocabulary.encode(missions)  # (N, L)
+                continue
+            value = missions
+        dtype = _BABYAI_DTYPES.get(key)
+        out[key] = np.asarray(value) if dtype is None else np.asarray(value, dtype=dtype)
+    n = len(out["image"])
+    for key, value in out.items():
+        if value.ndim == 0 or len(value) != n:
+            raise ValueError(
+                f"TrajectoryData{where}: observations[{key!r}] has shape {value.shape}, expected "
+                f"{n} rows like observations['image']."
+            )
+    return out, vocabulary
+
+
+def _check_dict_space(dataset_id: str, space: gym.spaces.Dict) -> None:
+    for key, sub in space.spaces.items():
+        if not isinstance(sub, (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.Text)):
+            raise ValueError(
+                f"Dataset '{dataset_id}' has a {type(sub).__name__} observation {key!r}; Dict "
+                "observations may hold Box, Discrete and Text (the mission) entries."
+            )
+        if isinstance(sub, gym.spaces.Text) and key != "mission":
+            raise ValueError(
+                f"Dataset '{dataset_id}': only the 'mission' observation may be text, not {key!r}."
+            )
+    if "image" not in space.spaces:
+        raise ValueError(f"Dataset '{dataset_id}' has Dict observations without an 'image' key.")
+
+
+def _episode_dict_observations(
+    observations: dict[str, object], steps: int, where: str
+) -> dict[str, np.ndarray | list[str]]:
+    """One episode's Dict observations, ``T + 1`` rows cut to ``T`` (missions stay text)."""
+    out: dict[str, np.ndarray | list[str]] = {}
+    for key, value in observations.items():
+        rows = list(value) if key == "mission" else np.asarray(value)  # (T + 1, ...)
+        if len(rows) == steps + 1:
+            rows = rows[:-1]  # (T, ...): drop the final state, rows align as (s_t, a_t, r_t)
+        elif len(rows) != steps:
+            raise ValueError(
+                f"{where}: {len(rows)} {key!r} observations for {steps} steps (expected "
+                f"{steps + 1})."
+            )
+        out[key] = rows
+    return out
 
 
 def load_trajectories(dataset_id: str, *, download: bool = False) -> TrajectoryData:

@@ -104,7 +104,16 @@ def compute_stats(data: TrajectoryData, return_scale: float = 1.0) -> DatasetSta
 
     Returns:
         The statistics.
+
+    Raises:
+        TypeError: ``data`` has Dict (BabyAI) observations, categorical codes and word ids that
+            are never standardized.
     """
+    if data.is_dict_obs:  # BabyAI: categorical codes and word ids, never standardized
+        raise TypeError(
+            f"compute_stats is not defined for Dict observations ({', '.join(data.observations)} "
+            f"of {data.dataset_id or 'an in-memory dataset'}): use normalize_states=False."
+        )
     states = data.observations.astype(np.float64)  # (N, *obs_shape); float64 for the sums
     return DatasetStats(states.mean(axis=0), states.std(axis=0), return_scale)
 
@@ -203,6 +212,13 @@ class WindowSampler:
             raise TypeError(f"context_len must be an int, got {type(context_len).__name__}.")
         if context_len < 1:
             raise ValueError(f"context_len (K) must be at least 1, got {context_len}.")
+        if data.is_dict_obs:  # BabyAI Dict observations (see _dict_states): never standardized
+            if normalize_states:
+                raise ValueError(
+                    "Dict (BabyAI) observations are categorical codes and word ids, not "
+                    "standardized: pass normalize_states=False."
+                )
+            stats = _identity_stats(return_scale) if stats is None else stats  # nothing computed
         if stats is None:
             stats = compute_stats(data, return_scale)  # validates return_scale
         elif stats.return_scale != float(return_scale):
@@ -210,7 +226,7 @@ class WindowSampler:
                 f"stats.return_scale ({stats.return_scale}) differs from return_scale "
                 f"({return_scale}); use one value."
             )
-        if stats.state_mean.shape != data.obs_shape:
+        if not data.is_dict_obs and stats.state_mean.shape != data.obs_shape:
             raise ValueError(
                 f"stats are for states of shape {stats.state_mean.shape}, "
                 f"data has {data.obs_shape}."
@@ -231,7 +247,10 @@ class WindowSampler:
         # One past the last step of each transition's episode: windows are cut there.
         self._episode_end = np.repeat(data.episode_starts[1:], lengths)  # (N,)
         self._episode_start = np.repeat(data.episode_starts[:-1], lengths)  # (N,)
-        self._states = torch.as_tensor(states, dtype=torch.float32, device=self.device)
+        if data.is_dict_obs:  # each key in its stored dtype (uint8 image, int64), no copy
+            self._states = _dict_states(states, self.device)
+        else:
+            self._states = torch.as_tensor(states, dtype=torch.float32, device=self.device)
         action_dtype = torch.long if data.is_discrete else torch.float32
         self._actions = torch.as_tensor(data.actions, dtype=action_dtype, device=self.device)
         self._rewards = torch.as_tensor(data.rewards, dtype=torch.float32, device=self.device)
@@ -252,7 +271,10 @@ class WindowSampler:
             batch_size: ``B``.
 
         Returns:
-            ``states (B, K, *obs_shape)`` float32; ``actions (B, K, act_dim)`` float32 or
+            ``states (B, K, *obs_shape)`` float32 (Dict (BabyAI) observations: a dict of
+            ``(B, K, ...)`` tensors in their stored dtypes, uint8 ``image``, long ``direction``/
+            ``mission``/``agent_pos``/``goal_pos``, 0 on padding); ``actions (B, K, act_dim)``
+            float32 or
             ``(B, K)`` long; ``rewards (B, K, 1)``; ``returns_to_go (B, K, 1)`` scaled;
             ``timesteps (B, K)`` long; ``mask (B, K)`` bool, False on left padding.
         """
@@ -318,8 +340,10 @@ class WindowSampler:
         index_t = torch.from_numpy(index).to(self.device)  # (B, K)
         mask_t = torch.from_numpy(mask).to(self.device)  # (B, K)
 
-        states = self._states[index_t]  # (B, K, *obs_shape)
-        states.masked_fill_(~mask_t.view(B, K, *([1] * (states.dim() - 2))), 0.0)
+        if isinstance(self._states, dict):  # Dict (BabyAI) observations: {key: (B, K, ...)}
+            states = {key: _gather(value, index_t, mask_t) for key, value in self._states.items()}
+        else:
+            states = _gather(self._states, index_t, mask_t)  # (B, K, *obs_shape)
         actions = self._actions[index_t]  # (B, K, act_dim) or (B, K)
         actions.masked_fill_(~mask_t.view(B, K, *([1] * (actions.dim() - 2))), 0)
         rewards = self._rewards[index_t].masked_fill_(~mask_t, 0.0)  # (B, K)
@@ -333,6 +357,26 @@ class WindowSampler:
             "timesteps": timesteps,
             "mask": mask_t,
         }
+
+
+# ---------------------------------------------------------------- Dict (BabyAI) observations
+def _dict_states(observations: dict[str, np.ndarray], device: torch.device) -> dict:
+    """Dict observations as tensors in their own dtypes (views of the arrays on CPU)."""
+    return {
+        key: torch.as_tensor(np.ascontiguousarray(value), device=device)  # (N, ...)
+        for key, value in observations.items()
+    }
+
+
+def _gather(values: torch.Tensor, index: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``values[index]`` ``(B, K, ...)``, zero where ``mask`` ``(B, K)`` is False."""
+    out = values[index]  # (B, K, ...)
+    return out.masked_fill_(~mask.view(*mask.shape, *([1] * (out.dim() - 2))), 0)
+
+
+def _identity_stats(return_scale: float) -> DatasetStats:
+    """Mean 0, std 1 (scalars): Dict observations are never standardized."""
+    return DatasetStats(np.zeros(()), np.ones(()), return_scale)
 
 
 def _discount_cumsum(x: np.ndarray, gamma: float) -> np.ndarray:
