@@ -100,6 +100,7 @@ class BabyAIEncoder(nn.Module):
         W, Hh = image_shape[0], image_shape[1]
         code = 16  # embedding width per categorical channel
         self.privileged = privileged
+        self.register_buffer("code_max", torch.tensor(_BABYAI_CODES) - 1, persistent=False)
         self.register_buffer(
             "code_offset",
             torch.tensor([0, _BABYAI_CODES[0], sum(_BABYAI_CODES[:2])]),
@@ -129,7 +130,8 @@ class BabyAIEncoder(nn.Module):
         lead = image.shape[:-3]
         image = image.reshape(-1, *image.shape[-3:]).long()  # (N, W, H, 3)
         N = image.shape[0]
-        x = self.codes(image.clamp(min=0) + self.code_offset)  # (N, W, H, 3, code)
+        image = torch.minimum(image.clamp(min=0), self.code_max)  # codes of unknown objects
+        x = self.codes(image + self.code_offset)  # (N, W, H, 3, code)
         x = x.flatten(-2).permute(0, 3, 1, 2)  # (N, 3 * code, W, H)
         x = self.conv(x)  # (N, C, W, H)
         words = self.words(obs["mission"].reshape(N, -1).long())  # (N, L, word_dim)
