@@ -22,6 +22,7 @@ import numpy as np
 from minari.dataset.minari_dataset import parse_dataset_id
 from minari.storage.datasets_root_dir import get_dataset_path
 
+from seqagents.data.frames import FrameStackedFrames
 from seqagents.observations import MissionVocabulary
 
 __all__ = ["TrajectoryData", "load_dataset", "load_trajectories", "to_trajectory_data"]
@@ -82,7 +83,8 @@ class TrajectoryData:
             self.observations, self.mission_vocabulary = _babyai_observations(
                 self.observations, self.mission_vocabulary, self._id_suffix()
             )
-        else:
+        # Atari frames stored once (FrameStackedFrames, uint8) stay a lazy view: never cast.
+        elif not isinstance(self.observations, FrameStackedFrames):
             self.observations = np.asarray(self.observations, dtype=np.float32)
         self.episode_starts = np.asarray(self.episode_starts, dtype=np.int64)
         n = _n_rows(self.observations)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from seqagents.data.frames import FrameStackedFrames
 from seqagents.data.minari_io import TrajectoryData
 from seqagents.errors import reject_unknown_keys
 
@@ -40,6 +41,7 @@ __all__ = [
     "compute_returns_to_go",
     "compute_stats",
     "compute_timesteps",
+    "image_stats",
 ]
 
 STD_FLOOR = 1e-6
@@ -107,15 +109,35 @@ def compute_stats(data: TrajectoryData, return_scale: float = 1.0) -> DatasetSta
 
     Raises:
         TypeError: ``data`` has Dict (BabyAI) observations, categorical codes and word ids that
-            are never standardized.
+            are never standardized, or image frames
+            (:class:`~seqagents.data.frames.FrameStackedFrames`): state statistics are skipped for
+            images (a float64 copy of 500k Atari frames would take 105 GiB).
     """
     if data.is_dict_obs:  # BabyAI: categorical codes and word ids, never standardized
         raise TypeError(
             f"compute_stats is not defined for Dict observations ({', '.join(data.observations)} "
             f"of {data.dataset_id or 'an in-memory dataset'}): use normalize_states=False."
         )
+    if isinstance(data.observations, FrameStackedFrames):
+        raise TypeError(
+            "compute_stats is not defined for image frames (FrameStackedFrames): images are not "
+            "standardized; use image_stats(return_scale) and normalize_states=False."
+        )
     states = data.observations.astype(np.float64)  # (N, *obs_shape); float64 for the sums
     return DatasetStats(states.mean(axis=0), states.std(axis=0), return_scale)
+
+
+def image_stats(return_scale: float = 1.0) -> DatasetStats:
+    """Identity statistics for image observations (mean 0, std 1, scalars): nothing to normalize.
+
+    Image models scale pixels themselves (the Nature CNN divides uint8 frames by 255), so no
+    per-pixel statistics are computed or stored.
+
+    Example:
+        >>> image_stats(1.0).to_dict()
+        {'state_mean': 0.0, 'state_std': 1.0, 'return_scale': 1.0}
+    """
+    return DatasetStats(np.zeros(()), np.ones(()), return_scale)
 
 
 def compute_returns_to_go(rewards: np.ndarray, episode_starts: np.ndarray) -> np.ndarray:
@@ -171,7 +193,9 @@ class WindowSampler:
         context_len: ``K``, steps per window (DT paper: 20 for MuJoCo, 30 or 50 for Atari).
         return_scale: returns-to-go are divided by this (DT paper: 1000 for MuJoCo).
         normalize_states: standardize states with the dataset mean/std (DT MuJoCo: yes; images:
-            no).
+            no). Must be False for image frames (:class:`~seqagents.data.frames.FrameStackedFrames`
+            observations): those are gathered as ``(B, K, stack, H, W)`` uint8 at sample time,
+            with identity :func:`image_stats`, and never copied as float.
         stats: precomputed statistics (e.g. from a checkpoint) instead of ``compute_stats(data)``;
             its ``return_scale`` must equal ``return_scale``.
         seed: seed of the sampler's own numpy generator (None: fresh entropy).
@@ -212,13 +236,24 @@ class WindowSampler:
             raise TypeError(f"context_len must be an int, got {type(context_len).__name__}.")
         if context_len < 1:
             raise ValueError(f"context_len (K) must be at least 1, got {context_len}.")
+        # Image frames stored once (Atari): stacked per batch at gather time, uint8, no stats.
+        self._frames = (
+            data.observations if isinstance(data.observations, FrameStackedFrames) else None
+        )
+        if self._frames is not None:
+            if normalize_states:
+                raise ValueError(
+                    "image frames are not standardized: pass normalize_states=False (models scale "
+                    "uint8 pixels themselves, e.g. /255 in the Nature CNN)."
+                )
+            stats = image_stats(return_scale) if stats is None else stats
         if data.is_dict_obs:  # BabyAI Dict observations (see _dict_states): never standardized
             if normalize_states:
                 raise ValueError(
                     "Dict (BabyAI) observations are categorical codes and word ids, not "
                     "standardized: pass normalize_states=False."
                 )
-            stats = _identity_stats(return_scale) if stats is None else stats  # nothing computed
+            stats = image_stats(return_scale) if stats is None else stats  # nothing computed
         if stats is None:
             stats = compute_stats(data, return_scale)  # validates return_scale
         elif stats.return_scale != float(return_scale):
@@ -226,7 +261,8 @@ class WindowSampler:
                 f"stats.return_scale ({stats.return_scale}) differs from return_scale "
                 f"({return_scale}); use one value."
             )
-        if not data.is_dict_obs and stats.state_mean.shape != data.obs_shape:
+        per_dim = self._frames is None and not data.is_dict_obs  # stats per state dimension
+        if per_dim and stats.state_mean.shape != data.obs_shape:
             raise ValueError(
                 f"stats are for states of shape {stats.state_mean.shape}, "
                 f"data has {data.obs_shape}."
@@ -239,18 +275,20 @@ class WindowSampler:
         self.device = _resolve_device(device)
         self._rng = np.random.default_rng(seed)
 
-        states = data.observations  # (N, *obs_shape)
-        if normalize_states:
-            states = stats.normalize_states(states)  # (N, *obs_shape)
+        self._states = None  # (N, *obs_shape) float32 tensor; None for image frames
+        if self._frames is None:
+            states = data.observations  # (N, *obs_shape)
+            if normalize_states:
+                states = stats.normalize_states(states)  # (N, *obs_shape)
+            if data.is_dict_obs:  # each key in its stored dtype (uint8 image, int64), no copy
+                self._states = _dict_states(states, self.device)
+            else:
+                self._states = torch.as_tensor(states, dtype=torch.float32, device=self.device)
         rtg = compute_returns_to_go(data.rewards, data.episode_starts) / self.return_scale  # (N,)
         lengths = data.episode_lengths  # (n_episodes,)
         # One past the last step of each transition's episode: windows are cut there.
         self._episode_end = np.repeat(data.episode_starts[1:], lengths)  # (N,)
         self._episode_start = np.repeat(data.episode_starts[:-1], lengths)  # (N,)
-        if data.is_dict_obs:  # each key in its stored dtype (uint8 image, int64), no copy
-            self._states = _dict_states(states, self.device)
-        else:
-            self._states = torch.as_tensor(states, dtype=torch.float32, device=self.device)
         action_dtype = torch.long if data.is_discrete else torch.float32
         self._actions = torch.as_tensor(data.actions, dtype=action_dtype, device=self.device)
         self._rewards = torch.as_tensor(data.rewards, dtype=torch.float32, device=self.device)
@@ -271,10 +309,10 @@ class WindowSampler:
             batch_size: ``B``.
 
         Returns:
-            ``states (B, K, *obs_shape)`` float32 (Dict (BabyAI) observations: a dict of
-            ``(B, K, ...)`` tensors in their stored dtypes, uint8 ``image``, long ``direction``/
-            ``mission``/``agent_pos``/``goal_pos``, 0 on padding); ``actions (B, K, act_dim)``
-            float32 or
+            ``states (B, K, *obs_shape)`` float32 (image frames: ``(B, K, stack, H, W)`` uint8,
+            0 on padding; Dict (BabyAI) observations: a dict of ``(B, K, ...)`` tensors in their
+            stored dtypes, uint8 ``image``, long ``direction``/``mission``/``agent_pos``/
+            ``goal_pos``, 0 on padding); ``actions (B, K, act_dim)`` float32 or
             ``(B, K)`` long; ``rewards (B, K, 1)``; ``returns_to_go (B, K, 1)`` scaled;
             ``timesteps (B, K)`` long; ``mask (B, K)`` bool, False on left padding.
         """
@@ -342,8 +380,12 @@ class WindowSampler:
 
         if isinstance(self._states, dict):  # Dict (BabyAI) observations: {key: (B, K, ...)}
             states = {key: _gather(value, index_t, mask_t) for key, value in self._states.items()}
-        else:
-            states = _gather(self._states, index_t, mask_t)  # (B, K, *obs_shape)
+        elif self._frames is None:
+            states = self._states[index_t]  # (B, K, *obs_shape)
+        else:  # stack the stored frames now: frames[index + arange(-stack + 1, 1)], uint8
+            states = torch.from_numpy(self._frames.gather(index)).to(self.device)  # (B, K, 4, H, W)
+        if not isinstance(states, dict):  # (dict entries are masked by _gather)
+            states.masked_fill_(~mask_t.view(B, K, *([1] * (states.dim() - 2))), 0)
         actions = self._actions[index_t]  # (B, K, act_dim) or (B, K)
         actions.masked_fill_(~mask_t.view(B, K, *([1] * (actions.dim() - 2))), 0)
         rewards = self._rewards[index_t].masked_fill_(~mask_t, 0.0)  # (B, K)
@@ -372,11 +414,6 @@ def _gather(values: torch.Tensor, index: torch.Tensor, mask: torch.Tensor) -> to
     """``values[index]`` ``(B, K, ...)``, zero where ``mask`` ``(B, K)`` is False."""
     out = values[index]  # (B, K, ...)
     return out.masked_fill_(~mask.view(*mask.shape, *([1] * (out.dim() - 2))), 0)
-
-
-def _identity_stats(return_scale: float) -> DatasetStats:
-    """Mean 0, std 1 (scalars): Dict observations are never standardized."""
-    return DatasetStats(np.zeros(()), np.ones(()), return_scale)
 
 
 def _discount_cumsum(x: np.ndarray, gamma: float) -> np.ndarray:
