@@ -354,7 +354,7 @@ def cmd_collect(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from seqagents.training import train_dt, train_tt
+    from seqagents.training import train_dt, train_leap, train_tt
     from seqagents.zoo import get_entry, zoo_dir
 
     entry = get_entry(args.entry)
@@ -393,6 +393,18 @@ def cmd_train(args: argparse.Namespace) -> None:
         )
     elif entry.algo == "tt":
         agent = train_tt(dataset, planner=entry.inference.get("planner"), **common)
+    elif entry.algo == "leap":
+        # LEAP's objective settings sit beside the TrainConfig fields in the entry's training.
+        objective = {k: training.pop(k) for k in ("objective", "mask_prob") if k in training}
+        training["eval_episodes"] = args.eval_episodes
+        agent = train_leap(
+            dataset,
+            env_kwargs=entry.env_kwargs,
+            planner=entry.inference.get("planner"),
+            return_scale=entry.return_scale,
+            **objective,
+            **common,
+        )
     else:
         raise _UserError(f"training {entry.algo!r} entries is not available yet")
     if args.install:
