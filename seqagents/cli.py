@@ -387,6 +387,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         training["eval_episodes"] = args.eval_episodes
         agent = train_dt(
             dataset,
+            env_kwargs=entry.env_kwargs or None,
             return_scale=entry.return_scale,
             target_returns=list(entry.evaluation.target_returns),
             **common,
