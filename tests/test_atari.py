@@ -144,10 +144,9 @@ def test_gathered_stack_equals_frame_stack_observation(tmp_path):
     assert ended  # the game ends at the same step
     np.testing.assert_array_equal(eval_rewards, data.raw_rewards[lo:hi])
     eval_obs = np.stack(eval_obs[:-1])  # (T, 4, 84, 84)
-    np.testing.assert_array_equal(eval_obs[0], stacked[0])  # reset frame: identical
-    # Only the max-pooling order differs (RGB max then gray vs gray max): a few pixels.
-    difference = np.abs(eval_obs.astype(np.int16) - stacked)  # (T, 4, 84, 84)
-    assert (difference == 0).mean() > 0.99 and difference.mean() < 0.5
+    # The max-pooling order differs (RGB max then gray vs gray max), which changes nothing where
+    # an object meets the black background: on Breakout the stacks are identical.
+    np.testing.assert_array_equal(eval_obs, stacked)
 
 
 def test_short_ppo_history(tmp_path):
