@@ -67,6 +67,7 @@ __all__ = [
     "AtariTrajectoryData",
     "LearningHistoryRecorder",
     "PPO_ATARI_HYPERPARAMETERS",
+    "RecordingResult",
     "load_atari_dataset",
     "make_recorded_atari_env",
     "preprocess_frame",
