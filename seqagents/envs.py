@@ -117,12 +117,23 @@ def describe_space(space: gym.Space) -> str:
 
 def spaces_match(a: gym.Space, b: gym.Space) -> bool:
     """Whether a model made for space ``a`` can act in ``b``: same Box shape, same Discrete n
-    (Box bounds and dtypes may differ), otherwise equal."""
+    (Box bounds and dtypes may differ), Dicts key by key, any two text spaces (minigrid's
+    MissionSpace is stored as ``Text``), otherwise equal."""
     if isinstance(a, gym.spaces.Box) and isinstance(b, gym.spaces.Box):
         return a.shape == b.shape
     if isinstance(a, gym.spaces.Discrete) and isinstance(b, gym.spaces.Discrete):
         return a.n == b.n
+    if isinstance(a, gym.spaces.Dict) and isinstance(b, gym.spaces.Dict):
+        return a.spaces.keys() == b.spaces.keys() and all(
+            spaces_match(a[key], b[key]) for key in a.spaces
+        )
+    if _is_text(a) and _is_text(b):  # minigrid's MissionSpace is stored as Text in datasets
+        return True
     return a == b
+
+
+def _is_text(space: gym.Space) -> bool:
+    return isinstance(space, gym.spaces.Text) or type(space).__name__.endswith("MissionSpace")
 
 
 # ------------------------------------------------------------------ BabyAI / MiniGrid levels

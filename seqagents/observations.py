@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "BABYAI_WORDS",
     "BABYAI_KEYS",
     "PRIVILEGED_KEYS",
     "MissionVocabulary",
@@ -36,6 +37,16 @@ BABYAI_KEYS = ("image", "direction", "mission")
 """Keys of a BabyAI observation the agents read."""
 PRIVILEGED_KEYS = ("agent_pos", "goal_pos")
 """Extra keys of LEAP's privileged observation (full grid, agent and goal coordinates)."""
+
+BABYAI_WORDS = (
+    "a after and ball behind blue box door front go green grey in key left next of on open pick "
+    "purple put red right the then to up yellow you your"
+).split()
+"""Every word of minigrid 3.x BabyAI missions (read off 300 resets of ten levels, BossLevel
+included): a vocabulary built from demos holds them all, so that a mission form the demos
+happened to miss (e.g. "go to a key", filtered out by LEAP's one-goal rule) is still readable."""
+MIN_MISSION_LEN = 12
+"""Words per encoded mission at least (LEAP's levels use at most 9)."""
 
 _WORD = re.compile("[a-z]+")
 
@@ -81,10 +92,14 @@ class MissionVocabulary:
 
     @classmethod
     def from_missions(
-        cls, missions: Iterable[str], max_len: int | None = None
+        cls,
+        missions: Iterable[str],
+        max_len: int | None = None,
+        extra_words: Iterable[str] = (),
     ) -> MissionVocabulary:
-        """The vocabulary of ``missions``; ``max_len`` defaults to their longest word count."""
-        words: set[str] = set()
+        """The vocabulary of ``missions`` plus ``extra_words``; ``max_len`` defaults to their
+        longest word count."""
+        words: set[str] = set(extra_words)
         longest = 1
         for mission in missions:
             tokens = tokenize_mission(mission)

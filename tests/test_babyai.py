@@ -193,8 +193,10 @@ def test_loader_gives_dict_arrays_without_float_copies(demos, data):
     assert obs["direction"].shape == (n,) and obs["direction"].dtype == np.int64
     assert obs["agent_pos"].shape == (n, 2) and obs["goal_pos"].dtype == np.int64
     vocab = data.mission_vocabulary
-    assert isinstance(vocab, MissionVocabulary) and vocab.max_len == 5
-    assert obs["mission"].shape == (n, 5) and obs["mission"].dtype == np.int64
+    assert (
+        isinstance(vocab, MissionVocabulary) and vocab.max_len == 12
+    )  # MIN_MISSION_LEN; GoTo missions have 5 words
+    assert obs["mission"].shape == (n, 12) and obs["mission"].dtype == np.int64
     assert data.obs_shape == (7, 7, 3) and data.is_discrete
     first = next(demos.iterate_episodes())
     T = len(first.actions)
@@ -217,7 +219,7 @@ def test_window_sampler_dict_states(data):
     states = batch["states"]
     assert states["image"].shape == (8, 4, 7, 7, 3) and states["image"].dtype == torch.uint8
     assert states["direction"].shape == (8, 4) and states["direction"].dtype == torch.long
-    assert states["mission"].shape == (8, 4, 5) and states["goal_pos"].shape == (8, 4, 2)
+    assert states["mission"].shape == (8, 4, 12) and states["goal_pos"].shape == (8, 4, 2)
     # A window starting at an episode's last step: 3 padded slots, zero in every key.
     last = int(data.episode_starts[1]) - 1
     window = sampler.windows_at(np.array([last]))

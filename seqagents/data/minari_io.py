@@ -23,7 +23,12 @@ from minari.dataset.minari_dataset import parse_dataset_id
 from minari.storage.datasets_root_dir import get_dataset_path
 
 from seqagents.data.frames import FrameStackedFrames
-from seqagents.observations import MissionVocabulary
+from seqagents.observations import (
+    BABYAI_WORDS,
+    MIN_MISSION_LEN,
+    MissionVocabulary,
+    tokenize_mission,
+)
 
 __all__ = ["TrajectoryData", "load_dataset", "load_trajectories", "to_trajectory_data"]
 
@@ -362,7 +367,11 @@ def _babyai_observations(
             missions = value if isinstance(value, np.ndarray) else np.asarray(list(value))
             if missions.dtype.kind in "USO":  # text: encode to word ids
                 if vocabulary is None:
-                    vocabulary = MissionVocabulary.from_missions(set(missions.tolist()))
+                    texts = set(missions.tolist())
+                    longest = max(len(tokenize_mission(text)) for text in texts)
+                    vocabulary = MissionVocabulary.from_missions(
+                        texts, max(longest, MIN_MISSION_LEN), extra_words=BABYAI_WORDS
+                    )
                 out[key] = vocabulary.encode(missions)  # (N, L)
                 continue
             value = missions
