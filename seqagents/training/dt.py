@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqagents.agents.base import encoder_for_space
 from seqagents.agents.dt import DecisionTransformerAgent
 from seqagents.data import TrajectoryData, WindowSampler, load_dataset, to_trajectory_data
 from seqagents.envs import describe_space, spaces_match
@@ -216,6 +217,7 @@ def train_dt(
             return_scale=return_scale,
             target_return=targets[0],
             target_returns=targets,
+            mission_vocabulary=data.mission_vocabulary,
             device=str(device),
             seed=config.seed,
         )
@@ -314,7 +316,11 @@ def _load_data(
 
 
 def _model_config(model_config: DTConfig | dict[str, Any] | None, data: TrajectoryData) -> DTConfig:
-    derived = {"state_shape": data.obs_shape, "act_dim": data.act_dim, "discrete": data.is_discrete}
+    derived = {
+        **encoder_for_space(data.observation_space, data.mission_vocabulary),
+        "act_dim": data.act_dim,
+        "discrete": data.is_discrete,
+    }
     if model_config is None:
         return DTConfig(**derived)
     if isinstance(model_config, DTConfig):
