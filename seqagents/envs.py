@@ -6,6 +6,7 @@ import contextlib
 import io
 import logging
 import os
+import string
 import sys
 from typing import Any
 
@@ -20,6 +21,7 @@ __all__ = [
     "register_env_package",
     "describe_space",
     "spaces_match",
+    "storable_space",
     # BabyAI
     "PRIVILEGED_KWARG",
     "BabyAIPrivileged",
@@ -416,3 +418,13 @@ def make_atari_env(
         terminal_on_life_loss=False,
     )
     return gym.wrappers.FrameStackObservation(env, frame_stack)
+
+
+def storable_space(space: gym.spaces.Space) -> gym.spaces.Space:
+    """Replace spaces Minari cannot serialize (minigrid's ``MissionSpace``) by ``Text`` (datasets
+    and checkpoint configs store spaces with Minari's serialization)."""
+    if isinstance(space, gym.spaces.Dict):
+        return gym.spaces.Dict({key: storable_space(sub) for key, sub in space.spaces.items()})
+    if type(space).__name__.endswith("MissionSpace"):
+        return gym.spaces.Text(max_length=1024, min_length=0, charset=string.printable)
+    return space

@@ -108,7 +108,9 @@ def converted_spec(
 def serialize_space(space: gym.Space) -> dict:
     from minari.serialization import serialize_space as _serialize
 
-    return _serialize(space, to_string=False)
+    from seqagents.envs import storable_space
+
+    return _serialize(storable_space(space), to_string=False)
 
 
 def hub_errors() -> tuple[type[BaseException], ...]:

@@ -46,7 +46,6 @@ import json
 import logging
 import os
 import shutil
-import string
 import sys
 import warnings
 import zipfile
@@ -63,7 +62,7 @@ from minari.dataset.minari_dataset import parse_dataset_id
 from minari.storage.datasets_root_dir import get_dataset_path
 from tqdm.auto import tqdm
 
-from seqagents.envs import make_env
+from seqagents.envs import make_env, storable_space
 from seqagents.errors import require
 
 __all__ = ["SB3_ALGOS", "BabyAIBotOptions", "SupportsPredict", "collect_dataset"]
@@ -300,15 +299,6 @@ def _make_policy(
 
 
 # Env-id prefixes whose envs register on import of a package: (prefix, module, seqagents extra).
-def _storable_space(space: gym.spaces.Space) -> gym.spaces.Space:
-    """Replace spaces Minari cannot serialize (minigrid's ``MissionSpace``) by ``Text``."""
-    if isinstance(space, gym.spaces.Dict):
-        return gym.spaces.Dict({key: _storable_space(sub) for key, sub in space.spaces.items()})
-    if type(space).__name__.endswith("MissionSpace"):
-        return gym.spaces.Text(max_length=1024, min_length=0, charset=string.printable)
-    return space
-
-
 @dataclass
 class _Episode:
     """The running episode of one env: T + 1 observations, T of everything else."""
@@ -467,7 +457,7 @@ def collect_dataset(
                 algorithm_name=algorithm_name or policy_name,
                 author=author,
                 description=description,
-                observation_space=_storable_space(envs[0].observation_space),
+                observation_space=storable_space(envs[0].observation_space),
                 action_space=envs[0].action_space,
                 ref_min_score=ref_min_score,
                 ref_max_score=ref_max_score,

@@ -5,8 +5,11 @@ Token order: each timestep t contributes three tokens, interleaved as
     (R_1, s_1, a_1, R_2, s_2, a_2, ..., R_K, s_K, a_K)        # 3K tokens
 
 where ``R_t`` is the return-to-go (already divided by the return scale), ``s_t`` the (normalized)
-state and ``a_t`` the action. Every token gets the embedding of its timestep added (the timestep
-embedding replaces a positional one). The action ``a_t`` is predicted from the output at ``s_t``;
+state and ``a_t`` the action. Positions (``position_scheme``): ``"timestep"`` (gym/HF, default)
+adds each token its step's timestep embedding (it replaces a positional one); ``"global"``
+(DT-Atari) adds every token of a window the embedding of the window's first real timestep plus a
+learned embedding of the token's place in the block, counted from the first real token.
+The action ``a_t`` is predicted from the output at ``s_t``;
 the next return and state from the output at ``a_t``. Causal attention means the action token
 placed at ``a_t`` while predicting it (a zero placeholder at inference) never influences the
 prediction.
@@ -27,7 +30,9 @@ from seqagents.errors import reject_unknown_keys
 from seqagents.models.encoders import make_state_encoder
 from seqagents.models.transformer import Transformer, TransformerConfig, gpt_init_
 
-__all__ = ["DTConfig", "DecisionTransformer"]
+__all__ = ["DTConfig", "DecisionTransformer", "POSITION_SCHEMES"]
+
+POSITION_SCHEMES = ("timestep", "global")
 
 
 @dataclass
@@ -48,10 +53,19 @@ class DTConfig:
     action_tanh: bool = True  # squash continuous actions with tanh (HF checkpoints: true)
     state_encoder: str = "linear"  # see seqagents.models.encoders.STATE_ENCODERS
     state_encoder_kwargs: dict = field(default_factory=dict)  # e.g. babyai: vocab_size
+    # DT-Atari options (kzl/decision-transformer atari/mingpt/model_atari.py):
+    position_scheme: str = "timestep"  # "timestep": each token its step's embedding (gym/HF);
+    # "global": one embedding of the window's first timestep + learned in-block positions
+    embedding_tanh: bool = False  # Tanh after the return and action embeddings (DT-Atari)
+    embed_layernorm: bool = True  # LayerNorm on the token embeddings (gym/HF; not DT-Atari)
     layer_norm_epsilon: float = 1e-5
 
     def __post_init__(self) -> None:
         self.state_shape = tuple(int(d) for d in self.state_shape)
+        if self.position_scheme not in POSITION_SCHEMES:
+            raise ValueError(
+                f"position_scheme must be one of {POSITION_SCHEMES}, got {self.position_scheme!r}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,7 +110,10 @@ class DecisionTransformer(nn.Module):
         self.embed_action = (
             nn.Embedding(config.act_dim, H) if config.discrete else nn.Linear(config.act_dim, H)
         )
-        self.embed_ln = nn.LayerNorm(H, eps=config.layer_norm_epsilon)
+        if config.embed_layernorm:
+            self.embed_ln = nn.LayerNorm(H, eps=config.layer_norm_epsilon)
+        if config.position_scheme == "global":  # learned position of each token in the block
+            self.pos_emb = nn.Parameter(torch.zeros(3 * config.context_len, H))
         self.position_bias = nn.Parameter(torch.zeros(H))  # HF: wpe.weight[0] on every token
         self.drop = nn.Dropout(config.dropout)
         self.transformer = Transformer(config.transformer())
@@ -174,13 +191,28 @@ class DecisionTransformer(nn.Module):
         attention_mask: torch.Tensor | None,
     ) -> torch.Tensor:
         """Transformer outputs of the interleaved tokens, ``(B, K, 3, H)``."""
+        cfg = self.config
         B, K = timesteps.shape
-        time_emb = self.embed_timestep(timesteps)  # (B, K, H)
-        r = self.embed_return(returns_to_go) + time_emb  # (B, K, H)
-        s = state_emb + time_emb  # (B, K, H)
-        a = self.embed_action(actions) + time_emb  # (B, K, H)
-        x = torch.stack((r, s, a), dim=2).reshape(B, 3 * K, -1)  # (B, 3K, H): R_1 s_1 a_1 R_2 ...
-        x = self.drop(self.embed_ln(x) + self.position_bias)  # (B, 3K, H)
+        r = self.embed_return(returns_to_go)  # (B, K, H)
+        a = self.embed_action(actions)  # (B, K, H)
+        if cfg.embedding_tanh:
+            r, a = torch.tanh(r), torch.tanh(a)
+        if cfg.position_scheme == "timestep":
+            time_emb = self.embed_timestep(timesteps)  # (B, K, H)
+            r, s, a = r + time_emb, state_emb + time_emb, a + time_emb
+            x = torch.stack((r, s, a), dim=2).reshape(B, 3 * K, -1)  # (B, 3K, H): R_1 s_1 a_1 ..
+        else:  # DT-Atari: global timestep of the window's first real step + in-block positions
+            x = torch.stack((r, state_emb, a), dim=2).reshape(B, 3 * K, -1)  # (B, 3K, H)
+            pad = torch.zeros(B, dtype=torch.long, device=timesteps.device)  # (B,) left padding
+            if attention_mask is not None:
+                pad = (~attention_mask).sum(1)
+            first = timesteps.gather(1, pad.clamp(max=K - 1)[:, None])  # (B, 1)
+            # In-block position 0 is the first real token (the original never pads windows).
+            pos = (torch.arange(3 * K, device=pad.device) - 3 * pad[:, None]).clamp(min=0)
+            x = x + self.embed_timestep(first) + self.pos_emb[pos]  # (B, 3K, H)
+        if cfg.embed_layernorm:
+            x = self.embed_ln(x)
+        x = self.drop(x + self.position_bias)  # (B, 3K, H)
         mask = None if attention_mask is None else self.token_mask(attention_mask)
         x, _ = self.transformer(x, attn_mask=mask, is_causal=mask is None)  # (B, 3K, H)
         return x.reshape(B, K, 3, -1)  # (B, K, 3, H): [:, :, 0] = R_t, 1 = s_t, 2 = a_t outputs
