@@ -124,7 +124,9 @@ def _print_evaluation(report: dict) -> None:
         f"device: {report['device']}"
     )
     for row in report["results"]:
-        print(f"\ntarget return: {row['target_return']}")
+        print()
+        if row["target_return"] is not None:  # return-conditioned agents only
+            print(f"target return: {row['target_return']}")
         successes = row.get("episode_successes")  # BabyAI/MiniGrid only
         print(f"{'episode':>8s} {'return':>12s} {'length':>8s}" + ("  success" * bool(successes)))
         for i, (ret, length) in enumerate(zip(row["episode_returns"], row["episode_lengths"])):

@@ -137,3 +137,28 @@ def test_global_position_scheme_uses_only_the_first_real_timestep():
     assert not torch.allclose(base[:, 1:], first[:, 1:])
     with pytest.raises(ValueError, match="position_scheme"):
         DTConfig(position_scheme="sinusoid")
+
+
+def test_cli_evaluate_on_a_babyai_level_prints_only_the_table(tmp_path, capfd):
+    from seqagents.cli import main
+
+    level = "BabyAI-GoToObjMazeS4R2-v0"  # seed 4 makes minigrid print "Sampling rejected"
+    env = make_env(level)
+    agent = LEAPAgent.create(
+        env.observation_space, env.action_space, env_id=level, mission_vocabulary=_vocab(),
+        horizon=3, n_layer=1, hidden_size=32, n_head=2, n_actions=6,
+        planner={"n_iterations": 2, "replan_every": 3}, device="cpu", seed=0,
+    )  # fmt: skip
+    agent.save_pretrained(tmp_path / "leap")
+    capfd.readouterr()
+    assert main(["evaluate", str(tmp_path / "leap"), "--episodes", "3", "--seed", "4",
+                 "--no-progress"]) in (0, None)  # fmt: skip
+    out = capfd.readouterr().out
+    assert "Sampling rejected" not in out
+    lines = [line for line in out.splitlines() if line.strip()]
+    header = next(
+        i for i, line in enumerate(lines) if line.split()[:3] == ["episode", "return", "length"]
+    )
+    rows = lines[header + 1 : header + 4]
+    assert [row.split()[0] for row in rows] == ["1", "2", "3"]
+    assert "success:" in lines[-1]

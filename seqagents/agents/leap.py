@@ -117,7 +117,8 @@ class LEAPAgent(SequenceAgent):
         self.requires_reward = cfg.return_conditioned  # [s, a] models ignore rewards
         pre = spec.preprocessing
         self.return_scale = float(pre.get("return_scale", 1.0))
-        self.target_return = float(spec.inference.get("target_return", 0.0))
+        target = spec.inference.get("target_return")
+        self.target_return = float(target or 0.0) if cfg.return_conditioned else None
         shape = cfg.state_shape
         self._state_mean = torch.as_tensor(
             pre.get("state_mean", np.zeros(shape)), dtype=torch.float32, device=self.device
@@ -144,7 +145,7 @@ class LEAPAgent(SequenceAgent):
         state_mean: np.ndarray | None = None,
         state_std: np.ndarray | None = None,
         return_scale: float = 1.0,
-        target_return: float = 0.0,
+        target_return: float | None = None,
         planner: dict | None = None,
         device: str = "auto",
         seed: int | None = None,
@@ -185,7 +186,7 @@ class LEAPAgent(SequenceAgent):
             env_kwargs=dict(env_kwargs or {}),
             preprocessing=preprocessing,
             inference={
-                "target_return": float(target_return),
+                "target_return": None if target_return is None else float(target_return),
                 "planner": asdict(LEAPPlannerConfig.from_dict(dict(planner or {}))),
             },
             library_version=__version__,
@@ -268,7 +269,7 @@ class LEAPAgent(SequenceAgent):
         if starts.any():
             new = torch.as_tensor(starts, device=self.device)
             ctx.clear(new)
-            self._rtg.masked_fill_(new, self.target_return / self.return_scale)
+            self._rtg.masked_fill_(new, (self.target_return or 0.0) / self.return_scale)
             self._plan_step[starts] = p.replan_every  # replan at once
             for i in np.flatnonzero(starts):
                 self._generators[i].manual_seed(p.seed + int(i))

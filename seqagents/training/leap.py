@@ -218,7 +218,8 @@ def train_leap(
         device=device,
     )
     stats = sampler.stats
-    best = float(data.episode_returns().max())
+    rc = bool(model_fields.get("return_conditioned", False))
+    best = float(data.episode_returns().max()) if rc else None
     agent = LEAPAgent.create(
         data.observation_space,
         data.action_space,
@@ -228,7 +229,7 @@ def train_leap(
         state_mean=stats.state_mean if flat else None,
         state_std=stats.state_std if flat else None,
         return_scale=return_scale,
-        target_return=best if target_return is None else float(target_return),
+        target_return=best if target_return is None else float(target_return),  # rc only
         planner=planner,
         device=str(device),
         seed=config.seed,
