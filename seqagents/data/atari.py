@@ -536,9 +536,9 @@ def record_ppo_history(
             if progress_bar:
                 from tqdm.auto import tqdm
 
-                self.bar = tqdm(
-                    total=int(n_steps), unit="step", desc=f"PPO {env_id}", mininterval=5.0
-                )
+                rollout = n_envs * params["n_steps"]  # SB3 learns in whole rollouts
+                total = -(-int(n_steps) // rollout) * rollout  # n_steps rounded up
+                self.bar = tqdm(total=total, unit="step", desc=f"PPO {env_id}", mininterval=5.0)
 
         def _on_step(self) -> bool:
             writer.policy_steps = self.num_timesteps
