@@ -292,11 +292,21 @@ def _train_config(train_config: TrainConfig | dict[str, Any] | None) -> TrainCon
 def _load_data(
     dataset: str | TrajectoryData, download: bool = False
 ) -> tuple[TrajectoryData, str | None, dict]:
-    """The flat data, plus the env id and kwargs recorded in the Minari metadata (if any)."""
+    """The data, plus the env id and kwargs recorded in its metadata (if any).
+
+    ``dataset`` is a Minari id, :class:`TrajectoryData`, or the folder of an Atari learning
+    history (``seqagents collect --learn ppo``), whose RTGs use the clipped rewards.
+    """
     if isinstance(dataset, TrajectoryData):
         return dataset, None, {}
     if not isinstance(dataset, str):
         raise TypeError(f"dataset must be a Minari id or TrajectoryData, got {type(dataset)}")
+    if (Path(dataset) / "metadata.json").is_file():  # an Atari frames folder
+        from seqagents.data.atari import load_atari_dataset
+
+        data = load_atari_dataset(dataset, reward="clipped")
+        meta = data.metadata or {}
+        return data, meta.get("env_id"), dict(meta.get("eval_env_kwargs") or {})
     minari_dataset = load_dataset(
         dataset, download=download
     )  # FileNotFoundError with instructions if missing
