@@ -241,6 +241,36 @@ class SequenceAgent(
         begins (``self._t`` is already 0 there). Returns actions ``(n, *action_shape)``."""
         raise NotImplementedError
 
+    def _setup_states(self, state_shape: tuple[int, ...]) -> None:
+        """Return scale and state normalization from the checkpoint (DT, LEAP); call once."""
+        pre = self.spec.preprocessing
+        self.return_scale = float(pre.get("return_scale", 1.0))
+        self._state_mean, self._state_std = (
+            torch.as_tensor(
+                pre.get(key, default(state_shape)), dtype=torch.float32, device=self.device
+            ).reshape(state_shape)
+            for key, default in (("state_mean", np.zeros), ("state_std", np.ones))
+        )
+        self._rtg = torch.zeros(0, device=self.device)  # (n,) scaled RTG of each env
+
+    def _embed_states(self, obs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        """``(n, H)`` embeddings of the new states, the only encoding each state gets (the
+        contexts cache it): flat states normalized, images and BabyAI dicts as they come."""
+        states = (
+            obs if isinstance(obs, dict) else (obs.float() - self._state_mean) / self._state_std
+        )
+        return self.network.embed_state(states)
+
+    def _step_returns_to_go(self, rewards: torch.Tensor, starts: np.ndarray) -> None:
+        """``rtg_t = rtg_{t-1} - r_{t-1} / return_scale``; the target return where an episode
+        starts (see the time-index convention in the agents' ``_step``)."""
+        if self._rtg.shape[0] != rewards.shape[0]:
+            self._rtg = torch.zeros_like(rewards)
+        self._rtg -= rewards / self.return_scale  # (n,)
+        if starts.any():
+            new = torch.as_tensor(starts, device=self.device)
+            self._rtg.masked_fill_(new, (self.target_return or 0.0) / self.return_scale)
+
     def _set_target_return(self, target_return: float) -> None:
         raise ValueError(f"{type(self).__name__} has no target return")
 

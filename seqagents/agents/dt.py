@@ -53,19 +53,10 @@ class DecisionTransformerAgent(SequenceAgent):
         super().__init__(network, spec, device)
         cfg: DTConfig = network.config
         self.model_config = cfg
-        pre = spec.preprocessing
-        self.return_scale = float(pre.get("return_scale", 1.0))
-        shape = cfg.state_shape
-        self._state_mean = torch.as_tensor(
-            pre.get("state_mean", np.zeros(shape)), dtype=torch.float32, device=self.device
-        ).reshape(shape)
-        self._state_std = torch.as_tensor(
-            pre.get("state_std", np.ones(shape)), dtype=torch.float32, device=self.device
-        ).reshape(shape)
+        self._setup_states(cfg.state_shape)
         self.target_return = float(spec.inference.get("target_return", 0.0))
         self._check_spaces()
         self._ctx: RollingContext | None = None
-        self._rtg = torch.zeros(0, device=self.device)
 
     def _check_spaces(self) -> None:
         cfg, obs, act = self.model_config, self.observation_space, self.action_space
@@ -260,17 +251,11 @@ class DecisionTransformerAgent(SequenceAgent):
         # Time-index convention (the one place it lives): at step t the agent receives s_t and
         # r_{t-1} (0 at t = 0), updates rtg_t = rtg_{t-1} - r_{t-1} / scale, appends
         # (rtg_t, s_t, t), predicts a_t from the s_t token and stores a_t in the window.
-        self._rtg -= rewards / self.return_scale  # (n,)
+        self._step_returns_to_go(rewards, starts)  # (n,)
         if starts.any():
-            new = torch.as_tensor(starts, device=self.device)
-            ctx.clear(new)
-            self._rtg.masked_fill_(new, self.target_return / self.return_scale)
+            ctx.clear(torch.as_tensor(starts, device=self.device))
         t = torch.as_tensor(np.minimum(self._t, cfg.max_ep_len - 1), device=self.device)  # (n,)
-        if isinstance(obs, dict):  # BabyAI: categorical codes and word ids, no normalization
-            states = obs
-        else:
-            states = (obs.float() - self._state_mean) / self._state_std  # (n, *state_shape)
-        state_emb = self.network.embed_state(states)  # (n, H), the only encoding of s_t
+        state_emb = self._embed_states(obs)  # (n, H), the only encoding of s_t
         ctx.push(state_emb=state_emb, returns_to_go=self._rtg[:, None], timesteps=t, actions=0)
         full = bool(self._t.min() >= cfg.context_len - 1)  # no padding: plain causal attention
         pred = self.network.act_embedded(

@@ -115,17 +115,9 @@ class LEAPAgent(SequenceAgent):
         self.planner = LEAPPlannerConfig.from_dict(spec.inference.get("planner", {}))
         self.planner.validate(cfg.horizon)
         self.requires_reward = cfg.return_conditioned  # [s, a] models ignore rewards
-        pre = spec.preprocessing
-        self.return_scale = float(pre.get("return_scale", 1.0))
+        self._setup_states(cfg.state_shape)
         target = spec.inference.get("target_return")
         self.target_return = float(target or 0.0) if cfg.return_conditioned else None
-        shape = cfg.state_shape
-        self._state_mean = torch.as_tensor(
-            pre.get("state_mean", np.zeros(shape)), dtype=torch.float32, device=self.device
-        )
-        self._state_std = torch.as_tensor(
-            pre.get("state_std", np.ones(shape)), dtype=torch.float32, device=self.device
-        )
         self.constraint_energy: ConstraintEnergy | None = None
         self.last_plan: LEAPPlan | None = None  # the latest plan (numpy), with its env indices
         self.last_plan_envs = np.zeros(0, dtype=np.int64)
@@ -265,18 +257,13 @@ class LEAPAgent(SequenceAgent):
         assert ctx is not None
         # Time-index convention (as DT): at step t the agent receives s_t and r_{t-1},
         # rtg_t = rtg_{t-1} - r_{t-1} / scale, appends (rtg_t, s_t) and acts a_t, which is stored.
-        self._rtg -= rewards / self.return_scale  # (n,)
+        self._step_returns_to_go(rewards, starts)  # (n,)
         if starts.any():
-            new = torch.as_tensor(starts, device=self.device)
-            ctx.clear(new)
-            self._rtg.masked_fill_(new, (self.target_return or 0.0) / self.return_scale)
+            ctx.clear(torch.as_tensor(starts, device=self.device))
             self._plan_step[starts] = p.replan_every  # replan at once
             for i in np.flatnonzero(starts):
                 self._generators[i].manual_seed(p.seed + int(i))
-        states = (
-            obs if isinstance(obs, dict) else (obs.float() - self._state_mean) / self._state_std
-        )
-        state_emb = self.network.embed_state(states)  # (n, H)
+        state_emb = self._embed_states(obs)  # (n, H), the only encoding of s_t
         ctx.push(state_emb=state_emb, returns_to_go=self._rtg[:, None], actions=cfg.pad_id)
         replan = np.flatnonzero(self._plan_step >= p.replan_every)  # envs whose plan is used up
         if replan.size:

@@ -21,14 +21,13 @@ are all zero), so we keep a single learned ``position_bias`` vector that does th
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from seqagents.errors import reject_unknown_keys
 from seqagents.models.encoders import make_state_encoder
-from seqagents.models.transformer import Transformer, TransformerConfig, gpt_init_
+from seqagents.models.transformer import SequenceModelConfig, Transformer, gpt_init_
 
 __all__ = ["DTConfig", "DecisionTransformer", "POSITION_SCHEMES"]
 
@@ -36,7 +35,7 @@ POSITION_SCHEMES = ("timestep", "global")
 
 
 @dataclass
-class DTConfig:
+class DTConfig(SequenceModelConfig):
     """Decision Transformer hyperparameters (defaults: DT paper, D4RL gym experiments)."""
 
     state_shape: tuple[int, ...] = (17,)  # shape of one (preprocessed) state
@@ -66,26 +65,6 @@ class DTConfig:
             raise ValueError(
                 f"position_scheme must be one of {POSITION_SCHEMES}, got {self.position_scheme!r}"
             )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> DTConfig:
-        reject_unknown_keys(cls, data, "unknown DTConfig keys")
-        return cls(**data)
-
-    def transformer(self) -> TransformerConfig:
-        return TransformerConfig(
-            n_embd=self.hidden_size,
-            n_head=self.n_head,
-            n_layer=self.n_layer,
-            n_inner=self.n_inner,
-            activation=self.activation,
-            resid_pdrop=self.dropout,
-            attn_pdrop=self.dropout,
-            layer_norm_epsilon=self.layer_norm_epsilon,
-        )
 
 
 @dataclass

@@ -26,20 +26,19 @@ computed once per plan and :meth:`LEAP.action_logits` reuses it for every refine
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from seqagents.errors import reject_unknown_keys
 from seqagents.models.encoders import make_state_encoder
-from seqagents.models.transformer import Transformer, TransformerConfig, gpt_init_
+from seqagents.models.transformer import SequenceModelConfig, Transformer, gpt_init_
 
 __all__ = ["LEAPConfig", "LEAP", "PlanContext"]
 
 
 @dataclass
-class LEAPConfig:
+class LEAPConfig(SequenceModelConfig):
     """LEAP hyperparameters (defaults: the official BabyAI code, ``run_leap.py``)."""
 
     state_shape: tuple[int, ...] = (7, 7, 3)  # shape of one state (BabyAI: the image)
@@ -81,26 +80,6 @@ class LEAPConfig:
     @property
     def mask_id(self) -> int:
         return self.n_actions + 1
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> LEAPConfig:
-        reject_unknown_keys(cls, data, "unknown LEAPConfig keys")
-        return cls(**data)
-
-    def transformer(self) -> TransformerConfig:
-        return TransformerConfig(
-            n_embd=self.hidden_size,
-            n_head=self.n_head,
-            n_layer=self.n_layer,
-            n_inner=self.n_inner,
-            activation=self.activation,
-            resid_pdrop=self.dropout,
-            attn_pdrop=self.dropout,
-            layer_norm_epsilon=self.layer_norm_epsilon,
-        )
 
 
 @dataclass

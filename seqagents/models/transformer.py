@@ -9,15 +9,19 @@ onto them key by key; GPT-2's ``Conv1D`` stores weights ``[in, out]``, ours are 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seqagents.errors import reject_unknown_keys
+
 __all__ = [
     "gpt_init_",
     "TransformerConfig",
+    "SequenceModelConfig",
     "SelfAttention",
     "Block",
     "Transformer",
@@ -53,6 +57,33 @@ class TransformerConfig:
             raise ValueError(
                 f"unknown activation {self.activation!r}; expected one of {sorted(_ACTIVATIONS)}"
             )
+
+
+class SequenceModelConfig:
+    """What the DT and LEAP config dataclasses share: dict round trips that reject unknown keys,
+    and the :class:`TransformerConfig` of their blocks (from ``hidden_size``, ``n_head``,
+    ``n_layer``, ``n_inner``, ``activation``, ``dropout``, ``layer_norm_epsilon``)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Any:
+        reject_unknown_keys(cls, data, f"unknown {cls.__name__} keys")
+        return cls(**data)
+
+    def transformer(self) -> TransformerConfig:
+        c: Any = self
+        return TransformerConfig(
+            n_embd=c.hidden_size,
+            n_head=c.n_head,
+            n_layer=c.n_layer,
+            n_inner=c.n_inner,
+            activation=c.activation,
+            resid_pdrop=c.dropout,
+            attn_pdrop=c.dropout,
+            layer_norm_epsilon=c.layer_norm_epsilon,
+        )
 
 
 def gpt_init_(module: nn.Module) -> None:
