@@ -28,7 +28,7 @@ def test_bundled_halfcheetah_agent_scores_at_least_35_normalized():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["leap/babyai-gotolocal-s7n5"])
+@pytest.mark.parametrize("name", ["leap/babyai-gotolocal-s7n5-privileged"])
 def test_bundled_leap_babyai_agent_succeeds_on_80_percent(name):
     entry = get_entry(name)
     location = entry.checkpoint_location()
