@@ -55,6 +55,9 @@ def test_tiny_dt_atari_trains_on_the_history_and_acts(history, tmp_path):
     assert all(0 <= a < 4 for a in _play(agent))
     loaded = load_agent(tmp_path / "checkpoint", device="cpu")
     assert isinstance(loaded, DecisionTransformerAgent)
+    # uniform frame bounds are stored once, not per pixel (28,224 numbers each), and load back
+    assert (tmp_path / "checkpoint" / "config.json").stat().st_size < 10_000
+    assert loaded.observation_space == agent.observation_space
 
 
 def test_tiny_leap_atari_trains_on_the_history_and_acts(history, tmp_path):

@@ -74,7 +74,8 @@ class CheckpointConfig:
     def spaces(self) -> tuple[gym.Space, gym.Space]:
         from minari.serialization import deserialize_space
 
-        return deserialize_space(self.observation_space), deserialize_space(self.action_space)
+        obs, act = _expand_bounds(self.observation_space), _expand_bounds(self.action_space)
+        return deserialize_space(obs), deserialize_space(act)
 
 
 def converted_spec(
@@ -110,7 +111,37 @@ def serialize_space(space: gym.Space) -> dict:
 
     from seqagents.envs import storable_space
 
-    return _serialize(storable_space(space), to_string=False)
+    return _compact_bounds(_serialize(storable_space(space), to_string=False))
+
+
+def _compact_bounds(node: object) -> object:
+    """Store a Box's uniform ``low``/``high`` as one number instead of one per element (an
+    Atari frame stack's bounds are 28,224 numbers each); :func:`_expand_bounds` undoes it."""
+    if isinstance(node, list):
+        return [_compact_bounds(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _compact_bounds(v) for k, v in node.items()}
+    if node.get("type") == "Box":
+        for key in ("low", "high"):
+            values = np.asarray(node[key])
+            if values.ndim and values.size and (values == values.flat[0]).all():
+                node[key] = values.flat[0].item()
+    return node
+
+
+def _expand_bounds(node: object) -> object:
+    """Inverse of :func:`_compact_bounds`: a scalar Box bound becomes a full nested list."""
+    if isinstance(node, list):
+        return [_expand_bounds(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _expand_bounds(v) for k, v in node.items()}
+    if node.get("type") == "Box":
+        for key in ("low", "high"):
+            if not isinstance(node[key], list):
+                node[key] = np.full(node["shape"], node[key]).tolist()
+    return node
 
 
 def hub_errors() -> tuple[type[BaseException], ...]:
