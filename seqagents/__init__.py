@@ -18,7 +18,12 @@ from seqagents.envs import BabyAIPrivileged, ensure_headless_gl, make_env  # noq
 ensure_headless_gl()  # before anything imports mujoco
 
 from seqagents.errors import CheckpointError, MissingDependencyError  # noqa: E402
-from seqagents.evaluation import SB3Adapter, episode_successes, evaluate_policy  # noqa: E402
+from seqagents.evaluation import (  # noqa: E402
+    EpisodeStarts,
+    SB3Adapter,
+    episode_successes,
+    evaluate_policy,
+)
 from seqagents.scores import has_normalized_score, normalized_score  # noqa: E402
 from seqagents.video import record_video  # noqa: E402
 
@@ -34,6 +39,7 @@ __all__ = [
     "evaluate_policy",
     "episode_successes",
     "SB3Adapter",
+    "EpisodeStarts",
     "normalized_score",
     "has_normalized_score",
     "record_video",

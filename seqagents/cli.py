@@ -85,7 +85,9 @@ def _evaluate(args: argparse.Namespace) -> dict:
             progress_bar=not args.no_progress,
         )
         row = {
-            "target_return": getattr(agent, "target_return", target),
+            "target_return": target
+            if target is not None
+            else getattr(agent, "target_return", None),
             "episode_returns": [float(r) for r in returns],
             "episode_lengths": [int(n) for n in lengths],
             "mean_return": float(np.mean(returns)),

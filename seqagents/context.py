@@ -49,6 +49,7 @@ class RollingContext:
         }  # each (n_envs, 2K, *shape)
         self._buf["mask"] = torch.zeros(n_envs, 2 * K, dtype=torch.bool, device=device)
         self._end = K  # the window is slots [end - K, end)
+        self._end_before_push = K
 
     def __getitem__(self, name: str) -> torch.Tensor:
         """The newest ``K`` steps of ``name``: ``(n_envs, K, *shape)`` (a view)."""
@@ -67,6 +68,7 @@ class RollingContext:
     def push(self, **values: torch.Tensor) -> None:
         """Append one step for every env: each value is ``(n_envs, *shape)``."""
         K = self.context_len
+        self._end_before_push = self._end
         if self._end == 2 * K:  # move the newest K - 1 steps to the front
             for buf in self._buf.values():
                 buf[:, : K - 1] = buf[:, K + 1 :].clone()
@@ -75,6 +77,11 @@ class RollingContext:
             self._buf[name][:, self._end] = value
         self._buf["mask"][:, self._end] = True
         self._end += 1
+
+    def pop(self) -> None:
+        """Undo the latest ``push`` (once): the window is what it was before it. A shift by
+        that push only copied the newest steps to the front, so the old window is intact."""
+        self._end = self._end_before_push
 
     def set_last(self, name: str, value: torch.Tensor) -> None:
         """Overwrite ``name`` at the newest step (e.g. the action once it is chosen)."""

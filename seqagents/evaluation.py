@@ -38,11 +38,20 @@ from stable_baselines3.common.vec_env import (
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 from tqdm import tqdm
 
-__all__ = ["SB3Adapter", "episode_successes", "evaluate_policy"]
+__all__ = [
+    "DEFAULT_MAX_EPISODE_STEPS",
+    "EpisodeStarts",
+    "SB3Adapter",
+    "episode_successes",
+    "evaluate_policy",
+]
 
 logger = logging.getLogger(__name__)
 
 EvalEnv = gym.Env | VectorEnv | VecEnv
+
+DEFAULT_MAX_EPISODE_STEPS = 10_000
+"""Steps after which :func:`evaluate_policy` cuts an episode of an env with no time limit."""
 
 
 def evaluate_policy(
@@ -60,6 +69,7 @@ def evaluate_policy(
     seed: int | None = None,
     progress_bar: bool = False,
     return_success: bool = False,
+    max_episode_steps: int | None = None,
 ) -> (
     tuple[float, float]
     | tuple[list[float], list[int]]
@@ -97,16 +107,33 @@ def evaluate_policy(
         reward_threshold: raise ``AssertionError`` unless the mean return exceeds it (like SB3).
         return_episode_rewards: return ``(episode_returns, episode_lengths)`` instead.
         warn: warn when a ``Monitor``'s episode statistics disagree with the counted ones.
-        target_return: if given, ``model.reset(target_return=...)`` sets it first (DT).
+        target_return: if given, the episodes run with this target return
+            (``model.reset(target_return=...)``, DT and return-conditioned LEAP); a seqagents
+            agent gets its own target back afterwards, so a later ``save_pretrained`` saves the
+            checkpoint's default, not ``target_return``.
         seed: seed of the first reset (``env.reset(seed=seed)``; sub-env ``i`` of a vector env
-            gets ``seed + i``), so the same seed gives the same episodes.
+            gets ``seed + i``) and of a seqagents agent's sampling generator
+            (``agent.seed(seed)``), so the same seed gives the same episodes, also with
+            ``deterministic=False``.
         progress_bar: show a tqdm bar over episodes (on stderr).
         return_success: also return the success rate (a third value; SB3's return values are
             unchanged without it). An episode succeeds when its return is > 0 (see
             :func:`episode_successes`): the BabyAI/MiniGrid criterion, as those levels pay only
             on success (``1 - 0.9 * steps / max_steps``). Meaningless for envs that pay
             otherwise (MuJoCo, Atari).
+        max_episode_steps: end (truncate) each episode of a single ``gymnasium.Env`` after this
+            many steps. By default an env with no time limit of its own (no ``TimeLimit``
+            wrapper or ``spec.max_episode_steps``, not a MiniGrid/BabyAI or ALE env) is cut at
+            :data:`DEFAULT_MAX_EPISODE_STEPS` (10,000) steps, with a warning when that happens,
+            so an evaluation always ends. Vector envs cannot be cut per sub-env: give their
+            envs a ``TimeLimit`` (a warning says when an episode runs past 10,000 steps).
 
+    A seqagents agent is checked against the env first (:meth:`SequenceAgent.check_env`: spaces
+    and action bounds must match the checkpoint's, a different env id warns), a warning is given
+    if ``NormalizeObservation``/``NormalizeReward`` (or SB3's ``VecNormalize``) wraps the env (the
+    agent normalizes states itself and conditions on raw rewards), and the agent is left with
+    empty contexts and its own target return when the evaluation ends (also on errors), so a
+    following loop starts fresh.
     Returns:
         ``(mean_return, std_return)``, or ``(episode_returns, episode_lengths)`` with
         ``return_episode_rewards=True``, in the order the episodes ended. With
@@ -147,6 +174,7 @@ def evaluate_policy(
         callback=callback,
         warn=warn,
         progress_bar=progress_bar,
+        max_episode_steps=max_episode_steps,
     )
     mean_reward = float(np.mean(episode_rewards))
     std_reward = float(np.std(episode_rewards))
@@ -240,6 +268,70 @@ class SB3Adapter(VecEnvWrapper):
         )
 
 
+class EpisodeStarts:
+    """The right ``episode_start`` for a hand-written loop over a vector env, in any autoreset
+    mode (https://farama.org/Vector-Autoreset-Mode).
+
+    With gymnasium's default ``NEXT_STEP`` autoreset (``gym.make_vec``, ``SyncVectorEnv``) the
+    step that returns ``done`` returns the episode's *last* observation, and the next step only
+    resets that sub-env (its action is ignored, reward 0). SB3's habit ``episode_start = dones``
+    then starts the new context with the old episode's last observation and feeds the reset
+    step into it. This helper marks a sub-env as starting both at that junk step (its context is
+    cleared, nothing from the old episode leaks in) and at the first real step after the reset,
+    where the new context begins. With ``SAME_STEP`` (SB3 VecEnvs) and ``DISABLED`` (reset ended
+    sub-envs yourself) it is ``dones``::
+
+        envs = gym.make_vec("HalfCheetah-v5", num_envs=4)
+        starts = EpisodeStarts(envs)
+        obs, _ = envs.reset(seed=0)
+        episode_start, rewards = starts.reset(), None
+        for _ in range(2000):
+            actions, _ = agent.predict(obs, episode_start=episode_start, reward=rewards)
+            obs, rewards, terminated, truncated, _ = envs.step(actions)
+            episode_start = starts.update(terminated, truncated)
+
+    Returns of the episodes can be summed over all steps: the reset steps pay 0. When you only
+    need scores, :func:`evaluate_policy` does all of this for you.
+
+    Args:
+        envs: a ``gymnasium.vector.VectorEnv`` (mode read from ``metadata["autoreset_mode"]``,
+            NEXT_STEP if absent) or an SB3 ``VecEnv`` (same-step reset).
+    """
+
+    def __init__(self, envs: VectorEnv | VecEnv) -> None:
+        if isinstance(envs, VecEnv):
+            self.mode = AutoresetMode.SAME_STEP
+        elif isinstance(envs, VectorEnv):
+            self.mode = AutoresetMode(envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP))
+        else:
+            raise TypeError(
+                f"EpisodeStarts needs a gymnasium VectorEnv or SB3 VecEnv, got "
+                f"{type(envs).__name__}; a single env starts an episode after each reset"
+            )
+        self.num_envs = int(envs.num_envs)
+        self.resetting = np.zeros(self.num_envs, dtype=bool)  # next step only resets (NEXT_STEP)
+
+    def reset(self) -> np.ndarray:
+        """After ``envs.reset()``: every sub-env starts an episode. ``(num_envs,)`` bools."""
+        self.resetting[:] = False
+        return np.ones(self.num_envs, dtype=bool)
+
+    def update(self, terminated: Any, truncated: Any = None) -> np.ndarray:
+        """After ``envs.step``: the ``episode_start`` of the next ``predict``, ``(num_envs,)``."""
+        dones = np.asarray(terminated, dtype=bool).reshape(-1)
+        if truncated is not None:
+            dones = dones | np.asarray(truncated, dtype=bool).reshape(-1)
+        if dones.shape != (self.num_envs,):
+            raise ValueError(f"got {dones.size} done flags for {self.num_envs} envs")
+        if self.mode != AutoresetMode.NEXT_STEP:
+            return dones
+        # NEXT_STEP: rows that just ended (junk step next: the old episode's last obs) and rows
+        # whose reset step just happened (the new episode's first obs) both start.
+        starts = dones | self.resetting
+        self.resetting = dones & ~self.resetting
+        return starts
+
+
 # ---------------------------------------------------------------------------- the episode loop
 def _run_episodes(
     model: PolicyPredictor,
@@ -254,17 +346,68 @@ def _run_episodes(
     warn: bool = True,
     progress_bar: bool = False,
     frame_hook: Callable[[], bool] | None = None,
+    max_episode_steps: int | None = None,
 ) -> tuple[list[float], list[int]]:
     """The loop behind :func:`evaluate_policy` and :func:`seqagents.video.record_video`.
 
     ``frame_hook()`` is called after every reset and every step (for video frames); it returns
-    True to stop early. Local variable names follow SB3's loop because ``callback`` sees them.
+    True to stop early. A seqagents agent is checked against ``env`` first and is left with
+    empty contexts and its own target return at the end (see :func:`evaluate_policy`).
     """
     if isinstance(n_episodes, bool) or not isinstance(n_episodes, int | np.integer):
         raise TypeError(f"n_eval_episodes must be an int, got {n_episodes!r}")
     if n_episodes < 1:
         raise ValueError(f"n_eval_episodes must be >= 1, got {n_episodes}")
-    stepper = _make_stepper(env)
+    if max_episode_steps is not None and (
+        isinstance(max_episode_steps, bool)
+        or not isinstance(max_episode_steps, int | np.integer)
+        or max_episode_steps < 1
+    ):
+        raise ValueError(f"max_episode_steps must be an int >= 1, got {max_episode_steps!r}")
+    agent = _sequence_agent(model)
+    if agent is not None:
+        agent.check_env(env)
+        _warn_on_normalizing_wrappers(env)
+        if seed is not None:
+            agent.seed(seed)
+    stepper = _make_stepper(env, max_episode_steps)
+    own_target = getattr(agent, "target_return", None)
+    try:
+        return _episode_loop(
+            model,
+            env,
+            stepper,
+            n_episodes,
+            deterministic=deterministic,
+            seed=seed,
+            target_return=target_return,
+            render=render,
+            callback=callback,
+            warn=warn,
+            progress_bar=progress_bar,
+            frame_hook=frame_hook,
+        )
+    finally:
+        if agent is not None:  # leave the agent clean: no half episode, its own target
+            agent.reset(target_return=own_target if target_return is not None else None)
+
+
+def _episode_loop(
+    model: PolicyPredictor,
+    env: EvalEnv,
+    stepper: _Stepper,
+    n_episodes: int,
+    *,
+    deterministic: bool,
+    seed: int | None,
+    target_return: float | None,
+    render: bool,
+    callback: Callable[[dict[str, Any], dict[str, Any]], None] | None,
+    warn: bool,
+    progress_bar: bool,
+    frame_hook: Callable[[], bool] | None,
+) -> tuple[list[float], list[int]]:
+    # Local variable names follow SB3's loop because ``callback`` sees them.
     n_envs = stepper.num_envs
     feeds_reward = _predict_takes_reward(model)
     observe = None if feeds_reward else getattr(model, "observe", None)
@@ -282,7 +425,7 @@ def _run_episodes(
     # at the first call, so a reward an agent kept from an earlier loop is never used.
     fed_rewards = np.zeros(n_envs, dtype=np.float64)
     states = None
-    warned = False
+    warned = warned_long = False
 
     observations = stepper.reset(seed)
     stop = frame_hook is not None and frame_hook()
@@ -307,6 +450,19 @@ def _run_episodes(
             counted = active & ~skipped
             current_rewards[counted] += rewards[counted]
             current_lengths[counted] += 1
+            if (
+                stepper.unbounded
+                and not warned_long
+                and (current_lengths > DEFAULT_MAX_EPISODE_STEPS).any()
+            ):
+                warned_long = True  # vector envs only: a single env is cut before this
+                warnings.warn(
+                    f"an episode has run {DEFAULT_MAX_EPISODE_STEPS} steps without ending: the "
+                    "vector env's sub-envs may have no time limit, and evaluate_policy cannot cut "
+                    "them; wrap each in gymnasium.wrappers.TimeLimit",
+                    UserWarning,
+                    stacklevel=4,
+                )
             for i in np.flatnonzero(counted):
                 i = int(i)
                 reward, done = float(rewards[i]), bool(dones[i])
@@ -393,6 +549,7 @@ class _Stepper:
     (a NEXT_STEP autoreset step that only resets)."""
 
     num_envs: int
+    unbounded: bool = False  # sub-envs with no known time limit that we cannot cut
     monitored: bool = False  # SB3 Monitor/VecMonitor is known to wrap the env
     statistics_note: str = ""  # appended to the Monitor mismatch warning
 
@@ -499,16 +656,25 @@ class _GymVectorStepper(_Stepper):
         return info
 
 
-def _make_stepper(env: EvalEnv) -> _Stepper:
-    if isinstance(env, VecEnv):
-        return _SB3Stepper(env)
-    if isinstance(env, VectorEnv):
-        return _GymVectorStepper(env)
+def _make_stepper(env: EvalEnv, max_episode_steps: int | None = None) -> _Stepper:
+    if max_episode_steps is not None and not isinstance(env, gym.Env):
+        raise ValueError(
+            "max_episode_steps cuts the episodes of a single gymnasium.Env; for a vector env "
+            "wrap each sub-env in gymnasium.wrappers.TimeLimit instead"
+        )
+    if isinstance(env, VecEnv | VectorEnv):
+        stepper: _Stepper = _SB3Stepper(env) if isinstance(env, VecEnv) else _GymVectorStepper(env)
+        sub_envs = _sub_envs(env)
+        stepper.unbounded = bool(sub_envs) and not _has_time_limit(sub_envs[0])
+        return stepper
     if isinstance(env, gym.Env):
+        inner: gym.Env = env
+        if max_episode_steps is not None or not _has_time_limit(env):
+            inner = _EpisodeBound(env, max_episode_steps)
         # A one-env vector env without autoreset: batches observations (also dict ones) and
         # leaves the user's env open; reset_finished() resets it between episodes.
         stepper = _GymVectorStepper(
-            SyncVectorEnv([lambda: env], autoreset_mode=AutoresetMode.DISABLED)
+            SyncVectorEnv([lambda: inner], autoreset_mode=AutoresetMode.DISABLED)
         )
         stepper.statistics_note = ""  # no vector wrapper can sit around our internal one
         return stepper
@@ -535,3 +701,112 @@ def _unbatch_info(infos: dict[str, Any], i: int) -> dict[str, Any]:
             except (TypeError, IndexError, KeyError):
                 info[key] = value
     return info
+
+
+# ------------------------------------------------------------------ env checks for seqagents
+def _sequence_agent(model: Any) -> Any:
+    """``model`` if it is a seqagents agent (checked against the env, reset afterwards)."""
+    from seqagents.agents.base import SequenceAgent
+
+    return model if isinstance(model, SequenceAgent) else None
+
+
+def _sub_envs(env: Any) -> list[Any]:
+    """The sub-envs of a vector env when they live in this process (Sync/Dummy), else []."""
+    attrs = vars(env) if hasattr(env, "__dict__") else {}
+    if attrs.get("envs") is not None:
+        return list(attrs["envs"])
+    inner = attrs.get("env") if attrs.get("env") is not None else attrs.get("venv")
+    return _sub_envs(inner) if inner is not None else []
+
+
+def _wrapper_chain(env: Any) -> list[Any]:
+    """``env``, the envs it wraps (``.env``/``.venv``) and those of its first sub-env."""
+    chain: list[Any] = []
+    stack = [env]
+    while stack and len(chain) < 100:
+        current = stack.pop()
+        if current is None or any(current is seen for seen in chain):
+            continue
+        chain.append(current)
+        attrs = vars(current) if hasattr(current, "__dict__") else {}
+        stack.extend(attrs.get(key) for key in ("env", "venv"))
+        if attrs.get("envs"):
+            stack.append(attrs["envs"][0])
+    return chain
+
+
+def _has_time_limit(env: gym.Env) -> bool:
+    """Whether ``env`` ends its episodes by itself: a ``TimeLimit`` wrapper, a spec with
+    ``max_episode_steps``, MiniGrid/BabyAI's ``max_steps`` or ALE's frame limit."""
+    spec = getattr(env, "spec", None)
+    if spec is not None and spec.max_episode_steps:
+        return True
+    if any(isinstance(e, gym.wrappers.TimeLimit) for e in _wrapper_chain(env)):
+        return True
+    unwrapped = getattr(env, "unwrapped", env)
+    return bool(getattr(unwrapped, "max_steps", None)) or type(unwrapped).__module__.startswith(
+        "ale_py"
+    )
+
+
+class _EpisodeBound(gym.Wrapper):
+    """Truncates episodes after ``max_steps`` steps (default :data:`DEFAULT_MAX_EPISODE_STEPS`,
+    with a warning, for envs without a time limit)."""
+
+    def __init__(self, env: gym.Env, max_steps: int | None) -> None:
+        super().__init__(env)
+        self.explicit = max_steps is not None
+        self.max_steps = int(max_steps or DEFAULT_MAX_EPISODE_STEPS)
+        self._steps, self._warned = 0, False
+
+    def reset(self, **kwargs: Any) -> Any:
+        self._steps = 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> Any:
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        self._steps += 1
+        if self._steps >= self.max_steps and not (terminated or truncated):
+            truncated = True
+            if not self.explicit and not self._warned:
+                self._warned = True
+                warnings.warn(
+                    f"the env has no time limit (no TimeLimit wrapper, spec.max_episode_steps is "
+                    f"None): evaluate_policy cut an episode at max_episode_steps="
+                    f"{self.max_steps} (counted as truncated). Pass max_episode_steps=N or wrap "
+                    "the env in gymnasium.wrappers.TimeLimit",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        return observation, reward, terminated, truncated, info
+
+
+def _warn_on_normalizing_wrappers(env: Any) -> None:
+    """Warn if observations or rewards reach a seqagents agent normalized by a wrapper."""
+    from gymnasium.wrappers import NormalizeObservation, NormalizeReward
+    from gymnasium.wrappers import vector as vector_wrappers
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    obs_types = (NormalizeObservation, vector_wrappers.NormalizeObservation)
+    reward_types = (NormalizeReward, vector_wrappers.NormalizeReward)
+    found: list[str] = []
+    for wrapper in _wrapper_chain(env):
+        if isinstance(wrapper, obs_types) or (
+            isinstance(wrapper, VecNormalize) and wrapper.norm_obs
+        ):
+            found.append(f"{type(wrapper).__name__} (observations)")
+        if isinstance(wrapper, reward_types) or (
+            isinstance(wrapper, VecNormalize) and wrapper.norm_reward
+        ):
+            found.append(f"{type(wrapper).__name__} (rewards)")
+    if found:
+        warnings.warn(
+            f"the env normalizes {', '.join(found)}: a seqagents agent normalizes states itself "
+            "with the checkpoint's state_mean/state_std and conditions on the env's raw "
+            "rewards (returns-to-go), so normalized inputs make it act badly, and normalized "
+            "rewards make the reported returns meaningless. Remove the wrapper (agent.make_env() "
+            "builds the checkpoint's env)",
+            UserWarning,
+            stacklevel=4,
+        )

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import re
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,13 +94,26 @@ def record_video(
     require("moviepy", "video")  # fail before running any episode
     ensure_headless_gl()
 
+    _check_output_path(path)  # before any episode runs
+
     if isinstance(env_id_or_env, str):
         env, owns_env = _make_env(env_id_or_env, env_kwargs or {}), True
     else:
         env, owns_env = env_id_or_env, False
         _check_env(env, env_kwargs)
+    try:
+        check_agent_env = getattr(agent, "check_env", None)
+        if callable(check_agent_env):
+            check_agent_env(env)  # spaces and bounds of the checkpoint, before rolling out
+        # Frames go to a temporary file next to ``path``, renamed over it only on success:
+        # a failed recording never destroys a file already at ``path``.
+        tmp = _temporary_path(path)
+    except BaseException:
+        if owns_env:
+            env.close()
+        raise
 
-    sink = _FrameSink(path, fps or env.metadata.get("render_fps") or 30)
+    sink = _FrameSink(tmp, fps or env.metadata.get("render_fps") or 30)
 
     def add_frame() -> bool:
         sink.add(_render(env))
@@ -117,15 +131,55 @@ def record_video(
             frame_hook=add_frame,
         )
         sink.finish()
+        sink.close()
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; a video is a normal file
+        os.replace(tmp, path)
         finished = True
     finally:
         sink.close()
         if owns_env:
             env.close()
-        if not finished and sink.n_frames:
-            path.unlink(missing_ok=True)  # no truncated video left behind
+        if not finished:
+            tmp.unlink(missing_ok=True)  # no truncated video left behind; ``path`` untouched
     logger.info("wrote %d frames to %s", sink.n_frames, path)
     return path
+
+
+def _check_output_path(path: Path) -> None:
+    """Raise before recording if ``path`` cannot be written (a folder, an unwritable one)."""
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"video path {path} is a folder; pass a file name ending in .mp4 or .gif"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PermissionError(
+            f"cannot create the folder {path.parent} for the video: {e.strerror or e}; choose "
+            "another output path"
+        ) from e
+    if not os.access(path.parent, os.W_OK | os.X_OK) or (
+        path.exists() and not os.access(path, os.W_OK)
+    ):
+        raise PermissionError(
+            f"cannot write the video to {path}: "
+            f"{'the file' if path.exists() else 'its folder'} is not writable; choose another "
+            "output path"
+        )
+
+
+def _temporary_path(path: Path) -> Path:
+    """A new empty file next to ``path``, with its suffix (the writers pick the format by it)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    except OSError as e:
+        raise PermissionError(
+            f"cannot write the video to {path}: {e.strerror or e}; choose another output path"
+        ) from e
+    os.close(fd)
+    return Path(name)
 
 
 def _make_env(env_id: str, env_kwargs: dict[str, Any]) -> gym.Env:

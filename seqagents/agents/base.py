@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -88,6 +89,38 @@ def encoder_for_space(
     return {"state_shape": shape, "state_encoder": kind, "state_encoder_kwargs": {}}
 
 
+def check_finite_weights(network: nn.Module, where: str = "checkpoint") -> None:
+    """Raise :class:`CheckpointError` naming the first weight or buffer holding NaN or inf
+    (such weights give NaN actions that would poison every later step)."""
+    tensors = [*network.named_parameters(), *network.named_buffers()]
+    for name, tensor in tensors:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(
+                f"{where}: weight {name!r} holds {bad} NaN/inf values of {tensor.numel()}; the "
+                "checkpoint is corrupt or its training diverged: re-download or retrain it"
+            )
+
+
+def check_state_stats(mean: torch.Tensor, std: torch.Tensor, where: str = "checkpoint") -> None:
+    """Raise :class:`CheckpointError` unless ``state_mean``/``state_std`` are finite and every
+    ``state_std`` entry is > 0 (states are divided by it)."""
+    for name, value in (("state_mean", mean), ("state_std", std)):
+        bad = torch.flatten(~torch.isfinite(value)).nonzero().flatten().tolist()
+        if bad:
+            raise CheckpointError(
+                f"{where}: preprocessing.{name} holds NaN/inf at index {bad[:5]}; pass finite "
+                f"{name}=... to from_pretrained or fix config.json"
+            )
+    bad = torch.flatten(std <= 0).nonzero().flatten().tolist()
+    if bad:
+        raise CheckpointError(
+            f"{where}: preprocessing.state_std is <= 0 at index {bad[:5]} (states are divided "
+            "by it); floor constant dimensions at a small positive value, e.g. "
+            "state_std=np.maximum(std, 1e-6), and pass it to from_pretrained or fix config.json"
+        )
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; anything else is passed to ``torch.device``."""
     if str(device) == "auto":
@@ -121,7 +154,13 @@ class SequenceAgent(
         self.spec = spec
         self.device = resolve_device(device)
         self.network = network.to(self.device).eval()
+        check_finite_weights(self.network, spec.algorithm)
         self.observation_space, self.action_space = spec.spaces()
+        # Sampling (deterministic=False) draws from this generator, never torch's global one:
+        # seed it with agent.seed(...) (evaluate_policy(seed=...) does) to repeat a rollout.
+        self._generator = torch.Generator(device=self.device)
+        self._generator.manual_seed(torch.initial_seed())
+        self._warned: set[str] = set()  # one-time warnings already given (by key)
         self._vocabulary = self.mission_vocabulary
         self.n_envs = 0  # batch size of the current contexts (0 = none yet)
         self._t = np.zeros(0, dtype=np.int64)  # (n_envs,) steps taken in each env's episode
@@ -141,7 +180,16 @@ class SequenceAgent(
         return make_env(self.spec.env_id, **{**self.spec.env_kwargs, **kwargs})
 
     def check_env(self, env: gym.Env | Any) -> None:
-        """Raise :class:`CheckpointError` if ``env``'s spaces differ from the checkpoint's."""
+        """Check ``env`` against the checkpoint before acting in it.
+
+        Raises :class:`CheckpointError` if the observation or action spaces differ (shapes,
+        Discrete sizes, space kinds) or if a Box action space has other bounds than the
+        checkpoint's (the agent's actions would be clipped or mean something else). Warns
+        (once per env id) when the env's gymnasium id differs from the checkpoint's: envs with
+        equal spaces (HalfCheetah and Walker2d) accept each other's agents, with meaningless
+        results. ``evaluate_policy`` and ``record_video`` call it; accepts gymnasium envs and
+        vector envs and SB3 VecEnvs.
+        """
         obs_space = getattr(env, "single_observation_space", None) or env.observation_space
         act_space = getattr(env, "single_action_space", None) or env.action_space
         for what, ours, theirs in (
@@ -153,6 +201,37 @@ class SequenceAgent(
                     f"{what} space mismatch: the checkpoint expects {describe_space(ours)} "
                     f"(trained on {self.spec.env_id}), the env has {describe_space(theirs)}"
                 )
+        ours, theirs = self.action_space, act_space
+        if isinstance(ours, gym.spaces.Box) and isinstance(theirs, gym.spaces.Box):
+            low, high = np.asarray(ours.low, np.float64), np.asarray(ours.high, np.float64)
+            env_low, env_high = (np.asarray(b, np.float64) for b in (theirs.low, theirs.high))
+            if not (np.allclose(low, env_low) and np.allclose(high, env_high)):
+                raise CheckpointError(
+                    f"action bounds mismatch: the checkpoint acts in [{_bounds(low)}, "
+                    f"{_bounds(high)}] (trained on {self.spec.env_id}), the env accepts "
+                    f"[{_bounds(env_low)}, {_bounds(env_high)}]; use the env the agent was "
+                    "trained on (agent.make_env()) or rescale its actions with a wrapper"
+                )
+        env_id = env_id_of(env)
+        if env_id and self.spec.env_id and env_id != self.spec.env_id:
+            self._warn_once(
+                f"env:{env_id}",
+                f"the env is {env_id} but this checkpoint was trained on {self.spec.env_id}; "
+                "their spaces match, so it runs, but its returns (and normalized scores) say "
+                f"nothing about the agent: evaluate on {self.spec.env_id} (agent.make_env())",
+            )
+
+    def seed(self, seed: int | None = None) -> None:
+        """Seed the agent's own random generator (sampled actions with ``deterministic=False``),
+        so the same seed repeats a stochastic rollout; torch's global RNG is never used.
+        ``evaluate_policy(seed=...)`` and ``record_video(seed=...)`` call it. TT and LEAP plans
+        are seeded by their planner's ``seed`` setting (env i: ``seed + i``, every episode)."""
+        self._generator.manual_seed(torch.initial_seed() if seed is None else int(seed))
+
+    def _warn_once(self, key: str, message: str, stacklevel: int = 3) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, UserWarning, stacklevel=stacklevel)
 
     def reset(self, target_return: float | None = None) -> None:
         """Forget every env's context; optionally set a new target return (DT)."""
@@ -223,6 +302,15 @@ class SequenceAgent(
         return (actions[0] if single else actions), state
 
     # ------------------------------------------------------------------ subclass hooks
+    def _sync_spec(self) -> None:
+        """Write the settings the agent acts with back into ``self.spec`` (so that what is
+        saved is what acts): the network config, and in subclasses target return and planner."""
+        to_dict = getattr(getattr(self.network, "config", None), "to_dict", None)
+        if callable(to_dict):
+            self.spec.model = to_dict()
+        if hasattr(self, "return_scale"):
+            self.spec.preprocessing["return_scale"] = float(self.return_scale)
+
     def _allocate(self, n_envs: int) -> None:
         """(Re)create empty contexts for ``n_envs`` envs. Subclasses extend this."""
         self.n_envs = n_envs
@@ -251,15 +339,24 @@ class SequenceAgent(
             ).reshape(state_shape)
             for key, default in (("state_mean", np.zeros), ("state_std", np.ones))
         )
+        check_state_stats(self._state_mean, self._state_std, f"{self.spec.algorithm} checkpoint")
         self._rtg = torch.zeros(0, device=self.device)  # (n,) scaled RTG of each env
 
     def _embed_states(self, obs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
         """``(n, H)`` embeddings of the new states, the only encoding each state gets (the
         contexts cache it): flat states normalized, images and BabyAI dicts as they come."""
-        states = (
-            obs if isinstance(obs, dict) else (obs.float() - self._state_mean) / self._state_std
-        )
-        return self.network.embed_state(states)
+        if isinstance(obs, dict):
+            return self.network.embed_state(obs)
+        states = (obs.float() - self._state_mean) / self._state_std
+        embedded = self.network.embed_state(states)
+        if not bool(torch.isfinite(embedded).all()):
+            raise ValueError(
+                "the observation overflows: after normalization by the checkpoint's state_mean/"
+                f"state_std its largest magnitude is {states.abs().max().item():.3g} and the "
+                "state embedding is not finite; nothing was stored. Check the observation (and "
+                "that no wrapper rescales it)"
+            )
+        return embedded
 
     def _step_returns_to_go(self, rewards: torch.Tensor, starts: np.ndarray) -> None:
         """``rtg_t = rtg_{t-1} - r_{t-1} / return_scale``; the target return where an episode
@@ -315,8 +412,15 @@ class SequenceAgent(
             )
         if np.issubdtype(obs.dtype, np.floating) and not np.isfinite(obs).all():
             raise ValueError("observation contains NaN or inf")
-        dtype = torch.uint8 if obs.dtype == np.uint8 else torch.float32
-        return torch.as_tensor(obs, dtype=dtype, device=self.device), single
+        if obs.dtype == np.uint8:
+            return torch.as_tensor(obs, dtype=torch.uint8, device=self.device), single
+        cast = obs.astype(np.float32)
+        if not np.isfinite(cast).all():  # e.g. 1e39 in float64: inf in float32
+            raise ValueError(
+                f"observation overflows float32 (largest magnitude {np.abs(obs).max():.3g}, "
+                f"float32 max {np.finfo(np.float32).max:.3g}); the agent computes in float32"
+            )
+        return torch.as_tensor(cast, device=self.device), single
 
     @property
     def mission_vocabulary(self) -> MissionVocabulary | None:
@@ -467,6 +571,7 @@ class SequenceAgent(
 
     def _save_pretrained(self, save_directory: Path) -> None:
         save_directory = Path(save_directory)
+        self._sync_spec()
         (save_directory / CONFIG_NAME).write_text(json.dumps(self.spec.to_dict(), indent=2))
         state = {k: v.detach().cpu().contiguous() for k, v in self._state_dict_to_save().items()}
         save_file(state, str(save_directory / WEIGHTS_NAME), metadata={"format": "pt"})
@@ -499,3 +604,22 @@ class SequenceAgent(
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
         """A model card with the measured results as Hub ``model-index`` metadata."""
         return model_card(self.spec, type(self).__name__)
+
+
+def _bounds(values: np.ndarray) -> str:
+    """``-1`` for equal entries, else the list (short text for messages)."""
+    flat = np.unique(values.reshape(-1))
+    return f"{flat[0]:g}" if flat.size == 1 else np.array2string(values, precision=3)
+
+
+def env_id_of(env: Any) -> str | None:
+    """The gymnasium id of ``env`` (an env, a gymnasium vector env, an SB3 VecEnv), if known."""
+    spec = getattr(env, "spec", None)
+    if spec is None and getattr(env, "envs", None):  # SyncVectorEnv, SB3 DummyVecEnv
+        spec = getattr(env.envs[0], "spec", None)
+    if spec is None and callable(getattr(env, "get_attr", None)):  # other SB3 VecEnvs
+        try:
+            spec = env.get_attr("spec", [0])[0]
+        except Exception:  # noqa: BLE001 - best effort: an id only serves a warning
+            spec = None
+    return getattr(spec, "id", None)

@@ -204,6 +204,7 @@ class DecisionTransformerAgent(SequenceAgent):
             spec.env_id = overrides.pop("env_id")
         if "context_len" in overrides:
             network.config.context_len = int(overrides.pop("context_len"))
+            spec.model = network.config.to_dict()  # saved as it acts
         target = overrides.pop("target_return", None)
         if overrides:
             raise TypeError(
@@ -224,6 +225,10 @@ class DecisionTransformerAgent(SequenceAgent):
     def _set_target_return(self, target_return: float) -> None:
         self.target_return = target_return
         self.spec.inference["target_return"] = target_return
+
+    def _sync_spec(self) -> None:
+        super()._sync_spec()
+        self.spec.inference["target_return"] = float(self.target_return)
 
     def _allocate(self, n_envs: int) -> None:
         super()._allocate(n_envs)
@@ -251,11 +256,20 @@ class DecisionTransformerAgent(SequenceAgent):
         # Time-index convention (the one place it lives): at step t the agent receives s_t and
         # r_{t-1} (0 at t = 0), updates rtg_t = rtg_{t-1} - r_{t-1} / scale, appends
         # (rtg_t, s_t, t), predicts a_t from the s_t token and stores a_t in the window.
+        if not deterministic and not cfg.discrete:
+            self._warn_once(
+                "deterministic",
+                "deterministic=False has no effect on a Decision Transformer with continuous "
+                "actions: it predicts one action per step (as in the paper), so the action is "
+                "the same as with deterministic=True",
+                stacklevel=4,
+            )
+        state_emb = self._embed_states(obs)  # (n, H), the only encoding of s_t (checked finite)
+        rtg_before = self._rtg.clone()  # to undo this step if the prediction is not finite
         self._step_returns_to_go(rewards, starts)  # (n,)
         if starts.any():
             ctx.clear(torch.as_tensor(starts, device=self.device))
         t = torch.as_tensor(np.minimum(self._t, cfg.max_ep_len - 1), device=self.device)  # (n,)
-        state_emb = self._embed_states(obs)  # (n, H), the only encoding of s_t
         ctx.push(state_emb=state_emb, returns_to_go=self._rtg[:, None], timesteps=t, actions=0)
         full = bool(self._t.min() >= cfg.context_len - 1)  # no padding: plain causal attention
         pred = self.network.act_embedded(
@@ -265,9 +279,20 @@ class DecisionTransformerAgent(SequenceAgent):
             ctx["timesteps"],
             None if full else ctx.mask,
         )  # (n, act_dim): prediction at s_t
+        if not bool(torch.isfinite(pred).all()):
+            ctx.pop()  # nothing of this step stays in the context
+            self._rtg = rtg_before
+            bad = torch.flatten(~torch.isfinite(pred).all(-1)).nonzero().flatten().tolist()
+            raise ValueError(
+                f"the network's prediction is NaN/inf for env(s) {bad[:5]}; the step was not "
+                "stored. Check the observations (huge values overflow the network) and the "
+                "reward, target_return and return_scale"
+            )
         if cfg.discrete:
             action = (
-                pred.argmax(-1) if deterministic else torch.multinomial(pred.softmax(-1), 1)[:, 0]
+                pred.argmax(-1)
+                if deterministic
+                else torch.multinomial(pred.softmax(-1), 1, generator=self._generator)[:, 0]
             )  # (n,)
         else:
             action = pred

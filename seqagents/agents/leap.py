@@ -222,6 +222,12 @@ class LEAPAgent(SequenceAgent):
         self.target_return = target_return
         self.spec.inference["target_return"] = target_return
 
+    def _sync_spec(self) -> None:
+        super()._sync_spec()
+        self.spec.inference["planner"] = asdict(self.planner)
+        if self.model_config.return_conditioned:
+            self.spec.inference["target_return"] = float(self.target_return or 0.0)
+
     @property
     def horizon(self) -> int:
         """Plan steps ``h``."""
@@ -257,13 +263,13 @@ class LEAPAgent(SequenceAgent):
         assert ctx is not None
         # Time-index convention (as DT): at step t the agent receives s_t and r_{t-1},
         # rtg_t = rtg_{t-1} - r_{t-1} / scale, appends (rtg_t, s_t) and acts a_t, which is stored.
+        state_emb = self._embed_states(obs)  # (n, H), the only encoding of s_t (checked finite)
         self._step_returns_to_go(rewards, starts)  # (n,)
         if starts.any():
             ctx.clear(torch.as_tensor(starts, device=self.device))
             self._plan_step[starts] = p.replan_every  # replan at once
             for i in np.flatnonzero(starts):
                 self._generators[i].manual_seed(p.seed + int(i))
-        state_emb = self._embed_states(obs)  # (n, H), the only encoding of s_t
         ctx.push(state_emb=state_emb, returns_to_go=self._rtg[:, None], actions=cfg.pad_id)
         replan = np.flatnonzero(self._plan_step >= p.replan_every)  # envs whose plan is used up
         if replan.size:

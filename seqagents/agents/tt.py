@@ -130,6 +130,11 @@ class TrajectoryTransformerAgent(SequenceAgent):
                 f"discretizer has {discretizer.n_columns} columns x {discretizer.n_bins} bins, "
                 f"the network needs {cfg.transition_dim} x {cfg.vocab_size}"
             )
+        if not bool(torch.isfinite(discretizer.thresholds).all()):
+            raise CheckpointError(
+                "the TT discretizer's thresholds hold NaN/inf; the checkpoint is corrupt: "
+                "re-download it or rebuild the discretizer from the dataset"
+            )
         self._ctx: RollingContext | None = None
         self._generators: list[torch.Generator] = []
         self._last_obs = torch.zeros(0)
@@ -276,6 +281,10 @@ class TrajectoryTransformerAgent(SequenceAgent):
         spec.inference["planner"] = asdict(PlannerConfig.from_dict(planner))
         return cls(network, discretizer, spec, device)
 
+    def _sync_spec(self) -> None:
+        super()._sync_spec()
+        self.spec.inference["planner"] = asdict(self.planner)
+
     def _state_dict_to_save(self) -> dict[str, torch.Tensor]:
         state = dict(self.network.state_dict())
         for key, value in self.discretizer.to_state_dict().items():
@@ -301,6 +310,15 @@ class TrajectoryTransformerAgent(SequenceAgent):
     ) -> torch.Tensor:
         cfg, ctx, p = self.model_config, self._ctx, self.planner
         assert ctx is not None
+        if not deterministic:
+            self._warn_once(
+                "deterministic",
+                "deterministic=False has no effect on the Trajectory Transformer agent: its beam "
+                "search always samples action tokens from the planner's seeded generators "
+                "(planner seed + env index, reseeded every episode); change the plans with "
+                "from_pretrained(..., seed=N)",
+                stacklevel=4,
+            )
         obs = obs.reshape(len(obs), -1).float()  # (n, O)
         # Time-index convention: at step t the agent receives s_t and r_{t-1}; the transition
         # (s_{t-1}, a_{t-1}, r_{t-1}, V placeholder) is completed and appended to the context
