@@ -414,7 +414,8 @@ class SequenceAgent(
             raise ValueError("observation contains NaN or inf")
         if obs.dtype == np.uint8:
             return torch.as_tensor(obs, dtype=torch.uint8, device=self.device), single
-        cast = obs.astype(np.float32)
+        with np.errstate(over="ignore"):  # an overflow is reported below
+            cast = obs.astype(np.float32)
         if not np.isfinite(cast).all():  # e.g. 1e39 in float64: inf in float32
             raise ValueError(
                 f"observation overflows float32 (largest magnitude {np.abs(obs).max():.3g}, "
