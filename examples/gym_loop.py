@@ -12,7 +12,7 @@ import sys
 import gymnasium as gym
 import numpy as np
 
-from seqagents import evaluate_policy, load_agent
+from seqagents import EpisodeStarts, evaluate_policy, load_agent
 from seqagents.zoo import resolve_model
 
 
@@ -31,16 +31,24 @@ def main(model: str = "halfcheetah-medium") -> None:
         done = terminated or truncated
     print(f"single env: return {total:.1f}, final return-to-go {agent.returns_to_go[0]:.1f}")
 
-    # A batch of envs: one predict call per step for all of them.
+    # A batch of envs: one predict call per step for all of them, until each env has run one
+    # full episode. gymnasium's vector envs autoreset on the step *after* a done (NEXT_STEP):
+    # that step returns the old episode's last observation and the next one only resets.
+    # EpisodeStarts gives the right episode_start for every autoreset mode (SB3's habit
+    # `episode_start = dones` would feed the reset step into the new episode's context).
     envs = gym.vector.SyncVectorEnv([agent.make_env for _ in range(4)])
+    starts = EpisodeStarts(envs)
     agent.reset()
     obs, _ = envs.reset(seed=1)
-    rewards, returns = None, np.zeros(4)
-    for _ in range(100):
-        actions, _ = agent.predict(obs, reward=rewards)
-        obs, rewards, *_ = envs.step(actions)
-        returns += rewards
-    print(f"4 envs, 100 steps: returns {np.round(returns, 1)}")
+    episode_start, rewards = starts.reset(), None
+    returns, finished = np.zeros(4), np.zeros(4, dtype=bool)
+    while not finished.all():
+        actions, _ = agent.predict(obs, episode_start=episode_start, reward=rewards)
+        obs, rewards, terminated, truncated, _ = envs.step(actions)
+        returns += np.where(finished, 0.0, rewards)  # count each env's first episode only
+        finished |= terminated | truncated
+        episode_start = starts.update(terminated, truncated)
+    print(f"4 envs, one full episode each: returns {np.round(returns, 1)}")
 
     # SB3-style evaluation (episodes split across the sub-envs, rewards fed back).
     mean, std = evaluate_policy(agent, envs, n_eval_episodes=4, seed=2)

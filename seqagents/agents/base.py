@@ -267,8 +267,13 @@ class SequenceAgent(
             observation: shape ``observation_space.shape`` (one env) or ``(n_envs, *shape)``.
             state: unused (SB3 compatibility); returned unchanged.
             episode_start: ``(n_envs,)`` bools, True where a new episode begins (clears that
-                env's context). Envs seen for the first time always start an episode.
-            deterministic: greedy action (default) or sampled (DT Atari samples, as the paper).
+                env's context). Envs seen for the first time always start an episode. In a
+                loop over a gymnasium vector env (default NEXT_STEP autoreset) compute it with
+                :class:`seqagents.EpisodeStarts`; ``episode_start = dones`` is right only for
+                same-step autoreset (SB3 VecEnvs).
+            deterministic: greedy action (default) or sampled (discrete DT: from the agent's
+                own generator, see :meth:`seed`; LEAP: sampled refills). Continuous DT and TT
+                have no sampled mode: ``False`` warns once and changes nothing.
             reward: reward received after the previous action, per env. Required after the
                 first step of an episode unless reported through :meth:`observe`.
 
