@@ -92,6 +92,13 @@ def evaluate_policy(
     agent. A ``done`` always ends the agent's episode here, including early ones from wrappers
     such as SB3's ``EpisodicLifeEnv``, which SB3 skips when Monitor-wrapped.
 
+    A seqagents agent is checked against the env first (:meth:`SequenceAgent.check_env`: spaces
+    and action bounds must match the checkpoint's, a different env id warns), a warning is given
+    if ``NormalizeObservation``/``NormalizeReward`` (or SB3's ``VecNormalize``) wraps the env (the
+    agent normalizes states itself and conditions on raw rewards), and the agent is left with
+    empty contexts and its own target return when the evaluation ends (also on errors), so a
+    following loop starts fresh.
+
     Args:
         model: the agent, or anything with SB3's ``predict(observation, state, episode_start,
             deterministic)`` (an SB3 model or policy). Observations are always passed batched,
@@ -128,12 +135,6 @@ def evaluate_policy(
             so an evaluation always ends. Vector envs cannot be cut per sub-env: give their
             envs a ``TimeLimit`` (a warning says when an episode runs past 10,000 steps).
 
-    A seqagents agent is checked against the env first (:meth:`SequenceAgent.check_env`: spaces
-    and action bounds must match the checkpoint's, a different env id warns), a warning is given
-    if ``NormalizeObservation``/``NormalizeReward`` (or SB3's ``VecNormalize``) wraps the env (the
-    agent normalizes states itself and conditions on raw rewards), and the agent is left with
-    empty contexts and its own target return when the evaluation ends (also on errors), so a
-    following loop starts fresh.
     Returns:
         ``(mean_return, std_return)``, or ``(episode_returns, episode_lengths)`` with
         ``return_episode_rewards=True``, in the order the episodes ended. With
@@ -142,6 +143,8 @@ def evaluate_policy(
 
     Raises:
         AssertionError: the mean return is not above ``reward_threshold``.
+        CheckpointError: a seqagents agent's checkpoint does not match the env (spaces, action
+            bounds).
         TypeError: ``env`` is not an env, or ``target_return`` is given to a model without
             ``reset``.
 
@@ -802,7 +805,7 @@ def _warn_on_normalizing_wrappers(env: Any) -> None:
             found.append(f"{type(wrapper).__name__} (rewards)")
     if found:
         warnings.warn(
-            f"the env normalizes {', '.join(found)}: a seqagents agent normalizes states itself "
+            f"the env is wrapped in {', '.join(found)}: a seqagents agent normalizes states itself "
             "with the checkpoint's state_mean/state_std and conditions on the env's raw "
             "rewards (returns-to-go), so normalized inputs make it act badly, and normalized "
             "rewards make the reported returns meaningless. Remove the wrapper (agent.make_env() "

@@ -78,8 +78,15 @@ def record_video(
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
 
+    The output path is checked before any episode runs, and so is the env against a seqagents
+    agent's checkpoint (spaces, action bounds; see :meth:`SequenceAgent.check_env`). Frames are
+    written to a temporary file next to ``path`` that replaces ``path`` only once the video is
+    complete: a failed recording leaves an existing file at ``path`` untouched.
+
     Raises:
         ValueError: unsupported suffix, or an env whose ``render_mode`` is not ``"rgb_array"``.
+        IsADirectoryError, PermissionError: ``path`` is a folder, or cannot be written.
+        CheckpointError: the env does not match the agent's checkpoint.
         RuntimeError: OpenGL could not render (the message says which packages to install).
         ImportError: moviepy is missing (``pip install "seqagents[video]"``).
 
