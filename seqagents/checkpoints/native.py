@@ -114,34 +114,40 @@ def serialize_space(space: gym.Space) -> dict:
     return _compact_bounds(_serialize(storable_space(space), to_string=False))
 
 
+def _map_boxes(node: object, fn) -> object:
+    """``node`` (a serialized space, nested dicts/lists) with ``fn`` applied to every Box dict."""
+    if isinstance(node, list):
+        return [_map_boxes(v, fn) for v in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _map_boxes(v, fn) for k, v in node.items()}
+    return fn(node) if node.get("type") == "Box" else node
+
+
 def _compact_bounds(node: object) -> object:
     """Store a Box's uniform ``low``/``high`` as one number instead of one per element (an
     Atari frame stack's bounds are 28,224 numbers each); :func:`_expand_bounds` undoes it."""
-    if isinstance(node, list):
-        return [_compact_bounds(v) for v in node]
-    if not isinstance(node, dict):
-        return node
-    node = {k: _compact_bounds(v) for k, v in node.items()}
-    if node.get("type") == "Box":
+
+    def compact(box: dict) -> dict:
         for key in ("low", "high"):
-            values = np.asarray(node[key])
+            values = np.asarray(box[key])
             if values.ndim and values.size and (values == values.flat[0]).all():
-                node[key] = values.flat[0].item()
-    return node
+                box[key] = values.flat[0].item()
+        return box
+
+    return _map_boxes(node, compact)
 
 
 def _expand_bounds(node: object) -> object:
     """Inverse of :func:`_compact_bounds`: a scalar Box bound becomes a full nested list."""
-    if isinstance(node, list):
-        return [_expand_bounds(v) for v in node]
-    if not isinstance(node, dict):
-        return node
-    node = {k: _expand_bounds(v) for k, v in node.items()}
-    if node.get("type") == "Box":
+
+    def expand(box: dict) -> dict:
         for key in ("low", "high"):
-            if not isinstance(node[key], list):
-                node[key] = np.full(node["shape"], node[key]).tolist()
-    return node
+            if not isinstance(box[key], list):
+                box[key] = np.full(box["shape"], box[key]).tolist()
+        return box
+
+    return _map_boxes(node, expand)
 
 
 def hub_errors() -> tuple[type[BaseException], ...]:
