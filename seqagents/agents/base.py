@@ -7,6 +7,7 @@ its algorithm is read (``_from_config``); everything a user touches lives here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -309,12 +310,18 @@ class SequenceAgent(
     # ------------------------------------------------------------------ subclass hooks
     def _sync_spec(self) -> None:
         """Write the settings the agent acts with back into ``self.spec`` (so that what is
-        saved is what acts): the network config, and in subclasses target return and planner."""
+        saved is what acts): the network config, return scale, target return and planner, for
+        the agents that have them."""
         to_dict = getattr(getattr(self.network, "config", None), "to_dict", None)
         if callable(to_dict):
             self.spec.model = to_dict()
         if hasattr(self, "return_scale"):
             self.spec.preprocessing["return_scale"] = float(self.return_scale)
+        if getattr(self, "target_return", None) is not None:  # DT, return-conditioned LEAP
+            self.spec.inference["target_return"] = float(self.target_return)
+        planner = getattr(self, "planner", None)
+        if dataclasses.is_dataclass(planner):  # TT, LEAP
+            self.spec.inference["planner"] = dataclasses.asdict(planner)
 
     def _allocate(self, n_envs: int) -> None:
         """(Re)create empty contexts for ``n_envs`` envs. Subclasses extend this."""

@@ -226,10 +226,6 @@ class DecisionTransformerAgent(SequenceAgent):
         self.target_return = target_return
         self.spec.inference["target_return"] = target_return
 
-    def _sync_spec(self) -> None:
-        super()._sync_spec()
-        self.spec.inference["target_return"] = float(self.target_return)
-
     def _allocate(self, n_envs: int) -> None:
         super()._allocate(n_envs)
         cfg = self.model_config

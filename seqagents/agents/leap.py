@@ -222,12 +222,6 @@ class LEAPAgent(SequenceAgent):
         self.target_return = target_return
         self.spec.inference["target_return"] = target_return
 
-    def _sync_spec(self) -> None:
-        super()._sync_spec()
-        self.spec.inference["planner"] = asdict(self.planner)
-        if self.model_config.return_conditioned:
-            self.spec.inference["target_return"] = float(self.target_return or 0.0)
-
     @property
     def horizon(self) -> int:
         """Plan steps ``h``."""

@@ -281,10 +281,6 @@ class TrajectoryTransformerAgent(SequenceAgent):
         spec.inference["planner"] = asdict(PlannerConfig.from_dict(planner))
         return cls(network, discretizer, spec, device)
 
-    def _sync_spec(self) -> None:
-        super()._sync_spec()
-        self.spec.inference["planner"] = asdict(self.planner)
-
     def _state_dict_to_save(self) -> dict[str, torch.Tensor]:
         state = dict(self.network.state_dict())
         for key, value in self.discretizer.to_state_dict().items():
