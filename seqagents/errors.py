@@ -28,11 +28,81 @@ def require(module: str, extra: str):
 def reject_unknown_keys(
     cls: type, data: dict, message: str, error: type[Exception] = ValueError
 ) -> None:
-    """Raise ``error("<message> [unknown]; known keys: [...]")`` if ``data`` has keys that are not
-    fields of the dataclass ``cls`` (configs are parsed strictly: a typo is an error)."""
+    """Check ``data`` before building the dataclass ``cls`` from it (configs are parsed
+    strictly: a typo or a wrong type is an error, not a crash later).
+
+    Raises ``error`` when ``data`` is not a dict, when it has keys that are not fields of ``cls``
+    (``"<message> [unknown]; known keys: [...]"``) or when a value does not have its field's
+    annotated type (``int``, ``float``, ``bool``, ``str``, ``dict``, ``list``/``tuple`` and their
+    ``| None`` unions are checked; other annotations are not).
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass
+        ... class C:
+        ...     n: int = 1
+        >>> reject_unknown_keys(C, {"n": "2"}, "unknown C keys")
+        Traceback (most recent call last):
+        ValueError: C.n must be int, got str '2'
+    """
+    import typing
     from dataclasses import fields
 
+    if not isinstance(data, dict):
+        raise error(f"{cls.__name__} expects a JSON object (a dict), got {type(data).__name__}")
     known = [f.name for f in fields(cls)]
     unknown = sorted(set(data) - set(known))
     if unknown:
         raise error(f"{message} {unknown}; known keys: {known}")
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        hint = hints.get(key)
+        if hint is not None and not _has_type(value, hint):
+            raise error(
+                f"{cls.__name__}.{key} must be {_type_name(hint)}, got "
+                f"{type(value).__name__} {value!r}"[:300]
+            )
+
+
+def _has_type(value: object, hint: object) -> bool:
+    """Whether ``value`` (parsed JSON/YAML) fits the annotation ``hint``; unknown kinds pass."""
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_has_type(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:  # JSON writes 1.0 as 1
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if hint is dict or origin is dict:
+        return isinstance(value, dict)
+    if hint in (list, tuple) or origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False
+        element = args[0] if args and (origin is list or args[-1] is Ellipsis) else None
+        return element is None or all(_has_type(v, element) for v in value)
+    return True
+
+
+def _type_name(hint: object) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def check_minimums(config: object, **lows: int) -> None:
+    """Raise ``ValueError`` unless each named field of ``config`` is an int >= its low bound
+    (``check_minimums(cfg, context_len=1, max_ep_len=1)``); a config dataclass's
+    ``__post_init__`` calls it so that an impossible size fails where it is set, not at the
+    first step."""
+    for name, low in lows.items():
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            name = f"{type(config).__name__}.{name}"
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")

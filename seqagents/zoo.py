@@ -154,8 +154,18 @@ def get_entry(name: str, directory: Path | None = None) -> ZooEntry:
     entries = list_entries(directory)
     if name not in entries:
         known = sorted(k for k in entries if "/" in k)
-        raise KeyError(f"unknown zoo entry {name!r}; known entries: {', '.join(known)}")
+        hint = did_you_mean(name, entries) or f"; known entries: {', '.join(known)}"
+        raise KeyError(f"unknown zoo entry {name!r}{hint}")
     return entries[name]
+
+
+def did_you_mean(name: str, entries: dict[str, ZooEntry] | None = None) -> str:
+    """``"; did you mean 'dt/halfcheetah-medium'?"`` for a near-miss zoo name, else ``""``."""
+    import difflib
+
+    names = list(entries if entries is not None else list_entries())
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.75)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 def resolve_model(model: str) -> tuple[str, ZooEntry | None]:

@@ -367,3 +367,23 @@ def test_readme_gym_loop_runs_offline(hf_dt_repo):
     namespace: dict = {}
     exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
     assert namespace["done"] and namespace["agent"].returns_to_go.shape == (1,)
+
+
+def test_transformers_folder_with_model_safetensors_loads_like_the_bin(hf_dt_repo, tmp_path):
+    """Current transformers writes ``model.safetensors``; older folders ``pytorch_model.bin``."""
+    from safetensors.torch import save_file
+
+    bin_folder = seed_hub_cache(REPO, {})
+    st_folder = tmp_path / "st"
+    st_folder.mkdir()
+    (st_folder / "config.json").write_text((bin_folder / "config.json").read_text())
+    state = torch.load(bin_folder / "pytorch_model.bin", weights_only=True)
+    save_file({k: v.clone() for k, v in state.items()}, str(st_folder / "model.safetensors"))
+    stats = dict(state_mean=[0.1] * 17, state_std=[2.0] * 17, env_id="HalfCheetah-v5")
+    a = DecisionTransformerAgent.from_pretrained(str(bin_folder), device="cpu", **stats)
+    b = DecisionTransformerAgent.from_pretrained(str(st_folder), device="cpu", **stats)
+    env = gym.make("HalfCheetah-v5")
+    np.testing.assert_array_equal(rollout(a, env, 5), rollout(b, env, 5))
+    (st_folder / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="neither model.safetensors nor pytorch_model.bin"):
+        DecisionTransformerAgent.from_pretrained(str(st_folder), device="cpu", **stats)

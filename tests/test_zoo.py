@@ -21,6 +21,11 @@ def test_dt_entries_parse_with_paper_values():
 
 def test_unknown_entry_lists_known_ones():
     with pytest.raises(KeyError, match="known entries: .*dt/halfcheetah-medium"):
+        get_entry("no-such-thing")
+
+
+def test_entry_typo_suggests_the_near_miss():
+    with pytest.raises(KeyError, match="did you mean 'halfcheetah-medium'"):
         get_entry("halfcheetah-mediun")
 
 

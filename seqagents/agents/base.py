@@ -74,10 +74,17 @@ def encoder_for_space(
         'linear'
     """
     if isinstance(observation_space, gym.spaces.Dict):
-        if vocabulary is None or "image" not in observation_space.spaces:
+        keys = set(observation_space.spaces)
+        if not {"image", "direction", "mission"} <= keys:
             raise ValueError(
-                "Dict observations are read as BabyAI's (image, direction, mission): pass the "
-                "mission_vocabulary (seqagents.observations.MissionVocabulary.from_missions)"
+                f"Dict observations with keys {sorted(keys)} are not supported: the only Dict "
+                "layout read is BabyAI/MiniGrid's (image, direction, mission). Flatten the "
+                "observation first (gymnasium.wrappers.FlattenObservation) for a Box"
+            )
+        if vocabulary is None:
+            raise ValueError(
+                "BabyAI Dict observations need the mission_vocabulary "
+                "(seqagents.observations.MissionVocabulary.from_missions)"
             )
         privileged = all(k in observation_space.spaces for k in PRIVILEGED_KEYS)
         return {
@@ -120,6 +127,21 @@ def check_state_stats(mean: torch.Tensor, std: torch.Tensor, where: str = "check
             "by it); floor constant dimensions at a small positive value, e.g. "
             "state_std=np.maximum(std, 1e-6), and pass it to from_pretrained or fix config.json"
         )
+
+
+def check_return_scale(value: Any) -> float:
+    """``value`` as a float, or a ``ValueError`` unless it is finite and > 0 (returns-to-go are
+    divided by it)."""
+    try:
+        scale = float(value)
+    except (TypeError, ValueError):
+        scale = float("nan")
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(
+            f"return_scale must be a finite number > 0 (returns-to-go are divided by it), got "
+            f"{value!r}"
+        )
+    return scale
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -248,8 +270,8 @@ class SequenceAgent(
         whose ``done`` is True starts a new episode at its next ``predict``.
         """
         n = max(self.n_envs, 1)
-        self._pending_reward = np.broadcast_to(np.asarray(reward, np.float32), (n,)).copy()
-        done = np.broadcast_to(np.asarray(done, bool), (n,))
+        self._pending_reward = _per_env(reward, n, "observe: reward", np.float32).copy()
+        done = _per_env(done, n, "observe: done", bool)
         self._pending_done = self._pending_done | done if self._pending_done.size == n else done
 
     @torch.inference_mode()
@@ -283,6 +305,8 @@ class SequenceAgent(
         """
         obs, single = self._check_observation(observation)
         n = (obs["image"] if isinstance(obs, dict) else obs).shape[0]
+        if n == 0:
+            raise ValueError("predict got an empty batch (0 envs); pass at least one observation")
         if n != self.n_envs:
             if self.n_envs and self._t.any():
                 logger.warning(
@@ -294,7 +318,7 @@ class SequenceAgent(
             self._allocate(n)
         starts = self._t == 0
         if episode_start is not None:
-            starts = starts | np.broadcast_to(np.asarray(episode_start, bool), (n,))
+            starts = starts | _per_env(episode_start, n, "episode_start", bool)
         if self._pending_done.size == n:
             starts = starts | self._pending_done
         rewards = self._rewards(reward, starts, n)
@@ -344,7 +368,15 @@ class SequenceAgent(
     def _setup_states(self, state_shape: tuple[int, ...]) -> None:
         """Return scale and state normalization from the checkpoint (DT, LEAP); call once."""
         pre = self.spec.preprocessing
-        self.return_scale = float(pre.get("return_scale", 1.0))
+        self.return_scale = check_return_scale(pre.get("return_scale", 1.0))
+        for key in ("state_mean", "state_std"):
+            size = np.size(pre[key]) if key in pre else int(np.prod(state_shape))
+            if size != int(np.prod(state_shape)):
+                raise CheckpointError(
+                    f"{self.spec.algorithm} checkpoint: preprocessing.{key} has {size} values, "
+                    f"the observations have shape {state_shape}; pass {key}=... with "
+                    f"{int(np.prod(state_shape))} values or fix config.json"
+                )
         self._state_mean, self._state_std = (
             torch.as_tensor(
                 pre.get(key, default(state_shape)), dtype=torch.float32, device=self.device
@@ -516,10 +548,20 @@ class SequenceAgent(
         path = Path(repo_id_or_path)
         if path.exists() and not path.is_dir():
             raise CheckpointError(f"{path} is a file; expected a checkpoint folder or Hub repo id")
+        if not path.exists():  # a zoo entry name ("halfcheetah-medium") -> its checkpoint
+            from seqagents.zoo import did_you_mean, resolve_model
+
+            try:
+                repo_id_or_path = resolve_model(str(repo_id_or_path))[0]
+            except LookupError as e:
+                raise CheckpointError(str(e)) from e
+            path = Path(repo_id_or_path)
+        if (path / CONFIG_NAME).is_file():
+            _read_config(path / CONFIG_NAME)  # a clear error for bad JSON, naming the file
         if not path.exists() and str(repo_id_or_path).count("/") != 1:
             raise CheckpointError(
-                f"{repo_id_or_path!r} is neither an existing local folder nor a Hub repo id "
-                "of the form 'user/name'"
+                f"{repo_id_or_path!r} is neither an existing local folder, a zoo entry nor a Hub "
+                f"repo id of the form 'user/name'{did_you_mean(str(repo_id_or_path))}"
             )
         try:
             agent = super().from_pretrained(
@@ -534,6 +576,11 @@ class SequenceAgent(
             )
         except HFValidationError as e:
             raise CheckpointError(f"{repo_id_or_path!r} is not a valid Hub repo id: {e}") from e
+        except json.JSONDecodeError as e:  # a Hub config.json (local ones are read above)
+            raise CheckpointError(
+                f"{repo_id_or_path}: {CONFIG_NAME} is not valid JSON ({e}); re-download it "
+                "(force_download=True) or re-save the checkpoint"
+            ) from e
         except hub_errors() as e:
             raise not_found(str(repo_id_or_path), e) from e
         if env is not None:
@@ -565,16 +612,31 @@ class SequenceAgent(
                 f"{model_id}: no {CONFIG_NAME} found; a checkpoint folder needs {CONFIG_NAME} "
                 f"and {WEIGHTS_NAME} (written by save_pretrained)"
             )
+        if not isinstance(config, dict):
+            raise CheckpointError(
+                f"{model_id}/{CONFIG_NAME} holds a JSON {type(config).__name__}; expected an "
+                "object (written by save_pretrained)"
+            )
         if config.get("format") == FORMAT:
             algorithm = config.get("algorithm")
-            target = cls if cls.algorithm == algorithm else cls._registry.get(algorithm)
-            if target is None or (cls.algorithm and target is not cls):
+            target = cls._registry.get(algorithm)
+            if target is None:
+                raise CheckpointError(
+                    f"{model_id}/{CONFIG_NAME} names algorithm {algorithm!r}; seqagents loads "
+                    f"{sorted(cls._registry)}. Fix the file or re-save the checkpoint"
+                )
+            if cls.algorithm and target is not cls:
                 raise CheckpointError(
                     f"{model_id} is a {algorithm!r} checkpoint; load it with "
-                    f"{cls._registry[algorithm].__name__ if algorithm in cls._registry else '?'}"
-                    " or seqagents.load_agent"
+                    f"{target.__name__}.from_pretrained or seqagents.load_agent"
                 )
-            return target._from_config(config, files, device, overrides or {})
+            try:
+                return target._from_config(config, files, device, overrides or {})
+            except ValueError as e:  # a config section or override that is rejected
+                if str(e).startswith(model_id):
+                    raise
+                where = f"{model_id}/{CONFIG_NAME}" + (" or the overrides" if overrides else "")
+                raise CheckpointError(f"{where}: {e}") from e
         from seqagents.checkpoints import foreign_algorithm
 
         algorithm = foreign_algorithm(config, model_id, cls.algorithm)
@@ -617,6 +679,33 @@ class SequenceAgent(
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
         """A model card with the measured results as Hub ``model-index`` metadata."""
         return model_card(self.spec, type(self).__name__)
+
+
+def _read_config(path: Path) -> dict:
+    """A checkpoint's ``config.json`` as a dict, or a :class:`CheckpointError` naming the file."""
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(
+            f"{path} is not valid JSON ({e}); re-save the checkpoint or restore the file"
+        ) from e
+    if not isinstance(config, dict):
+        raise CheckpointError(
+            f"{path} holds a JSON {type(config).__name__}; expected an object (written by "
+            "save_pretrained)"
+        )
+    return config
+
+
+def _per_env(value: Any, n: int, name: str, dtype: Any) -> np.ndarray:
+    """``value`` (a scalar or one entry per env) as an ``(n,)`` array, or a ``ValueError``
+    saying what shape was expected."""
+    array = np.asarray(value, dtype)
+    if array.size not in (1, n) or (array.ndim > 1 and array.size != n):
+        raise ValueError(
+            f"{name} has shape {array.shape}; expected a scalar or ({n},), one value per env"
+        )
+    return np.broadcast_to(array.reshape(-1), (n,))
 
 
 def _bounds(values: np.ndarray) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -188,7 +189,7 @@ class DecisionTransformerAgent(SequenceAgent):
             inference={"target_return": float(targets[0]), "target_returns": list(targets)},
         )
         network = DecisionTransformer(model_config)
-        state = convert_hf_dt_state_dict(files.load_torch_bin())
+        state = convert_hf_dt_state_dict(files.load_foreign_weights())
         load_weights(network, state, files.model_id)
         return cls._with_overrides(network, spec, device, agent_overrides)
 
@@ -203,7 +204,10 @@ class DecisionTransformerAgent(SequenceAgent):
         if "env_id" in overrides:
             spec.env_id = overrides.pop("env_id")
         if "context_len" in overrides:
-            network.config.context_len = int(overrides.pop("context_len"))
+            # replace() re-validates: context_len must be an int >= 1
+            network.config = dataclasses.replace(
+                network.config, context_len=overrides.pop("context_len")
+            )
             spec.model = network.config.to_dict()  # saved as it acts
         target = overrides.pop("target_return", None)
         if overrides:

@@ -277,6 +277,11 @@ class TrajectoryTransformerAgent(SequenceAgent):
         overrides = dict(overrides)
         if "env_id" in overrides:
             spec.env_id = overrides.pop("env_id")
+        if "target_return" in overrides:
+            raise TypeError(
+                "TrajectoryTransformerAgent takes no target_return: TT plans for the highest "
+                "predicted return (beam search); pass planner settings such as beam_width="
+            )
         planner = {**spec.inference.get("planner", {}), **overrides}
         spec.inference["planner"] = asdict(PlannerConfig.from_dict(planner))
         return cls(network, discretizer, spec, device)

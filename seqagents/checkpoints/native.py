@@ -214,6 +214,23 @@ class CheckpointFiles:
                 "(force_download=True) or re-save the checkpoint"
             ) from e
 
+    def load_foreign_weights(self) -> dict[str, torch.Tensor]:
+        """A transformers-style folder's state dict: ``model.safetensors`` (what current
+        transformers writes) if present, else the older ``pytorch_model.bin``."""
+        try:
+            self.path(WEIGHTS_NAME)
+        except CheckpointError as safetensors_error:
+            try:
+                return self.load_torch_bin()
+            except CheckpointError as e:
+                if "missing file" not in str(e) and "cannot find" not in str(e):
+                    raise
+                raise CheckpointError(
+                    f"{self.model_id}: no weights found: neither {WEIGHTS_NAME} nor "
+                    f"pytorch_model.bin ({safetensors_error}; {e})"
+                ) from e
+        return self.load_safetensors()
+
     def load_torch_bin(self, filename: str = "pytorch_model.bin") -> dict[str, torch.Tensor]:
         """Load a pickled state dict with ``weights_only=True`` (plain tensors only)."""
         import pickle

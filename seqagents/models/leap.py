@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from seqagents.errors import check_minimums
 from seqagents.models.encoders import make_state_encoder
 from seqagents.models.transformer import SequenceModelConfig, Transformer, gpt_init_
 
@@ -59,10 +60,9 @@ class LEAPConfig(SequenceModelConfig):
 
     def __post_init__(self) -> None:
         self.state_shape = tuple(int(d) for d in self.state_shape)
-        for name, low in (("n_actions", 1), ("horizon", 1), ("history_len", 0), ("max_ep_len", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"LEAPConfig.{name} must be an int >= {low}, got {value!r}")
+        check_minimums(
+            self, n_actions=1, horizon=1, history_len=0, max_ep_len=1, hidden_size=1, n_layer=1
+        )
 
     @property
     def steps(self) -> int:

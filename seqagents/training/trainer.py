@@ -140,9 +140,24 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build from a plain dict (e.g. parsed YAML); unknown keys raise ``ValueError``."""
+        """Build from a plain dict (e.g. parsed YAML); unknown keys or wrong types raise
+        ``ValueError``. Numeric strings in float fields are read as floats (PyYAML reads YAML
+        1.1's ``1e-4`` as a string)."""
+        floats = ("learning_rate", "weight_decay", "grad_clip")
+        if isinstance(data, dict):
+            data = {k: _yaml_float(v) if k in floats else v for k, v in data.items()}
         reject_unknown_keys(cls, data, "unknown TrainConfig keys")
         return cls(**data)
+
+
+def _yaml_float(value: Any) -> Any:
+    """``"1e-4"`` -> ``1e-4``; anything else unchanged (left for the type check)."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _resolve_train_device(device: str | torch.device) -> torch.device:
