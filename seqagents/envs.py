@@ -105,9 +105,28 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
             f"cannot make env {env_id!r}: {e}. Check the id (gymnasium.pprint_registry() lists "
             "the registered ones)"
         ) from e
+    if "camera_name" in kwargs:
+        _check_camera(env, kwargs["camera_name"])
     if is_babyai_env(env_id):
         env = _wrap_babyai(env, privileged)
     return env
+
+
+def _check_camera(env: gym.Env, camera: str | None) -> None:
+    """A MuJoCo env silently renders from its default camera when ``camera_name`` is not one
+    of its model's cameras: make that an error that lists the cameras there are."""
+    model = getattr(env.unwrapped, "model", None)
+    if camera is None or model is None or not hasattr(model, "ncam"):
+        return
+    import mujoco
+
+    names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(model.ncam)]
+    if camera not in names:
+        env.close()
+        raise ValueError(
+            f"{env.spec.id if env.spec else 'the env'} has no camera {camera!r}; its cameras: "
+            f"{names or 'none'} (omit the camera for the default free view)"
+        )
 
 
 def describe_space(space: gym.Space) -> str:

@@ -23,7 +23,7 @@ from seqagents.envs import ensure_headless_gl, make_env
 from seqagents.errors import require
 from seqagents.evaluation import _run_episodes
 
-__all__ = ["ensure_headless_gl", "record_video"]
+__all__ = ["check_video_path", "ensure_headless_gl", "record_video"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,15 +93,11 @@ def record_video(
     Example:
         ``record_video(agent, "HalfCheetah-v5", "cheetah.mp4", target_return=6000, seed=0)``
     """
-    path = Path(path)
-    if path.suffix.lower() not in _SUFFIXES:
-        raise ValueError(f"unsupported video format {path.suffix!r} for {path}; use .mp4 or .gif")
+    path = check_video_path(path)
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"max_frames must be >= 1 or None, got {max_frames}")
     require("moviepy", "video")  # fail before running any episode
     ensure_headless_gl()
-
-    _check_output_path(path)  # before any episode runs
 
     if isinstance(env_id_or_env, str):
         env, owns_env = _make_env(env_id_or_env, env_kwargs or {}), True
@@ -151,6 +147,21 @@ def record_video(
         if not finished:
             tmp.unlink(missing_ok=True)  # no truncated video left behind; ``path`` untouched
     logger.info("wrote %d frames to %s", sink.n_frames, path)
+    return path
+
+
+def check_video_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path if a video can be written there (``.mp4``/``.gif``, not a folder, a
+    writable folder); otherwise the error :func:`record_video` would raise, before any work.
+
+    Example:
+        >>> check_video_path("replay.gif").name
+        'replay.gif'
+    """
+    path = Path(path)
+    if path.suffix.lower() not in _SUFFIXES and not path.is_dir():
+        raise ValueError(f"unsupported video format {path.suffix!r} for {path}; use .mp4 or .gif")
+    _check_output_path(path)  # a folder, or an unwritable place
     return path
 
 
