@@ -13,8 +13,9 @@ import logging
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -23,6 +24,42 @@ __all__ = ["main", "build_parser"]
 
 class _UserError(Exception):
     """Bad input: reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line (``seqagents evaluate: error: ...``)."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _count(low: int) -> Callable[[str], int]:
+    """argparse type: an int >= ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"int>={low}"
+    return parse
+
+
+def _json_object(text: str | None, option: str) -> dict:
+    """``--model '{"n_layer": 2}'`` as a dict, or a one-line error naming the option."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise _UserError(f"{option} is not valid JSON ({e}): {text}") from e
+    if not isinstance(value, dict):
+        raise _UserError(f"{option} must be a JSON object like '{{\"key\": 1}}', got {text}")
+    return value
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -34,8 +71,21 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, str]:
         location, entry = resolve_model(args.model)
     except LookupError as e:
         raise _UserError(str(e)) from e
-    agent = load_agent(location, device=args.device)
-    return agent, entry, location
+    overrides = {"dataset": args.dataset} if getattr(args, "dataset", None) else {}
+    try:
+        agent = load_agent(location, device=args.device, **overrides)
+    except TypeError as e:  # an option the checkpoint's agent does not take
+        raise _UserError(str(e)) from e
+    return agent, entry, _shown(location)
+
+
+def _shown(location: str) -> str:
+    """A local path relative to the working folder where it is inside it; else unchanged."""
+    path = Path(location)
+    try:
+        return str(path.resolve().relative_to(Path.cwd())) if path.exists() else location
+    except ValueError:
+        return location
 
 
 def _make_eval_env(agent: Any, env_id: str | None, n_envs: int, **kwargs: Any) -> Any:
@@ -226,6 +276,15 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict:
+    from seqagents.video import check_video_path
+
+    if args.command == "enjoy" and not args.video:  # enjoy = evaluate + a replay video
+        args.video = f"videos/{Path(args.model.rstrip('/')).name.replace('/', '-')}.mp4"
+    if getattr(args, "video", None):
+        from seqagents.errors import require
+
+        check_video_path(args.video)  # before the evaluation, not after it
+        require("moviepy", "video")
     report = _evaluate(args)
     agent, entry = report.pop("_agent"), report.pop("_entry")
     if getattr(args, "video", None):
@@ -240,6 +299,9 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
 
 
 def cmd_record(args: argparse.Namespace) -> None:
+    from seqagents.video import check_video_path
+
+    check_video_path(args.video)
     agent, entry, _ = _load(args)
     path = _record(agent, entry, args, args.video, args.episodes)
     print(json.dumps({"video": str(path)}) if args.json else f"video: {path}")
@@ -376,9 +438,25 @@ def cmd_train(args: argparse.Namespace) -> None:
         if getattr(args, key) is not None:
             training[key] = getattr(args, key)
     out = Path(args.out or f"runs/{entry.algo}-{entry.name}")
+    if out.exists() and any(out.iterdir()) and not (args.resume or args.force):
+        raise _UserError(
+            f"run folder {out} already exists; pass --resume to continue it, --force to "
+            "overwrite it, or --out DIR for a new one"
+        )
+    if args.force and not args.resume and out.exists():
+        import shutil
+
+        shutil.rmtree(out)
     training["out_dir"] = str(out)
+    steps, warmup = training.get("steps"), training.get("warmup_steps")
+    if isinstance(steps, int) and isinstance(warmup, int) and warmup >= steps:
+        print(
+            f"seqagents train: warning: --warmup-steps {warmup} >= --steps {steps}: the learning "
+            "rate never reaches its peak",
+            file=sys.stderr,
+        )
     dataset = args.dataset or entry.dataset.id
-    model = {**entry.model, **json.loads(args.model or "{}")}
+    model = {**entry.model, **_json_object(args.model, "--model")}
     common = dict(
         env_id=entry.env_id,
         model_config=model,
@@ -473,19 +551,21 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------- parser
-def _model_options(p: argparse.ArgumentParser, video: bool = True) -> None:
+def _model_options(p: argparse.ArgumentParser, video: bool = True, episodes: int = 10) -> None:
     p.add_argument("model", help="zoo entry name, local checkpoint folder or Hub repo id")
     p.add_argument("--env", help="gymnasium env id (default: the checkpoint's)")
-    p.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default 10)")
-    p.add_argument("--n-envs", type=int, default=1, help="parallel envs (default 1)")
+    p.add_argument(
+        "--episodes", type=_count(1), default=episodes, help=f"episodes (default {episodes})"
+    )
+    p.add_argument("--n-envs", type=_count(1), default=1, help="parallel envs (default 1)")
     p.add_argument(
         "--target-return",
         type=float,
         nargs="+",
-        help="target return(s) to condition on (default: the checkpoint's)",
+        help="target return(s) to condition on (DT, LEAP; default: the checkpoint's)",
     )
     p.add_argument("--seed", type=int, default=0, help="env reset seed (default 0)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
     p.add_argument(
         "--deterministic",
         action=argparse.BooleanOptionalAction,
@@ -498,50 +578,72 @@ def _model_options(p: argparse.ArgumentParser, video: bool = True) -> None:
         action="store_false",
         help="sample actions (same as --no-deterministic)",
     )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--dataset",
+        help="transformers Trajectory Transformer checkpoints only: the Minari id or D4RL .hdf5 "
+        "its discretizer is rebuilt from (they do not store it)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--camera", help="MuJoCo camera name for videos (default: the zoo entry's)")
     if video:
-        p.add_argument("--video", metavar="PATH", help="also record one episode (.mp4/.gif)")
+        p.add_argument(
+            "--video", metavar="PATH", help="also record one episode to PATH (.mp4 or .gif)"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seqagents", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="seqagents", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--threads",
+        type=_count(1),
+        default=1,
+        help="torch CPU threads (default 1: these small models step fastest on one thread, "
+        "and parallel jobs do not oversubscribe the cores; raise it for large-batch training "
+        "on an idle machine)",
+    )
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="seqagents COMMAND --help for its options",
+    )
 
     p = sub.add_parser("zoo", help="list zoo entries")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=cmd_zoo)
 
     p = sub.add_parser("info", help="what a checkpoint is: algorithm, env, spaces, defaults")
-    p.add_argument("model")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("model", help="zoo entry name, local checkpoint folder or Hub repo id")
+    p.add_argument("--device", default="cpu", help="device to load it on (default cpu)")
+    p.add_argument("--dataset", help="transformers TT checkpoints: see `evaluate --help`")
+    p.add_argument("--json", action="store_true", help="the full config as JSON on stdout")
     p.set_defaults(func=cmd_info)
 
-    for name, text in (
-        ("evaluate", "evaluate an agent (SB3-style evaluate_policy)"),
-        ("enjoy", "evaluate and optionally record a video (--video)"),
-    ):
-        p = sub.add_parser(name, help=text)
-        _model_options(p)
-        p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("evaluate", help="evaluate an agent (SB3-style evaluate_policy)")
+    _model_options(p)
+    p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser(
+        "enjoy", help="evaluate and record a replay (default videos/<model>.mp4; --video PATH)"
+    )
+    _model_options(p)
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("record", help="record a rollout video")
-    _model_options(p, video=False)
-    p.set_defaults(episodes=1)
+    _model_options(p, video=False, episodes=1)
     p.add_argument("--video", metavar="PATH", required=True, help="output .mp4 or .gif")
-    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--max-frames", type=_count(1), help="stop after this many frames")
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("collect", help="write a local Minari dataset from a behaviour policy")
     p.add_argument("dataset_id", nargs="?", help="e.g. local/halfcheetah/medium-v0")
     p.add_argument("--zoo", metavar="ENTRY", help="use the zoo entry's collection recipe")
-    p.add_argument("--env", help="gymnasium env id")
+    p.add_argument("--env", help="gymnasium env id (default: the zoo entry's)")
     p.add_argument(
         "--policy",
-        help="random | babyai-bot[:noise=0.4,full_view=1,unique_goal=1] | <sb3 algo>:<model.zip>",
+        help="random (default) | babyai-bot[:noise=0.4,full_view=1,unique_goal=1] | "
+        "<sb3 algo>:<model.zip>",
     )
     p.add_argument(
         "--env-kwargs",
@@ -549,16 +651,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="env kwargs (over the zoo entry's), e.g. '{\"privileged\": true}' for LEAP's "
         "privileged BabyAI observations or '{\"doors_open\": true}'",
     )
-    p.add_argument("--steps", dest="n_steps", type=int)
-    p.add_argument("--episodes", dest="n_episodes", type=int)
-    p.add_argument("--n-envs", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--deterministic", action="store_true")
-    p.add_argument("--ref-min-score", type=float)
-    p.add_argument("--ref-max-score", type=float)
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--steps", dest="n_steps", type=_count(1), help="transitions to record")
+    p.add_argument("--episodes", dest="n_episodes", type=_count(1), help="episodes to record")
+    p.add_argument("--n-envs", type=_count(1), help="parallel envs (default: the recipe's, 8)")
+    p.add_argument("--seed", type=int, help="first env seed (default: the recipe's, 0)")
+    p.add_argument("--deterministic", action="store_true", help="greedy behaviour policy")
+    p.add_argument("--ref-min-score", type=float, help="return of a random policy (metadata)")
+    p.add_argument("--ref-max-score", type=float, help="return of an expert (metadata)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     # Atari learning history (seqagents.data.atari): train PPO and record every step it takes.
     p.add_argument(
         "--learn",
@@ -571,39 +673,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("train", help="train a zoo entry on its dataset")
-    p.add_argument("entry", help="zoo entry name")
-    p.add_argument("--dataset", help="Minari dataset id (default: the entry's)")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--warmup-steps", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device")
-    p.add_argument("--eval-every", type=int)
-    p.add_argument("--eval-episodes", type=int, default=5)
-    p.add_argument("--checkpoint-every", type=int, help="save every N steps (default 10000)")
+    p.add_argument("entry", help="zoo entry name (seqagents zoo lists them)")
+    p.add_argument("--dataset", help="Minari dataset id or folder (default: the entry's)")
+    p.add_argument("--steps", type=_count(1), help="gradient steps (default: the entry's)")
+    p.add_argument("--batch-size", type=_count(1), help="windows per step (default: the entry's)")
+    p.add_argument("--learning-rate", type=float, help="peak learning rate (default: the entry's)")
+    p.add_argument("--warmup-steps", type=_count(0), help="linear warmup (default: the entry's)")
+    p.add_argument("--seed", type=int, help="training seed (default: the entry's)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 (default: the entry's, auto)")
+    p.add_argument(
+        "--eval-every", type=_count(0), help="evaluate every N steps (default: the entry's)"
+    )
+    p.add_argument(
+        "--eval-episodes", type=_count(1), default=5, help="episodes per evaluation (default 5)"
+    )
+    p.add_argument(
+        "--checkpoint-every", type=_count(0), help="save every N steps (default 10000; 0: end)"
+    )
     p.add_argument(
         "--model", metavar="JSON", help="model config overrides, e.g. '{\"n_layer\": 2}'"
     )
     p.add_argument("--out", help="run folder (default runs/<algo>-<entry>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--force", action="store_true", help="overwrite an existing run folder")
     p.add_argument(
         "--install",
         action="store_true",
         help="also save the result as the entry's bundled checkpoint in zoo/",
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("benchmark", help="evaluate zoo entries and print benchmark.md rows")
-    p.add_argument("entries", nargs="+")
-    p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--n-envs", type=int, default=1)
-    p.add_argument("--target-return", type=float, nargs="+")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--env", default=None)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("entries", nargs="+", help="zoo entry names")
+    p.add_argument("--episodes", type=_count(1), default=10, help="episodes (default 10)")
+    p.add_argument("--n-envs", type=_count(1), default=1, help="parallel envs (default 1)")
+    p.add_argument("--target-return", type=float, nargs="+", help="targets (default: the entry's)")
+    p.add_argument("--seed", type=int, default=0, help="env reset seed (default 0)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1")
+    p.add_argument("--env", default=None, help="gymnasium env id (default: the entry's)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_benchmark, deterministic=True)
     return parser
 
@@ -620,16 +729,23 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     import gymnasium as gym
+    import torch
 
     from seqagents.errors import CheckpointError, MissingDependencyError
 
+    torch.set_num_threads(args.threads)
     try:
         args.func(args)
+    except KeyboardInterrupt:
+        print(f"seqagents {args.command}: interrupted", file=sys.stderr)
+        return 130
     except (
         _UserError,
         CheckpointError,
         MissingDependencyError,
         FileNotFoundError,
+        IsADirectoryError,
+        PermissionError,
         KeyError,
         ValueError,
         gym.error.Error,

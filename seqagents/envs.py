@@ -93,6 +93,9 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
         return make_atari_env(env_id, **kwargs)
     register_env_package(env_id)
     privileged = is_babyai_env(env_id) and bool(kwargs.pop(PRIVILEGED_KWARG, False))
+    mujoco_env = _route_mujoco_warnings(env_id)
+    if kwargs.get("camera_name") is not None and not mujoco_env:
+        raise ValueError(f"a camera name applies to MuJoCo envs only; {env_id} is not one")
     try:
         env = gym.make(env_id, **kwargs)
     except gym.error.DependencyNotInstalled as e:
@@ -110,6 +113,37 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     if is_babyai_env(env_id):
         env = _wrap_babyai(env, privileged)
     return env
+
+
+_MUJOCO_ROUTED = False
+
+
+def _route_mujoco_warnings(env_id: str) -> bool:
+    """For a MuJoCo env id (returns whether it is one): send MuJoCo's C-level warnings to
+    Python logging instead of stderr and a ``MUJOCO_LOG.TXT`` in the working folder.
+    gymnasium's own model files trigger the deprecation of ``settotalmass`` at every load
+    (logged at DEBUG); any other MuJoCo warning is logged at WARNING."""
+    global _MUJOCO_ROUTED
+    try:
+        entry_point = str(gym.spec(env_id).entry_point)
+    except gym.error.Error:
+        return False
+    if "mujoco" not in entry_point:
+        return False
+    if _MUJOCO_ROUTED:
+        return True
+    try:
+        import mujoco
+    except ImportError:
+        return True
+
+    def warn(message: str) -> None:
+        level = logging.DEBUG if "settotalmass" in message else logging.WARNING
+        _logger.log(level, "MuJoCo: %s", message.strip())
+
+    mujoco.set_mju_user_warning(warn)
+    _MUJOCO_ROUTED = True
+    return True
 
 
 def _check_camera(env: gym.Env, camera: str | None) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -432,6 +433,7 @@ def _episode_loop(
 
     observations = stepper.reset(seed)
     stop = frame_hook is not None and frame_hook()
+    shown = time.monotonic()  # the bar's step/return postfix: progress inside long episodes
     with tqdm(total=n_episodes, disable=not progress_bar, desc="evaluate", unit="ep") as bar:
         while not stop and (episode_counts < episode_count_targets).any():
             observations, was_reset = stepper.reset_finished(observations)
@@ -485,6 +487,13 @@ def _episode_loop(
                     current_rewards[i] = 0.0
                     current_lengths[i] = 0
             fed_rewards = np.where(counted, rewards, 0.0)
+            if progress_bar and time.monotonic() - shown > 1.0:
+                shown = time.monotonic()
+                running = current_lengths[active]
+                bar.set_postfix_str(
+                    f"step {int(running.max()) if running.size else 0}, return "
+                    f"{float(current_rewards[active].mean()) if running.size else 0.0:.1f}"
+                )
             if observe is not None:
                 observe(fed_rewards, episode_starts | ~(episode_counts < episode_count_targets))
             if render:

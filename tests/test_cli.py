@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -117,20 +118,73 @@ def test_zoo_lists_entries():
         (["evaluate", "{ckpt}", "--env", "NoSuchEnv-v0"], "NoSuchEnv"),
         (["evaluate", "{ckpt}", "--env", "CartPole-v1"], "space mismatch"),
         (["train", "no-such-entry"], "unknown zoo entry"),
-        (["evaluate", "{ckpt}", "--episodes", "many"], "invalid int value"),
+        (["evaluate", "{ckpt}", "--episodes", "many"], "expected an integer, got 'many'"),
         (["evaluate", "{ckpt}", "--no-such-option"], "unrecognized arguments"),
+        (["evaluate", "{ckpt}", "--device", "cuda"], "CUDA is not available"),
+        (["evaluate", "{ckpt}", "--device", "gpu"], "unknown device 'gpu'"),
+        (["evaluate", "{ckpt}", "--n-envs", "0"], "--n-envs: must be >= 1, got 0"),
+        (["evaluate", "{ckpt}", "--video", "{tmp}"], "is a folder"),
+        (["evaluate", "{ckpt}", "--video", "/proc/no/x.gif"], "cannot create the folder"),
+        (["evaluate", "{ckpt}", "--video", "x.avi"], "unsupported video format"),
+        (["record", "{ckpt}", "--video", "{tmp}/x.gif", "--camera", "c"], "camera"),
+        (["train", "dt/halfcheetah-medum"], "did you mean 'dt/halfcheetah-medium'"),
+        (["evaluate", "halfcheetah-mediun"], "did you mean 'halfcheetah-medium'"),
+        (["train", "dt/halfcheetah-medium", "--model", "{bad"], "--model is not valid JSON"),
+        (["train", "dt/halfcheetah-medium", "--model", "[1]"], "must be a JSON object"),
+        (["evaluate", "{ckpt}", "--dataset", "x/y-v0"], "unknown options ['dataset']"),
     ],
 )
 def test_bad_input_exits_non_zero_with_one_clear_line(checkpoint, args, message, capsys):
     from seqagents.cli import main
 
+    tmp = checkpoint.parent
     try:
-        status = main([a.replace("{ckpt}", str(checkpoint)) for a in args])
+        status = main(
+            [a.replace("{ckpt}", str(checkpoint)).replace("{tmp}", str(tmp)) for a in args]
+        )
     except SystemExit as e:  # argparse's own usage errors
         status = e.code
     err = capsys.readouterr().err
-    assert status == 2 and message in err
+    assert status == 2 and message in err, err
     assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err  # one line, nothing else
+
+
+def test_every_option_has_help_and_the_help_defaults_are_true():
+    from seqagents.cli import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # {name: subparser}
+    for name, sub in {"": parser, **commands}.items():
+        for action in sub._actions:
+            assert action.help, f"seqagents {name} {action.option_strings or action.dest}"
+            match = re.search(r"\(default (-?\d+)\)", action.help)
+            if match:  # a number stated as the default is the default
+                assert action.default == int(match.group(1)), (name, action.dest)
+    assert commands["record"].get_default("episodes") == 1
+
+
+def test_ctrl_c_is_one_line_and_status_130(monkeypatch, capsys):
+    import seqagents.cli as cli
+
+    def interrupt(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_zoo", interrupt)
+    assert cli.main(["zoo"]) == 130
+    assert capsys.readouterr().err.strip() == "seqagents zoo: interrupted"
+
+
+def test_train_never_overwrites_a_run_folder_silently(tmp_path, capsys):
+    from seqagents.cli import main
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text("{}\n")
+    assert main(["train", "dt/halfcheetah-medium", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "already exists; pass --resume" in err and "--force" in err
+    assert (out / "metrics.jsonl").exists()
 
 
 def test_bad_input_in_a_real_process(tmp_path):

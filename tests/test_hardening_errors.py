@@ -119,3 +119,40 @@ def test_zoo_entry_without_a_checkpoint_says_how_to_make_one():
 def test_copied_checkpoint_still_loads(ckpt, tmp_path):  # the checks do not reject good files
     shutil.copytree(ckpt, tmp_path / "copy")
     assert load_agent(tmp_path / "copy").spec.algorithm == "dt"
+
+
+def test_unknown_mujoco_camera_lists_the_cameras():
+    from seqagents.envs import make_env
+
+    with pytest.raises(ValueError, match=r"no camera 'nosuch'; its cameras: \['track'\]"):
+        make_env("HalfCheetah-v5", camera_name="nosuch", render_mode="rgb_array")
+
+
+def test_mujoco_load_warnings_leave_no_log_file_and_no_stderr_noise(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = "from seqagents.envs import make_env; make_env('HalfCheetah-v5').close()"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "settotalmass" not in out.stderr
+    assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
+
+
+def test_devices_are_checked_with_a_clear_message():
+    from seqagents.agents.base import resolve_device
+
+    assert str(resolve_device("cpu")) == "cpu"
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        resolve_device("gpu")
+    if not __import__("torch").cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            load_agent("halfcheetah-medium", device="cuda")

@@ -223,7 +223,7 @@ class TrajectoryTransformerAgent(SequenceAgent):
         thresholds_file = overrides.pop("discretizer", None)
         try:
             model_config, state = convert_trajectory_transformer_state_dict(
-                files.load_torch_bin(), config
+                files.load_foreign_weights(), config
             )
         except ValueError as e:
             raise CheckpointError(f"{files.model_id}: {e}") from e
@@ -277,6 +277,11 @@ class TrajectoryTransformerAgent(SequenceAgent):
         overrides = dict(overrides)
         if "env_id" in overrides:
             spec.env_id = overrides.pop("env_id")
+        if "dataset" in overrides or "discretizer" in overrides:
+            raise TypeError(
+                "this TrajectoryTransformerAgent checkpoint stores its discretizer and takes no "
+                "dataset= or discretizer= (those rebuild the one of a transformers checkpoint)"
+            )
         if "target_return" in overrides:
             raise TypeError(
                 "TrajectoryTransformerAgent takes no target_return: TT plans for the highest "

@@ -163,11 +163,9 @@ def _yaml_float(value: Any) -> Any:
 def _resolve_train_device(device: str | torch.device) -> torch.device:
     """``"auto"``: CUDA if available, else CPU; under torch.distributed CUDA means
     ``cuda:LOCAL_RANK`` (torchrun sets it), one GPU per process."""
-    device = (
-        torch.device(device)
-        if str(device) != "auto"
-        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    )
+    from seqagents.agents.base import resolve_device
+
+    device = resolve_device(device)
     if device.type == "cuda" and device.index is None and _distributed():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return device
