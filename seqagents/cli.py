@@ -249,30 +249,64 @@ def cmd_zoo(args: argparse.Namespace) -> None:
 def cmd_info(args: argparse.Namespace) -> None:
     agent, entry, location = _load(args)
     spec = agent.spec
-    info = {
-        "model": location,
-        "class": type(agent).__name__,
-        "algorithm": spec.algorithm,
-        "env_id": spec.env_id,
-        "env_kwargs": spec.env_kwargs,
-        "observation_space": str(agent.observation_space),
-        "action_space": str(agent.action_space),
-        "network": spec.model,
-        "preprocessing": {
-            k: (f"{len(v)} values" if isinstance(v, list) and not args.json else v)
-            for k, v in spec.preprocessing.items()
-        },
-        "inference": spec.inference,
-        "training": spec.training,
-        "evaluation": spec.evaluation,
-        "library_version": spec.library_version,
-        "parameters": sum(p.numel() for p in agent.network.parameters()),
-    }
+    parameters = sum(p.numel() for p in agent.network.parameters())
     if args.json:
-        print(json.dumps(info, indent=2, default=str))
+        info = {"model": location, "class": type(agent).__name__, **spec.to_dict()}
+        print(json.dumps({**info, "parameters": parameters}, indent=2, default=str))
         return
-    for key, value in info.items():
-        print(f"{key:18s} {value}")
+    from seqagents.envs import describe_space
+
+    rows = [
+        ("checkpoint", f"{location}  ({type(agent).__name__}, {spec.algorithm})"),
+        ("env", (spec.env_id or "—") + (f"  {_pairs(spec.env_kwargs)}" if spec.env_kwargs else "")),
+        ("observations", describe_space(agent.observation_space)),
+        ("actions", describe_space(agent.action_space)),
+        ("network", f"{_pairs(spec.model, skip=_LONG_FIELDS)}; {parameters:,} parameters"),
+        ("preprocessing", _pairs(spec.preprocessing)),
+        ("inference", _pairs(spec.inference)),
+        ("trained", _pairs(spec.training, keep=_TRAINING_FIELDS)),
+        ("evaluated", _evaluation_line(spec.evaluation)),
+        ("library", f"seqagents {spec.library_version or '?'}"),
+    ]
+    for key, value in rows:
+        if value:
+            print(f"{key:14s} {value}")
+
+
+_LONG_FIELDS = ("state_encoder_kwargs",)
+_TRAINING_FIELDS = ("dataset_id", "n_episodes", "n_transitions", "steps", "seed", "note")
+
+
+def _pairs(section: dict, skip: tuple = (), keep: tuple | None = None) -> str:
+    """``{"n_layer": 3, "state_mean": [17 floats]}`` -> ``n_layer=3, state_mean=[17 values]``."""
+    parts = []
+    for key, value in section.items():
+        if key in skip or (keep is not None and key not in keep):
+            continue
+        if isinstance(value, list) and len(value) > 4:
+            value = f"[{len(value)} values]"
+        elif isinstance(value, dict):
+            value = "{" + _pairs(value) + "}"
+        elif isinstance(value, float):
+            value = f"{value:g}"
+        parts.append(f"{key}={value}")
+    return ", ".join(parts)
+
+
+def _evaluation_line(evaluation: dict) -> str:
+    """The measured result stored in the checkpoint, in one line (empty when none is)."""
+    if "mean_reward" not in evaluation:
+        return ""
+    line = f"return {evaluation['mean_reward']:g} ± {evaluation.get('std_reward', 0):g}"
+    if "normalized_score" in evaluation:
+        line += f", normalized {evaluation['normalized_score']:g}"
+    if "success_rate" in evaluation:
+        line += f", success {100 * evaluation['success_rate']:.1f}%"
+    if "n_episodes" in evaluation:
+        line += f" over {evaluation['n_episodes']} episodes"
+    if "target_return" in evaluation:
+        line += f" at target {evaluation['target_return']:g}"
+    return line + (f"  ({evaluation['command']})" if "command" in evaluation else "")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict:

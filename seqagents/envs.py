@@ -167,6 +167,11 @@ def describe_space(space: gym.Space) -> str:
     """Short text for error messages: ``Box(shape=(17,), dtype=float64)`` or the space's repr."""
     if isinstance(space, gym.spaces.Box):
         return f"Box(shape={space.shape}, dtype={space.dtype})"
+    if isinstance(space, gym.spaces.Dict):
+        items = ", ".join(f"{k}={describe_space(v)}" for k, v in space.spaces.items())
+        return f"Dict({items})"
+    if isinstance(space, gym.spaces.Text):
+        return f"Text(max_length={space.max_length})"
     return repr(space)
 
 

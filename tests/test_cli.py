@@ -95,6 +95,15 @@ def test_info_describes_the_checkpoint(checkpoint):
     info = json.loads(out.stdout)
     assert info["algorithm"] == "dt" and info["env_id"] == "Pendulum-v1"
     assert info["preprocessing"]["return_scale"] == 100.0
+    text = run("info", str(checkpoint)).stdout  # readable: one line per topic, no dict reprs
+    assert "env            Pendulum-v1" in text and "return_scale=100" in text
+    assert "{'" not in text and "parameters" in text
+
+
+def test_agent_repr_is_a_summary(checkpoint):
+    agent = DecisionTransformerAgent.from_pretrained(checkpoint, device="cpu")
+    assert repr(agent).startswith("DecisionTransformerAgent(env_id='Pendulum-v1', ")
+    assert "parameters=" in repr(agent) and "object at" not in repr(agent)
 
 
 def test_record_writes_a_gif(checkpoint, tmp_path):

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -181,6 +181,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
+_AgentT = TypeVar("_AgentT", bound="SequenceAgent")
+
+
 class SequenceAgent(
     ModelHubMixin,
     library_name="seqagents",
@@ -221,6 +224,15 @@ class SequenceAgent(
         self._pending_done = np.zeros(0, dtype=bool)  # envs whose episode ended (observe)
 
     # ------------------------------------------------------------------ public protocol
+    def __repr__(self) -> str:
+        parameters = sum(p.numel() for p in self.network.parameters())
+        return (
+            f"{type(self).__name__}(env_id={self.env_id!r}, "
+            f"observation_space={describe_space(self.observation_space)}, "
+            f"action_space={describe_space(self.action_space)}, "
+            f"parameters={parameters:,}, device={str(self.device)!r})"
+        )
+
     @property
     def env_id(self) -> str | None:
         """The gymnasium id this checkpoint was made for."""
@@ -549,7 +561,7 @@ class SequenceAgent(
     # ------------------------------------------------------------------ checkpoints
     @classmethod
     def from_pretrained(  # type: ignore[override]
-        cls,
+        cls: type[_AgentT],
         repo_id_or_path: str | Path,
         *,
         revision: str | None = None,
@@ -560,13 +572,14 @@ class SequenceAgent(
         force_download: bool = False,
         env: gym.Env | None = None,
         **overrides: Any,
-    ) -> Any:
-        """Load an agent from a Hub repo id or a local folder.
+    ) -> _AgentT:
+        """Load an agent from a Hub repo id, a local folder or a zoo entry name.
 
         Args:
-            repo_id_or_path: ``"user/repo"`` on the Hugging Face Hub or a local directory
+            repo_id_or_path: ``"user/repo"`` on the Hugging Face Hub, a local directory
                 holding ``config.json`` (native ``model.safetensors``, or a supported foreign
-                format such as transformers' ``decision_transformer``).
+                format such as transformers' ``decision_transformer``), or a zoo entry name
+                with a checkpoint (``"halfcheetah-medium"``, ``"dt/breakout"``).
             revision: Hub branch, tag or commit.
             device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda:0"``, ...
             env: optional env to check the checkpoint's spaces against.
