@@ -215,6 +215,7 @@ def _record(agent: Any, entry: Any, args: argparse.Namespace, path: str, n_episo
         target_return=target,
         deterministic=args.deterministic,
         env_kwargs=env_kwargs,
+        progress_bar=not args.no_progress,
     )
 
 

@@ -115,6 +115,45 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     return env
 
 
+def render_kwargs(env_id: str) -> dict[str, Any]:
+    """Extra ``make_env`` kwargs for watching ``env_id``: what :func:`seqagents.record_video`
+    and ``seqagents record`` use unless told otherwise.
+
+    HalfCheetah-v5's default camera does not follow the cheetah and its floor is drawn only
+    80 m long (a fast cheetah runs 250 m in an episode), so it gets the ``track`` camera and a
+    copy of gymnasium's model with a 4 km floor. MuJoCo planes are infinite for collisions
+    (their size is only drawn), so the dynamics are unchanged (tested).
+
+    Example:
+        >>> render_kwargs("HalfCheetah-v5")["camera_name"]
+        'track'
+    """
+    if env_id == "HalfCheetah-v5":
+        return {"camera_name": "track", "xml_file": _long_floor_half_cheetah()}
+    return {}
+
+
+def _long_floor_half_cheetah() -> str:
+    """Path of gymnasium's ``half_cheetah.xml`` with the floor drawn 2 km each way."""
+    import tempfile
+    from pathlib import Path
+
+    from gymnasium.envs.mujoco import half_cheetah_v5
+
+    source = Path(half_cheetah_v5.__file__).parent / "assets" / "half_cheetah.xml"
+    text = source.read_text()
+    floor = 'name="floor" pos="0 0 0" rgba="0.8 0.9 0.8 1" size="40 40 40"'
+    if floor not in text or 'texrepeat="60 60"' not in text:
+        return str(source)  # another gymnasium layout: keep its model as it is
+    text = text.replace(floor, floor.replace('size="40 40 40"', 'size="2000 40 40"'))
+    text = text.replace('texrepeat="60 60"', 'texrepeat="3000 60"')  # same checker squares
+    target = Path(tempfile.gettempdir()) / "seqagents" / "half_cheetah_long_floor.xml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists() or target.read_text() != text:
+        target.write_text(text)
+    return str(target)
+
+
 _MUJOCO_ROUTED = False
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from seqagents.envs import ensure_headless_gl, make_env
+from seqagents.envs import ensure_headless_gl, make_env, render_kwargs
 from seqagents.errors import require
 from seqagents.evaluation import _run_episodes
 
@@ -54,6 +54,7 @@ def record_video(
     target_return: float | None = None,
     deterministic: bool = True,
     env_kwargs: dict[str, Any] | None = None,
+    progress_bar: bool = False,
 ) -> Path:
     """Run ``n_episodes`` episodes of ``agent`` and write the rendered frames to ``path``.
 
@@ -73,7 +74,9 @@ def record_video(
         seed: seed of the first reset.
         target_return: passed to ``agent.reset(target_return=...)`` first (DT).
         deterministic: greedy (default) or sampled actions.
-        env_kwargs: keyword arguments for making the env from an id.
+        env_kwargs: keyword arguments for making the env from an id, over the env's watching
+            defaults (:func:`seqagents.envs.render_kwargs`: HalfCheetah's tracking camera).
+        progress_bar: a tqdm bar over the episodes, with the step and return inside each.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -132,6 +135,7 @@ def record_video(
             seed=seed,
             target_return=target_return,
             frame_hook=add_frame,
+            progress_bar=progress_bar,
         )
         sink.finish()
         sink.close()
@@ -206,8 +210,10 @@ def _make_env(env_id: str, env_kwargs: dict[str, Any]) -> gym.Env:
             f"record_video renders with render_mode='rgb_array', not {env_kwargs['render_mode']!r}"
         )
 
+    # the env's watching defaults (e.g. HalfCheetah's tracking camera) under the caller's
+    kwargs = {**render_kwargs(env_id), **env_kwargs, "render_mode": "rgb_array"}
     with _gl_errors():
-        return make_env(env_id, **{**env_kwargs, "render_mode": "rgb_array"})
+        return make_env(env_id, **kwargs)
 
 
 def _check_env(env: Any, env_kwargs: dict[str, Any] | None) -> None:

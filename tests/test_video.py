@@ -116,3 +116,29 @@ def test_docstring_examples():
 
     result = doctest.testmod(seqagents.envs)  # ensure_headless_gl and make_env live there
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_halfcheetah_videos_track_the_cheetah_on_a_long_floor_with_the_same_dynamics():
+    """record_video's HalfCheetah env: tracking camera, a floor drawn 2 km each way, and
+    exactly the observations of the standard env under the same actions."""
+    import mujoco
+
+    from seqagents.envs import make_env, render_kwargs
+    from seqagents.video import _make_env
+
+    watched = _make_env("HalfCheetah-v5", {})
+    assert watched.unwrapped.camera_name == "track"
+    model = watched.unwrapped.model
+    floor = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, "floor")
+    assert model.geom_size[floor][0] == 2000.0
+    plain = make_env("HalfCheetah-v5")
+    rng = np.random.default_rng(0)
+    a, _ = watched.reset(seed=3)
+    b, _ = plain.reset(seed=3)
+    for _ in range(100):
+        action = rng.uniform(-1, 1, 6).astype(np.float32)
+        a, ra, *_ = watched.step(action)
+        b, rb, *_ = plain.step(action)
+    np.testing.assert_array_equal(a, b)
+    assert ra == rb
+    assert render_kwargs("Pendulum-v1") == {}
