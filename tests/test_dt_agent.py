@@ -357,18 +357,6 @@ def test_push_to_hub_uploads_the_saved_folder(tmp_path, monkeypatch):
     }
 
 
-def test_readme_gym_loop_runs_offline(hf_dt_repo):
-    """The README's first Python block, verbatim, against the seeded offline Hub cache."""
-    import re
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = re.findall(r"```python\n(.*?)```", readme, re.S)[0]
-    namespace: dict = {}
-    exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
-    assert namespace["done"] and namespace["agent"].returns_to_go.shape == (1,)
-
-
 def test_transformers_folder_with_model_safetensors_loads_like_the_bin(hf_dt_repo, tmp_path):
     """Current transformers writes ``model.safetensors``; older folders ``pytorch_model.bin``."""
     from safetensors.torch import save_file

@@ -1,0 +1,70 @@
+"""Every Python block of README.md runs verbatim, offline: the Hub repos it names are seeded
+into the (temporary) HF cache with random weights and real configs, the Minari dataset it
+names is collected locally, the bundled checkpoints are used as they are."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests._hub import seed_hub_cache
+from tests.test_dt_agent import hf_dt_repo  # noqa: F401  (fixture: the edbeeching repo)
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+
+
+@pytest.fixture
+def tt_halfcheetah_repo(tmp_path):
+    """``CarlCochet/trajectory-transformer-halfcheetah-medium-v2`` (tiny, random weights) and
+    the Minari dataset ``mujoco/halfcheetah/medium-v0`` (random policy, 300 steps)."""
+    module = pytest.importorskip("transformers.models.deprecated.trajectory_transformer")
+    from seqagents.data import collect_dataset
+
+    config = module.TrajectoryTransformerConfig(
+        vocab_size=10,
+        observation_dim=17,
+        action_dim=6,
+        transition_dim=25,
+        block_size=25 * 10,
+        n_layer=1,
+        n_head=1,
+        n_embd=16,
+    )
+    torch.manual_seed(0)
+    model = module.TrajectoryTransformerModel(config).eval()
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    seed_hub_cache(
+        "CarlCochet/trajectory-transformer-halfcheetah-medium-v2",
+        {
+            "config.json": json.loads(json.dumps(config.to_dict())),
+            "pytorch_model.bin": tmp_path / "pytorch_model.bin",
+        },
+    )
+    collect_dataset(
+        "mujoco/halfcheetah/medium-v0", "HalfCheetah-v5", "random", n_steps=300, progress_bar=False
+    )
+
+
+def test_readme_has_the_blocks_this_test_knows():
+    assert len(BLOCKS) == 4, "a README Python block was added or removed: update this test"
+
+
+def test_every_readme_python_block_runs_verbatim(
+    hf_dt_repo,  # noqa: F811
+    tt_halfcheetah_repo,
+    tmp_path,
+    monkeypatch,  # noqa: F811
+):
+    monkeypatch.chdir(tmp_path)  # videos land here
+    monkeypatch.setenv("SEQAGENTS_ZOO_DIR", str(README.parent / "zoo"))
+    for i, block in enumerate(BLOCKS):
+        block = block.replace('"zoo/checkpoints/', f'"{README.parent}/zoo/checkpoints/')
+        namespace: dict = {}
+        exec(compile(block, f"README.md block {i + 1}", "exec"), namespace)  # noqa: S102
+        assert "agent" in namespace
+    assert (tmp_path / "cheetah.mp4").stat().st_size > 0
