@@ -419,8 +419,9 @@ def cmd_collect(args: argparse.Namespace) -> None:
     policy = policy or "random"
     if ":" in policy and policy.split(":", 1)[0].lower() not in ("", "random"):
         algo, path = policy.split(":", 1)
-        if not Path(path).exists() and (zoo_dir().parent / path).exists():
-            policy = f"{algo}:{zoo_dir().parent / path}"
+        bundled = zoo_dir() / Path(path).relative_to("zoo") if path.startswith("zoo/") else None
+        if not Path(path).exists() and bundled is not None and bundled.exists():
+            policy = f"{algo}:{bundled}"  # a zoo recipe's policy, from a checkout or a wheel
     for key in ("n_steps", "n_episodes", "n_envs", "seed", "ref_min_score", "ref_max_score"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)

@@ -21,8 +21,13 @@ __all__ = ["ZooEntry", "zoo_dir", "list_entries", "get_entry", "resolve_model"]
 
 
 def zoo_dir() -> Path:
-    """The zoo folder: ``$SEQAGENTS_ZOO_DIR`` or the repository's ``zoo/``."""
-    return Path(os.environ.get("SEQAGENTS_ZOO_DIR", Path(__file__).resolve().parents[1] / "zoo"))
+    """The zoo folder: ``$SEQAGENTS_ZOO_DIR``, else the checkout's ``zoo/``, else the copy an
+    installed wheel ships as the package data ``seqagents/_zoo``."""
+    if "SEQAGENTS_ZOO_DIR" in os.environ:
+        return Path(os.environ["SEQAGENTS_ZOO_DIR"])
+    package = Path(__file__).resolve().parent
+    checkout = package.parent / "zoo"
+    return checkout if (checkout / "dt.yml").is_file() else package / "_zoo"
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
