@@ -53,3 +53,14 @@ def test_resolve_model(tmp_path, monkeypatch):
     monkeypatch.setenv("SEQAGENTS_ZOO_DIR", str(tmp_path))
     with pytest.raises(LookupError, match="no checkpoint yet; train one with `seqagents train x`"):
         resolve_model("x")
+
+
+def test_known_repo_sources_are_public_pages():
+    import json
+    from pathlib import Path
+
+    import seqagents.checkpoints
+
+    path = Path(seqagents.checkpoints.__file__).parent / "known_repos.json"
+    sources = json.loads(path.read_text())["_sources"]
+    assert sources and all(s.startswith("https://") for s in sources.values()), sources
