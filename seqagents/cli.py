@@ -484,6 +484,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
         shutil.rmtree(out)
     training["out_dir"] = str(out)
+    if args.tensorboard:
+        training["tensorboard"] = True
     steps, warmup = training.get("steps"), training.get("warmup_steps")
     if isinstance(steps, int) and isinstance(warmup, int) and warmup >= steps:
         print(
@@ -732,6 +734,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default runs/<algo>-<entry>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--force", action="store_true", help="overwrite an existing run folder")
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also log loss, lr and evaluations to <out>/tensorboard (pip install tensorboard)",
+    )
     p.add_argument(
         "--install",
         action="store_true",

@@ -363,3 +363,26 @@ def test_bad_configs_and_missing_data(tmp_path):
     assert TrainConfig.from_dict(TrainConfig(eval_targets=[1, 2]).to_dict()) == TrainConfig(
         eval_targets=[1.0, 2.0]
     )
+
+
+def test_tensorboard_logs_the_metrics_records(tmp_path):
+    pytest.importorskip("tensorboard")
+    import json
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train_dt(
+        synthetic_data(),
+        model_config=TINY,
+        train_config=config(tmp_path, steps=6, log_every=2, tensorboard=True),
+        progress_bar=False,
+    )
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    losses = events.Scalars("train/loss")
+    assert [e.step for e in losses] == [r["step"] for r in records] == [2, 4, 6]
+    np.testing.assert_allclose([e.value for e in losses], [r["loss"] for r in records], rtol=1e-6)
+    net, loss, sample = _toy_problem()
+    with pytest.raises(ValueError, match="tensorboard needs an out_dir"):
+        Trainer(net, loss, sample, TrainConfig(steps=2, tensorboard=True, device="cpu"))

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from seqagents.errors import reject_unknown_keys
+from seqagents.errors import reject_unknown_keys, require
 
 __all__ = ["Batch", "CheckpointFn", "EvaluateFn", "LossFn", "SampleFn", "TrainConfig", "Trainer"]
 
@@ -104,6 +104,7 @@ class TrainConfig:
     log_every: int = 100  # write a metrics.jsonl record every this many steps (and at the end)
     checkpoint_every: int = 10_000  # save every this many steps (and at the end); 0 = end only
     out_dir: str | None = None  # run folder (metrics, checkpoint, trainer state); None = no files
+    tensorboard: bool = False  # also log the records to out_dir/tensorboard (needs tensorboard)
 
     def __post_init__(self) -> None:
         # float() also accepts YAML 1.1's "1e-4", which PyYAML reads as a string (no dot).
@@ -259,6 +260,9 @@ class Trainer:
         self.rank = torch.distributed.get_rank() if _distributed() else 0
         self.world_size = torch.distributed.get_world_size() if _distributed() else 1
         self.is_main = self.rank == 0
+        if config.tensorboard and config.out_dir is None:
+            raise ValueError("TrainConfig.tensorboard needs an out_dir to write the logs to")
+        self._tb_writer: Any = None  # SummaryWriter, opened at the first record (rank 0)
         self.network = network.to(self.device)  # the bare module (what gets saved)
         self.model: nn.Module = self.network  # what loss_fn calls: DDP wrapper under DDP
         if _distributed():
@@ -384,6 +388,9 @@ class Trainer:
         finally:
             bar.close()
             self.network.eval()
+            if self._tb_writer is not None:
+                self._tb_writer.close()
+                self._tb_writer = None
         return self.history
 
     def _record(
@@ -425,6 +432,26 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             with open(self.out_dir / METRICS_NAME, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
+        if self.config.tensorboard:
+            self._write_tensorboard(record)
+
+    def _write_tensorboard(self, record: dict[str, Any]) -> None:
+        """The record's numbers as TensorBoard scalars under ``train/`` (and ``eval/`` for a
+        flat evaluation dict), at ``record["step"]``; the writer opens on first use."""
+        if self._tb_writer is None:
+            require("tensorboard", "tensorboard")
+            from torch.utils.tensorboard import SummaryWriter
+
+            assert self.out_dir is not None  # checked in __init__
+            self._tb_writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+        step = record["step"]
+        for key, value in record.items():
+            if key != "step" and isinstance(value, (int, float)):
+                self._tb_writer.add_scalar(f"train/{key}", value, step)
+        for key, value in (record.get("eval") or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self._tb_writer.add_scalar(f"eval/{key}", value, step)
+        self._tb_writer.flush()
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
