@@ -342,6 +342,45 @@ def cmd_record(args: argparse.Namespace) -> None:
     print(json.dumps({"video": str(path)}) if args.json else f"video: {path}")
 
 
+def cmd_push(args: argparse.Namespace) -> None:
+    """Evaluate, record a replay, write the model card with the results, upload (or --out)."""
+    import tempfile
+
+    from seqagents.errors import require
+
+    if args.video:
+        require("moviepy", "video")
+    args.env, args.n_envs, args.all_targets = None, 1, False
+    report = _evaluate(args)
+    agent, entry = report.pop("_agent"), report.pop("_entry")
+    row = report["results"][0]
+    agent.spec.evaluation = {
+        "env_id": report["env"],
+        "target_return": row["target_return"],
+        "mean_reward": row["mean_return"],
+        "std_reward": row["std_return"],
+        **({"normalized_score": row["normalized_mean"]} if "normalized_mean" in row else {}),
+        **({"success_rate": row["success_rate"]} if "success_rate" in row else {}),
+        "mean_length": row["mean_length"],
+        "n_episodes": args.episodes,
+        "seed": args.seed,
+        "deterministic": args.deterministic,
+        "command": f"seqagents push {args.model} {args.repo} --episodes {args.episodes} "
+        f"--seed {args.seed}" + ("" if args.deterministic else " --stochastic"),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        video = _record(agent, entry, args, f"{tmp}/replay.mp4", 1) if args.video else None
+        if args.out:
+            out = Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            agent._write_folder(out, location=args.repo, video=video)
+            where = str(out)
+        else:
+            where = agent.push_to_hub(args.repo, video=video, private=args.private)
+    summary = {"repo": args.repo, "uploaded": not args.out, "at": where, **agent.spec.evaluation}
+    print(json.dumps(summary) if args.json else f"{args.repo}: {where} ({row['mean_return']:.2f})")
+
+
 def _collect_learning_history(args: argparse.Namespace) -> None:
     """``collect --learn ppo``: train PPO on an Atari game and record its learning history."""
     from seqagents.data.atari import record_ppo_history
@@ -673,6 +712,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", metavar="PATH", required=True, help="output .mp4 or .gif")
     p.add_argument("--max-frames", type=_count(1), help="stop after this many frames")
     p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser(
+        "push",
+        help="evaluate a checkpoint, record a replay and upload it with a model card of the "
+        "results to a Hub repo (as rl-zoo's push_to_hub)",
+    )
+    _model_options(p, video=False)
+    p.add_argument("repo", help="Hub repo id to create or update, e.g. me/dt-halfcheetah")
+    p.add_argument(
+        "--video",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="record one replay episode into the repo (default) or --no-video",
+    )
+    p.add_argument("--private", action="store_true", help="create the repo as private")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write the folder that would be uploaded to DIR instead of uploading it",
+    )
+    p.set_defaults(func=cmd_push)
 
     p = sub.add_parser("collect", help="write a local Minari dataset from a behaviour policy")
     p.add_argument("dataset_id", nargs="?", help="e.g. local/halfcheetah/medium-v0")

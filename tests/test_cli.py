@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -257,3 +258,42 @@ def test_collect_and_train_a_zoo_entry_end_to_end(tmp_path, monkeypatch, capsys)
     assert entries["dt/pendulum-random"]["checkpoint"] == str(
         zoo / "checkpoints" / "dt-pendulum-random"
     )
+
+
+def test_push_evaluates_records_and_writes_a_card_without_placeholders(
+    checkpoint, tmp_path, monkeypatch, capsys
+):
+    import huggingface_hub
+
+    from seqagents.cli import main
+
+    out = tmp_path / "push"
+    args = ["push", str(checkpoint), "me/dt-pendulum", "--episodes", "2", "--no-progress"]
+    assert main([*args, "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    card = (out / "README.md").read_text()
+    assert {p.name for p in out.iterdir()} == {
+        "README.md", "config.json", "model.safetensors", "replay.mp4"
+    }  # fmt: skip
+    assert f"{summary['mean_reward']:.2f}" in card and "![replay](replay.mp4)" in card
+    assert 'from_pretrained("me/dt-pendulum")' in card and "<" not in card.split("---")[2]
+    again = DecisionTransformerAgent.from_pretrained(out, device="cpu")
+    assert again.spec.evaluation["n_episodes"] == 2
+
+    uploads = []
+
+    class FakeApi:  # the Hub is offline here: check what would be uploaded
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo_id, private=None, exist_ok=False):
+            return type("Repo", (), {"repo_id": repo_id})()
+
+        def upload_folder(self, repo_id, folder_path, revision=None, commit_message=""):
+            uploads.append((repo_id, sorted(p.name for p in Path(folder_path).iterdir())))
+            return type("Info", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/1"})()
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    assert main([*args, "--no-video"]) == 0
+    assert uploads == [("me/dt-pendulum", ["README.md", "config.json", "model.safetensors"])]
+    assert "commit/1" in capsys.readouterr().out

@@ -689,11 +689,24 @@ class SequenceAgent(
         return cls._registry[algorithm]._from_foreign(config, files, device, overrides or {})
 
     def _save_pretrained(self, save_directory: Path) -> None:
-        save_directory = Path(save_directory)
+        self._write_folder(Path(save_directory), location=str(save_directory))
+
+    def _write_folder(
+        self, directory: Path, location: str, video: str | Path | None = None
+    ) -> None:
+        """``config.json``, ``model.safetensors`` and a fresh model card (``README.md``, always
+        rewritten so that it describes what is saved) whose usage snippet loads ``location``;
+        a ``video`` is copied in as ``replay<suffix>`` and shown in the card."""
         self._sync_spec()
-        (save_directory / CONFIG_NAME).write_text(json.dumps(self.spec.to_dict(), indent=2))
+        (directory / CONFIG_NAME).write_text(json.dumps(self.spec.to_dict(), indent=2))
         state = {k: v.detach().cpu().contiguous() for k, v in self._state_dict_to_save().items()}
-        save_file(state, str(save_directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        replay = None
+        if video is not None:
+            replay = f"replay{Path(video).suffix}"
+            shutil.copy(video, directory / replay)
+        card = model_card(self.spec, type(self).__name__, location=location, replay=replay)
+        card.save(directory / "README.md")
 
     def push_to_hub(  # type: ignore[override]
         self,
@@ -705,16 +718,18 @@ class SequenceAgent(
         token: str | None = None,
         branch: str | None = None,
     ) -> str:
-        """Upload ``save_pretrained``'s folder (config, weights, model card) and an optional
-        replay video to the Hub repo ``repo_id``; returns the commit URL."""
+        """Upload the checkpoint (config, weights, model card) and an optional replay video to
+        the Hub repo ``repo_id``, creating it if needed; returns the commit URL.
+
+        Example:
+            >>> agent.push_to_hub("me/dt-halfcheetah", video="replay.mp4")  # doctest: +SKIP
+        """
         from huggingface_hub import HfApi
 
         api = HfApi(token=token)
         repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
         with tempfile.TemporaryDirectory() as tmp:
-            self.save_pretrained(tmp)
-            if video is not None:
-                shutil.copy(video, Path(tmp) / f"replay{Path(video).suffix}")
+            self._write_folder(Path(tmp), location=repo_id, video=video)
             info = api.upload_folder(
                 repo_id=repo_id, folder_path=tmp, revision=branch, commit_message=commit_message
             )
@@ -722,7 +737,7 @@ class SequenceAgent(
 
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
         """A model card with the measured results as Hub ``model-index`` metadata."""
-        return model_card(self.spec, type(self).__name__)
+        return model_card(self.spec, type(self).__name__, location=kwargs.get("location"))
 
 
 def _read_config(path: Path) -> dict:

@@ -281,9 +281,16 @@ def load_weights(network: nn.Module, state: dict[str, torch.Tensor], where: str)
     network.load_state_dict(state)
 
 
-def model_card(spec: CheckpointConfig, agent_class: str) -> ModelCard:
+def model_card(
+    spec: CheckpointConfig,
+    agent_class: str,
+    location: str | None = None,
+    replay: str | None = None,
+) -> ModelCard:
     """A model card for ``spec``: measured results as Hub ``model-index`` metadata, training
-    provenance and a usage snippet for the agent class named ``agent_class``."""
+    provenance, the ``replay`` video file if there is one, and a usage snippet that loads
+    ``location`` (a Hub repo id or a folder; without one the snippet loads the card's own
+    folder, ``"."``) with the agent class named ``agent_class``."""
     from huggingface_hub import EvalResult
 
     name = agent_class
@@ -315,8 +322,11 @@ def model_card(spec: CheckpointConfig, agent_class: str) -> ModelCard:
         f"A `{spec.algorithm}` agent saved with seqagents {spec.library_version}.",
         "",
     ]
+    if replay:
+        lines += ["## Replay", "", f"![replay]({replay})", ""]
     if ev:
-        lines += ["## Evaluation", "", "```json", json.dumps(ev, indent=2), "```", ""]
+        lines += ["## Evaluation", "", *_evaluation_summary(ev, spec.env_id), ""]
+        lines += ["```json", json.dumps(ev, indent=2), "```", ""]
     if spec.training:
         lines += ["## Training", "", "```json", json.dumps(spec.training, indent=2), "```", ""]
     lines += [
@@ -326,10 +336,27 @@ def model_card(spec: CheckpointConfig, agent_class: str) -> ModelCard:
         "import gymnasium as gym",
         f"from seqagents import {name}, evaluate_policy",
         "",
-        f'agent = {name}.from_pretrained("<repo-or-folder>")',
+        f"agent = {name}.from_pretrained({json.dumps(location or '.')})",
         "env = agent.make_env()",
         "print(evaluate_policy(agent, env, n_eval_episodes=10))",
         "```",
         "",
     ]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
+
+
+def _evaluation_summary(ev: dict, env_id: str | None) -> list[str]:
+    """The measured result as a sentence and the command that produced it."""
+    if ev.get("mean_reward") is None:
+        return []
+    text = f"Mean return **{ev['mean_reward']:.2f} ± {ev.get('std_reward', 0.0):.2f}**"
+    if ev.get("normalized_score") is not None:
+        text += f" (normalized {ev['normalized_score']:.1f})"
+    if ev.get("success_rate") is not None:
+        text += f", success rate {100 * ev['success_rate']:.1f} %"
+    if ev.get("n_episodes"):
+        text += f" over {ev['n_episodes']} episodes of {env_id}"
+    lines = [text + "."]
+    if ev.get("command"):
+        lines += ["", f"Measured with `{ev['command']}`."]
+    return lines
