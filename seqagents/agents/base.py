@@ -34,6 +34,7 @@ from seqagents.checkpoints.native import (
     hub_errors,
     model_card,
     not_found,
+    quiet_hub_retries,
 )
 from seqagents.envs import describe_space, make_env, spaces_match
 from seqagents.errors import CheckpointError
@@ -608,16 +609,17 @@ class SequenceAgent(
                 f"repo id of the form 'user/name'{did_you_mean(str(repo_id_or_path))}"
             )
         try:
-            agent = super().from_pretrained(
-                str(repo_id_or_path),
-                revision=revision,
-                cache_dir=cache_dir,
-                token=token,
-                local_files_only=local_files_only,
-                force_download=force_download,
-                device=device,
-                overrides=overrides,
-            )
+            with quiet_hub_retries():
+                agent = super().from_pretrained(
+                    str(repo_id_or_path),
+                    revision=revision,
+                    cache_dir=cache_dir,
+                    token=token,
+                    local_files_only=local_files_only,
+                    force_download=force_download,
+                    device=device,
+                    overrides=overrides,
+                )
         except HFValidationError as e:
             raise CheckpointError(f"{repo_id_or_path!r} is not a valid Hub repo id: {e}") from e
         except json.JSONDecodeError as e:  # a Hub config.json (local ones are read above)

@@ -8,8 +8,11 @@ model card. Agents import this module; it never imports the agents.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,6 +153,36 @@ def _expand_bounds(node: object) -> object:
     return _map_boxes(node, expand)
 
 
+class _OneRetryWarning(logging.Filter):
+    """Lets through the first of huggingface_hub's per-retry warnings (the error, then
+    "Retrying in ...") and drops the repeats: an unreachable Hub otherwise prints ten lines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        kind = next((k for k in ("thrown while requesting", "Retrying in") if k in message), None)
+        if kind is None:
+            return True
+        first = kind not in self.seen
+        self.seen.add(kind)
+        return first
+
+
+@contextlib.contextmanager
+def quiet_hub_retries() -> Iterator[None]:
+    """While active, huggingface_hub warns once per kind about retries, not once per retry."""
+    hub_logger = logging.getLogger("huggingface_hub.utils._http")
+    condense = _OneRetryWarning()
+    hub_logger.addFilter(condense)
+    try:
+        yield
+    finally:
+        hub_logger.removeFilter(condense)
+
+
 def hub_errors() -> tuple[type[BaseException], ...]:
     from huggingface_hub import errors
 
@@ -190,17 +223,18 @@ class CheckpointFiles:
                 raise CheckpointError(f"{self.model_id}: missing file {filename}")
             return path
         try:
-            return Path(
-                hf_hub_download(
-                    self.model_id,
-                    filename,
-                    revision=self.revision,
-                    cache_dir=self.cache_dir,
-                    force_download=self.force_download,
-                    local_files_only=self.local_files_only,
-                    token=self.token,
+            with quiet_hub_retries():
+                return Path(
+                    hf_hub_download(
+                        self.model_id,
+                        filename,
+                        revision=self.revision,
+                        cache_dir=self.cache_dir,
+                        force_download=self.force_download,
+                        local_files_only=self.local_files_only,
+                        token=self.token,
+                    )
                 )
-            )
         except hub_errors() as e:
             raise not_found(f"{self.model_id}/{filename}", e) from e
 
