@@ -27,6 +27,9 @@ __all__ = [
     "Transformer",
     "KVCache",
     "KVBuffer",
+    "SharedPrefixKV",
+    "attention_with_lse",
+    "merge_attention",
 ]
 
 _ACTIVATIONS = {
@@ -139,6 +142,179 @@ class KVBuffer:
         return self.keys[:, :, :end], self.values[:, :, :end]
 
 
+def attention_with_lse(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax attention over one part of the keys, with its log-sum-exp.
+
+    Args:
+        q: ``(..., T, hd)`` queries, already multiplied by the softmax scale.
+        k: ``(..., S, hd)`` keys.
+        v: ``(..., S, hd)`` values.
+        mask: boolean, broadcastable to ``(..., T, S)``, True where a query may attend; None =
+            every key.
+
+    Returns:
+        ``(..., T, hd)`` attention output normalised over these keys only, and ``(..., T, 1)``
+        log-sum-exp of the scores (``-inf`` for a query that may attend to none of them; its
+        output is then 0).
+    """
+    scores = q @ k.transpose(-1, -2)  # (..., T, S)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    lse = scores.logsumexp(dim=-1, keepdim=True)  # (..., T, 1)
+    # A fully masked query has lse = -inf; subtracting the float minimum instead keeps its
+    # probabilities exp(-inf) = 0 rather than NaN.
+    probs = (scores - lse.clamp(min=torch.finfo(scores.dtype).min)).exp()  # (..., T, S)
+    return probs @ v, lse
+
+
+def merge_attention(
+    out_a: torch.Tensor, lse_a: torch.Tensor, out_b: torch.Tensor, lse_b: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact softmax attention over two disjoint key sets from the two partial attentions.
+
+    With ``lse = logaddexp(lse_a, lse_b)``, attention over the union of the keys is
+    ``exp(lse_a - lse) * out_a + exp(lse_b - lse) * out_b`` (each part's softmax reweighted by its
+    share of the total probability mass).
+
+    Args:
+        out_a: ``(..., T, hd)`` output of :func:`attention_with_lse` over the first keys.
+        lse_a: ``(..., T, 1)`` its log-sum-exp.
+        out_b: ``(..., T, hd)`` output over the other keys.
+        lse_b: ``(..., T, 1)`` its log-sum-exp.
+
+    Returns:
+        ``(..., T, hd)`` attention output over all keys and its ``(..., T, 1)`` log-sum-exp
+        (output 0 where a query may attend to no key at all).
+    """
+    lse = torch.logaddexp(lse_a, lse_b)  # (..., T, 1)
+    floor = lse.clamp(min=torch.finfo(lse.dtype).min)  # -inf rows: weights exp(-inf) = 0
+    return out_a * (lse_a - floor).exp() + out_b * (lse_b - floor).exp(), lse
+
+
+class SharedPrefixKV:
+    """Keys/values of one layer split into a prefix shared by each env's rows and per-row suffixes.
+
+    Beam search over ``E`` envs keeps ``R = E * rows_per_env`` rows whose sequences start with
+    the same ``P`` tokens per env (the context window). Their keys/values are stored once per env
+    (``(E, nh, P, hd)``); each row's later tokens go to a :class:`KVBuffer` ``(R, nh, capacity,
+    hd)``. Passed as ``past`` to :class:`SelfAttention`, each row attends to its env's prefix and
+    to its own suffix, and the two partial attentions are merged exactly
+    (:func:`merge_attention`): the prefix is read once per env for all of its rows, as one
+    matrix product, instead of once per row. :meth:`select` reorders only the suffixes and the
+    row -> env index. For inference (no attention dropout).
+    """
+
+    def __init__(
+        self,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        env: torch.Tensor,
+        suffix: KVBuffer,
+    ) -> None:
+        self.keys, self.values = keys, values  # (E, nh, P, hd) each: the shared prefix
+        self.env = env  # (R,) long: env of each row
+        self.suffix = suffix  # (R, nh, capacity, hd): each row's tokens after the prefix
+        self._grouped: bool | None = None  # rows in env order, equally many per env
+
+    @classmethod
+    def from_cache(cls, cache: KVCache, env: torch.Tensor, capacity: int) -> SharedPrefixKV:
+        """Prefix ``(k, v)`` ``(E, nh, P, hd)`` (not copied), empty suffixes for rows ``env``."""
+        k, v = cache
+        _, n_head, _, head_dim = k.shape
+        empty = k.new_empty(len(env), n_head, capacity, head_dim)  # (R, nh, capacity, hd)
+        return cls(k, v, env, KVBuffer(empty, torch.empty_like(empty), 0))
+
+    @property
+    def prefix_length(self) -> int:
+        return self.keys.shape[2]
+
+    @property
+    def length(self) -> int:
+        """Tokens per row: prefix + suffix."""
+        return self.prefix_length + self.suffix.length
+
+    def select(self, index: torch.Tensor) -> SharedPrefixKV:
+        """A new cache with the rows ``index``: copies the filled suffixes only, not the prefix."""
+        suffix = self.suffix
+        n_rows, n_head, capacity, head_dim = suffix.keys.shape
+        filled = suffix.length
+        keys = suffix.keys.new_empty(len(index), n_head, capacity, head_dim)  # (R', nh, cap, hd)
+        values = torch.empty_like(keys)
+        if filled:
+            torch.index_select(suffix.keys[:, :, :filled], 0, index, out=keys[:, :, :filled])
+            torch.index_select(suffix.values[:, :, :filled], 0, index, out=values[:, :, :filled])
+        return SharedPrefixKV(
+            self.keys, self.values, self.env[index], KVBuffer(keys, values, filled)
+        )
+
+    def _rows_grouped(self) -> bool:
+        """Whether rows are ``E`` consecutive equal blocks, one per env in order (the planner's)."""
+        if self._grouped is None:
+            n_envs, n_rows = self.keys.shape[0], len(self.env)
+            expected = torch.arange(n_envs, device=self.env.device)  # (E,)
+            self._grouped = n_rows % n_envs == 0 and torch.equal(
+                self.env, expected.repeat_interleave(n_rows // n_envs)
+            )
+        return self._grouped
+
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Append ``(R, nh, T, hd)`` keys/values ``k, v``; attention output for queries ``q``.
+
+        Args:
+            q: ``(R, nh, T, hd)`` queries of the new tokens.
+            k: ``(R, nh, T, hd)`` their keys, appended to the suffixes in place.
+            v: ``(R, nh, T, hd)`` their values.
+            attn_mask: boolean ``(R or 1, 1, T, P + S + T)`` over prefix, earlier suffix and new
+                keys, True where a query may attend; None = all of them.
+
+        Returns:
+            ``(R, nh, T, hd)`` attention output, equal to attention over the concatenated keys.
+        """
+        R, n_head, T, head_dim = q.shape
+        P = self.prefix_length
+        suffix_k, suffix_v = self.suffix.append(k, v)  # (R, nh, S + T, hd) views
+        q = q * head_dim**-0.5  # (R, nh, T, hd) scaled once for both parts
+        prefix_mask = None if attn_mask is None else attn_mask[..., :P]  # (R or 1, 1, T, P)
+        suffix_mask = None if attn_mask is None else attn_mask[..., P:]  # (R or 1, 1, T, S + T)
+        out_s, lse_s = attention_with_lse(q, suffix_k, suffix_v, suffix_mask)  # (R, nh, T, *)
+        if P == 0:
+            return out_s
+        if self._rows_grouped():
+            out_p, lse_p = self._grouped_prefix_attention(q, prefix_mask)
+        else:  # any row order: gather each row's prefix (copies it, as a KVBuffer would)
+            out_p, lse_p = attention_with_lse(
+                q, self.keys[self.env], self.values[self.env], prefix_mask
+            )  # (R, nh, T, hd), (R, nh, T, 1)
+        out, _ = merge_attention(out_p, lse_p, out_s, lse_s)
+        return out  # (R, nh, T, hd)
+
+    def _grouped_prefix_attention(
+        self, q: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prefix part for rows grouped by env: one ``(n * T, hd) @ (hd, P)`` product per env."""
+        R, n_head, T, head_dim = q.shape
+        E, P = self.keys.shape[0], self.prefix_length
+        n = R // E  # rows per env
+        q_env = q.view(E, n, n_head, T, head_dim).transpose(1, 2)  # (E, nh, n, T, hd)
+        q_env = q_env.reshape(E, n_head, n * T, head_dim)  # (E, nh, n * T, hd) copy
+        scores = q_env @ self.keys.transpose(-1, -2)  # (E, nh, n * T, P)
+        scores = scores.view(E, n_head, n, T, P)  # (E, nh, n, T, P)
+        if mask is not None:
+            if mask.shape[0] != 1:  # (R, 1, T, P) -> (E, 1, n, T, P), a broadcast view
+                mask = mask.view(E, n, 1, T, P).transpose(1, 2)
+            scores = scores.masked_fill(~mask, float("-inf"))  # (E, nh, n, T, P)
+        lse = scores.logsumexp(dim=-1, keepdim=True)  # (E, nh, n, T, 1)
+        probs = (scores - lse.clamp(min=torch.finfo(scores.dtype).min)).exp()  # (E, nh, n, T, P)
+        out = probs.view(E, n_head, n * T, P) @ self.values  # (E, nh, n * T, hd)
+        out = out.view(E, n_head, n, T, head_dim).transpose(1, 2)  # (E, n, nh, T, hd)
+        lse = lse.transpose(1, 2)  # (E, n, nh, T, 1)
+        return out.reshape(R, n_head, T, head_dim), lse.reshape(R, n_head, T, 1)  # row order
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention with a fused qkv projection."""
 
@@ -155,8 +331,8 @@ class SelfAttention(nn.Module):
         x: torch.Tensor,
         attn_mask: torch.Tensor | None = None,
         is_causal: bool = False,
-        past: KVCache | KVBuffer | None = None,
-    ) -> tuple[torch.Tensor, KVCache | KVBuffer]:
+        past: KVCache | KVBuffer | SharedPrefixKV | None = None,
+    ) -> tuple[torch.Tensor, KVCache | KVBuffer | SharedPrefixKV]:
         """Attend over ``past`` keys/values followed by ``x``.
 
         Args:
@@ -164,15 +340,19 @@ class SelfAttention(nn.Module):
             attn_mask: boolean ``(B or 1, 1, T, T_past + T)``, True where a query may attend.
             is_causal: use the causal mask (only valid without ``past`` and ``attn_mask``).
             past: cached keys/values of earlier tokens; a :class:`KVBuffer` is appended to in
-                place.
+                place, and so is a :class:`SharedPrefixKV` (each row attends to its env's
+                shared prefix and its own suffix; inference only, no attention dropout).
 
         Returns:
             ``(B, T, H)`` output and the updated cache (past + this call's keys/values; the same
-            buffer when ``past`` is a :class:`KVBuffer`).
+            object when ``past`` is a :class:`KVBuffer` or :class:`SharedPrefixKV`).
         """
         B, T, H = x.shape
         q, k, v = self.c_attn(x).split(H, dim=2)  # 3 x (B, T, H)
         q, k, v = (t.view(B, T, self.n_head, H // self.n_head).transpose(1, 2) for t in (q, k, v))
+        if isinstance(past, SharedPrefixKV):  # prefix per env + suffix per row, LSE-merged
+            y = past.attend(q, k, v, attn_mask)  # (B, nh, T, hd)
+            return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(B, T, H))), past
         if isinstance(past, KVBuffer):  # (B, nh, T_past + T, hd) views
             k, v = past.append(k, v)
         elif past is not None:  # (B, nh, T_past + T, hd)
@@ -226,8 +406,8 @@ class Block(nn.Module):
         x: torch.Tensor,
         attn_mask: torch.Tensor | None = None,
         is_causal: bool = False,
-        past: KVCache | KVBuffer | None = None,
-    ) -> tuple[torch.Tensor, KVCache | KVBuffer]:
+        past: KVCache | KVBuffer | SharedPrefixKV | None = None,
+    ) -> tuple[torch.Tensor, KVCache | KVBuffer | SharedPrefixKV]:
         a, cache = self.attn(self.ln_1(x), attn_mask, is_causal, past)
         x = x + a
         return x + self.mlp(self.ln_2(x)), cache
@@ -246,8 +426,8 @@ class Transformer(nn.Module):
         x: torch.Tensor,
         attn_mask: torch.Tensor | None = None,
         is_causal: bool = False,
-        past: list[KVCache] | list[KVBuffer] | None = None,
-    ) -> tuple[torch.Tensor, list[KVCache | KVBuffer]]:
+        past: list[KVCache] | list[KVBuffer] | list[SharedPrefixKV] | None = None,
+    ) -> tuple[torch.Tensor, list[KVCache | KVBuffer | SharedPrefixKV]]:
         """Run all blocks; returns ``(B, T, H)`` and the per-layer caches."""
         caches = []
         for i, block in enumerate(self.h):

@@ -37,6 +37,7 @@ from seqagents.errors import reject_unknown_keys
 from seqagents.models.transformer import (
     KVBuffer,
     KVCache,
+    SharedPrefixKV,
     Transformer,
     TransformerConfig,
     gpt_init_,
@@ -105,12 +106,14 @@ class TTConfig:
         )
 
 
-def past_length(past: list[KVCache] | list[KVBuffer] | None) -> int:
+def past_length(past: list[KVCache] | list[KVBuffer] | list[SharedPrefixKV] | None) -> int:
     """Number of tokens held by per-layer caches (0 for None)."""
     if not past:
         return 0
     first = past[0]
-    return first.length if isinstance(first, KVBuffer) else first[0].shape[2]
+    if isinstance(first, (KVBuffer, SharedPrefixKV)):
+        return first.length
+    return first[0].shape[2]
 
 
 class _DimensionHeads(nn.Module):
@@ -133,6 +136,9 @@ class _DimensionHeads(nn.Module):
 
 class TrajectoryTransformer(nn.Module):
     """The TT sequence model: discretized trajectory tokens -> next-token logits."""
+
+    # ``forward`` accepts SharedPrefixKV caches as ``past`` (the beam-search planner checks it).
+    supports_shared_prefix = True
 
     def __init__(self, config: TTConfig) -> None:
         super().__init__()
@@ -161,9 +167,9 @@ class TrajectoryTransformer(nn.Module):
     def forward(
         self,
         tokens: torch.Tensor,
-        past: list[KVCache] | list[KVBuffer] | None = None,
+        past: list[KVCache] | list[KVBuffer] | list[SharedPrefixKV] | None = None,
         pad: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, list[KVCache | KVBuffer]]:
+    ) -> tuple[torch.Tensor, list[KVCache | KVBuffer | SharedPrefixKV]]:
         """Next-token logits for ``tokens``, continuing after ``past`` if given.
 
         Args:
@@ -171,7 +177,9 @@ class TrajectoryTransformer(nn.Module):
                 token of the whole sequence (``past`` included) is dimension 0.
             past: per-layer key/value caches from an earlier call (``(B, n_head, T_past,
                 head_dim)`` each), or :class:`KVBuffer` s made from them (appended to in place,
-                no copy of the cache per call); the new tokens take positions
+                no copy of the cache per call), or :class:`SharedPrefixKV` s (a prefix stored
+                once per env, rows attend to it and to their own suffix; the beam-search
+                planner's); the new tokens take positions
                 ``T_past .. T_past + T - 1``.
             pad: ``(B,)`` long, number of left-padding tokens at the start of each row of the
                 whole sequence (``past`` included), a multiple of ``transition_dim``. Padding is

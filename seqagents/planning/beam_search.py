@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 import torch
 
-from seqagents.models.transformer import KVBuffer, KVCache
+from seqagents.models.transformer import KVBuffer, KVCache, SharedPrefixKV
 from seqagents.planning.discretizer import Discretizer
 
 __all__ = ["Plan", "TokenModel", "beam_plan"]
@@ -146,8 +146,11 @@ def beam_plan(
         >>> plan.tokens.shape, plan.action.shape
         (torch.Size([2, 5]), torch.Size([1]))
     """
+    # Models that accept SharedPrefixKV caches (the TT) get shared-prefix attention; others
+    # (e.g. test doubles that read KVBuffer keys) the per-beam KV cache. Same plan either way.
+    decoder = _SharedPrefixDecoder if getattr(model, "supports_shared_prefix", False) else None
     return _plan(
-        _CachedDecoder,
+        decoder or _CachedDecoder,
         model,
         discretizer,
         context_tokens,
@@ -178,6 +181,21 @@ def _beam_plan_reference(
     rounding; for tests and ``benchmarks/tt_planning.py``.
     """
     return _plan(_RecomputeDecoder, model, discretizer, context_tokens, **settings)
+
+
+@torch.inference_mode()
+def _beam_plan_cached(
+    model: TokenModel,
+    discretizer: Discretizer,
+    context_tokens: torch.Tensor | Sequence[torch.Tensor],
+    **settings: Any,
+) -> Plan:
+    """:func:`beam_plan` with a per-beam KV cache (every beam holds a copy of the window's).
+
+    The planner before shared-prefix attention; same arguments, random draws and plan as
+    :func:`beam_plan`, for tests and ``benchmarks/tt_planning.py``.
+    """
+    return _plan(_CachedDecoder, model, discretizer, context_tokens, **settings)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -373,6 +391,38 @@ class _CachedDecoder(_RecomputeDecoder):
         self.last = self.last[index]
         if self.row_pad is not None:
             self.row_pad = self.row_pad[index]
+
+
+class _SharedPrefixDecoder(_CachedDecoder):
+    """:class:`_CachedDecoder` whose cache holds each env's common prefix once.
+
+    When the window is (re)computed, the beams' common prefix runs once per env and stays in
+    :class:`~seqagents.models.transformer.SharedPrefixKV` s as ``(E, nh, P, hd)``; every beam's
+    later tokens go to its own small suffix buffer, and attention merges the two parts exactly.
+    Beam selection reorders only the suffixes.
+    """
+
+    def _recompute(self, window: torch.Tensor) -> torch.Tensor:
+        n_rows, width = window.shape
+        n_envs = len(self.env_pad)
+        per_env = n_rows // n_envs
+        grouped = window.view(n_envs, per_env, width)  # (E, R / E, W)
+        agrees = (grouped == grouped[:, :1]).all(dim=1).all(dim=0)  # (W,)
+        shared = int(agrees.long().cumprod(dim=0).sum())  # common prefix length, all envs
+        if shared == 0:  # nothing in common: per-beam buffers, as the cached decoder
+            return super()._recompute(window)
+        if per_env > 1:
+            shared = min(shared, width - 1)  # keep >= 1 token per beam: its own logits
+        first = torch.arange(n_envs, device=window.device) * per_env  # (E,) one row per env
+        pad = None if self.row_pad is None else self.row_pad[first]  # (E,)
+        logits, caches = self.model(window[first, :shared], pad=pad)  # (E, shared, V)
+        env = torch.arange(n_envs, device=window.device).repeat_interleave(per_env)  # (R,)
+        # Suffix room for the tokens until the next slide; the window never exceeds self.window.
+        self.cache = [SharedPrefixKV.from_cache(c, env, self.window - shared) for c in caches]
+        if shared == width:  # one row per env: the whole window is the prefix
+            return logits  # (R, W, V)
+        logits, _ = self.model(window[:, shared:], past=self.cache, pad=self.row_pad)
+        return logits  # (R, W - shared, V)
 
 
 # ------------------------------------------------------------------------------------------------
