@@ -495,6 +495,20 @@ def cmd_collect(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    """Train a zoo entry; under torchrun every process runs this and joins the group."""
+    import torch
+
+    from seqagents.training import init_distributed
+
+    if not init_distributed(args.device or "auto"):
+        return _train(args, main_rank=True)
+    try:
+        _train(args, main_rank=torch.distributed.get_rank() == 0)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def _train(args: argparse.Namespace, main_rank: bool) -> None:
     from seqagents.training import train_dt, train_leap, train_tt
     from seqagents.zoo import get_entry, zoo_dir
 
@@ -513,12 +527,12 @@ def cmd_train(args: argparse.Namespace) -> None:
         if getattr(args, key) is not None:
             training[key] = getattr(args, key)
     out = Path(args.out or f"runs/{entry.algo}-{entry.name}")
-    if out.exists() and any(out.iterdir()) and not (args.resume or args.force):
+    if out.exists() and any(out.iterdir()) and not (args.resume or args.force) and main_rank:
         raise _UserError(
             f"run folder {out} already exists; pass --resume to continue it, --force to "
             "overwrite it, or --out DIR for a new one"
         )
-    if args.force and not args.resume and out.exists():
+    if args.force and not args.resume and out.exists() and main_rank:
         import shutil
 
         shutil.rmtree(out)
@@ -526,7 +540,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.tensorboard:
         training["tensorboard"] = True
     steps, warmup = training.get("steps"), training.get("warmup_steps")
-    if isinstance(steps, int) and isinstance(warmup, int) and warmup >= steps:
+    if isinstance(steps, int) and isinstance(warmup, int) and warmup >= steps and main_rank:
         print(
             f"seqagents train: warning: --warmup-steps {warmup} >= --steps {steps}: the learning "
             "rate never reaches its peak",
@@ -567,6 +581,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         )
     else:
         raise _UserError(f"training {entry.algo!r} entries is not available yet")
+    if not main_rank:  # rank 0 alone writes files and reports
+        return
     if args.install:
         target = zoo_dir() / (entry.checkpoint.path or f"checkpoints/{entry.algo}-{entry.name}")
         agent.save_pretrained(target)
@@ -817,6 +833,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", default=None, help="gymnasium env id (default: the entry's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_benchmark, deterministic=True)
+    from seqagents.analysis.cli import add_subcommands  # analyze, plot
+
+    add_subcommands(sub)
     return parser
 
 

@@ -15,12 +15,14 @@ from seqagents.training.trainer import (
     SampleFn,
     TrainConfig,
     Trainer,
+    init_distributed,
 )
 
 __all__ = [
     # the generic loop
     "TrainConfig",
     "Trainer",
+    "init_distributed",
     "Batch",
     "LossFn",
     "SampleFn",

@@ -49,7 +49,7 @@ def dt_loss(network: nn.Module, batch: Batch) -> torch.Tensor:
     Timesteps are clamped to the model's ``max_ep_len - 1`` as the original sampler does.
 
     Args:
-        network: the DT network, or a ``DistributedDataParallel`` wrapping one.
+        network: the DT network.
         batch: :meth:`~seqagents.data.WindowSampler.sample`'s dict: ``states (B, K, *obs)``,
             ``actions (B, K, act_dim)`` float or ``(B, K)`` long, ``returns_to_go (B, K, 1)``,
             ``timesteps (B, K)``, ``mask (B, K)``.
@@ -67,7 +67,7 @@ def dt_loss(network: nn.Module, batch: Batch) -> torch.Tensor:
         >>> dt_loss(net, batch).shape
         torch.Size([])
     """
-    config: DTConfig = getattr(network, "module", network).config  # DDP keeps it in .module
+    config: DTConfig = network.config
     mask = batch["mask"]  # (B, K) bool, False on left padding
     timesteps = batch["timesteps"].clamp(max=config.max_ep_len - 1)  # (B, K)
     out = network(batch["states"], batch["actions"], batch["returns_to_go"], timesteps, mask)

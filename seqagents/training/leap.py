@@ -92,7 +92,7 @@ def leap_loss(
     """Summed masked-action cross-entropy of a LEAP network (module docstring).
 
     Args:
-        network: the :class:`~seqagents.models.leap.LEAP` network (or its DDP wrapper).
+        network: the :class:`~seqagents.models.leap.LEAP` network .
         batch: :func:`leap_batch`'s dict.
         objective: ``"sweep"`` (official) or ``"random"``.
         mask_prob: ``random``: probability of masking each plan position.
@@ -308,7 +308,6 @@ def train_leap(
         evaluate=evaluate,
         on_checkpoint=on_checkpoint,
         progress_bar=progress_bar,
-        ddp_kwargs={"static_graph": False, "find_unused_parameters": True},
     )
     trainer.train(resume=resume)
     agent.network.eval()

@@ -14,11 +14,17 @@ from one step to the next, so the same seed gives the same loss curve on CPU, a 
 replays exactly what an uninterrupted one would have done (no RNG state needs saving), and the
 evaluation callback may use randomness freely. GPU kernels may still add nondeterminism.
 
-Distributed training: run the script under ``torchrun`` and call
-``torch.distributed.init_process_group`` first; the Trainer then wraps the network in
-``DistributedDataParallel`` (each rank samples its own ``batch_size`` windows from its own
-``rank``-dependent stream, so the global batch is ``batch_size * world_size``) and only rank 0
-logs, evaluates and saves. No process launching happens here.
+Distributed training: under ``torchrun`` (``torchrun --nproc_per_node N -m seqagents train
+ENTRY``) :func:`init_distributed` joins the process group from torchrun's environment (gloo on
+CPU, nccl on CUDA, one GPU per process). The Trainer then starts every rank from rank 0's
+weights and, after each backward pass, averages the gradients over the ranks with one
+all-reduce of them all flattened (each rank samples its own ``batch_size`` windows from its own
+``rank``-dependent stream, so the global batch is ``batch_size * world_size``); only rank 0
+logs, evaluates and saves. Parameters without a gradient (DT's state and return heads, outside
+the action loss) count as zero on every rank. (``DistributedDataParallel`` was used before: with
+``static_graph=True`` and such unused parameters it silently skipped the gradient all-reduce,
+and every rank trained alone.) At the end the ranks compare a hash of their weights, which must
+be bitwise equal, and rank 0 writes them to ``out_dir/distributed.json``.
 """
 
 from __future__ import annotations
@@ -41,7 +47,16 @@ from tqdm.auto import tqdm
 
 from seqagents.errors import reject_unknown_keys, require
 
-__all__ = ["Batch", "CheckpointFn", "EvaluateFn", "LossFn", "SampleFn", "TrainConfig", "Trainer"]
+__all__ = [
+    "Batch",
+    "CheckpointFn",
+    "EvaluateFn",
+    "LossFn",
+    "SampleFn",
+    "TrainConfig",
+    "Trainer",
+    "init_distributed",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +64,7 @@ Batch = dict[str, Any]
 """A training batch: named tensors (e.g. ``states (B, K, obs_dim)``, ``mask (B, K)``), or dicts
 of tensors (BabyAI ``states``)."""
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
-"""``loss_fn(network, batch) -> scalar loss``; ``network`` may be DDP-wrapped."""
+"""``loss_fn(network, batch) -> scalar loss``."""
 SampleFn = Callable[[int, np.random.Generator], Batch]
 """``sample_fn(batch_size, rng) -> batch``; draw all randomness from ``rng`` (see module doc)."""
 EvaluateFn = Callable[[int], dict[str, Any]]
@@ -179,6 +194,67 @@ def _to_device(value: Any, device: torch.device) -> Any:
     return value.to(device, non_blocking=True)
 
 
+def init_distributed(device: str | torch.device = "auto") -> bool:
+    """Join torchrun's process group if this process was launched by it (``WORLD_SIZE`` > 1 in
+    the environment) and it is not joined yet; returns whether training is distributed.
+
+    The backend is nccl when ``device`` resolves to CUDA (each process takes the GPU
+    ``LOCAL_RANK``), else gloo.
+
+    Example:
+        >>> init_distributed("cpu")  # a plain process: nothing to join
+        False
+    """
+    if _distributed():
+        return True
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    from seqagents.agents.base import resolve_device
+
+    cuda = resolve_device(device).type == "cuda"
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    return True
+
+
+def _average_gradients(params: list[nn.Parameter], world_size: int) -> None:
+    """Replace each gradient by its mean over the ranks, with one all-reduce of the gradients
+    flattened into one vector. A parameter without a gradient on every rank keeps none (as in a
+    single process: AdamW skips it); one with a gradient on some ranks only counts zeros on the
+    others (a loss whose used parameters change from step to step)."""
+    has_grad = torch.tensor([p.grad is not None for p in params], device=params[0].device)
+    torch.distributed.all_reduce(has_grad, op=torch.distributed.ReduceOp.MAX)  # (n_params,)
+    used = [p for p, flag in zip(params, has_grad.tolist()) if flag]
+    for p in used:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    if not used:
+        return
+    flat = torch.cat([p.grad.reshape(-1) for p in used])  # (n_elements,)
+    torch.distributed.all_reduce(flat)
+    flat /= world_size
+    offset = 0
+    for p in used:
+        n = p.numel()
+        p.grad.copy_(flat[offset : offset + n].view_as(p.grad))  # back to the param's shape
+        offset += n
+
+
+def _weights_hash(network: nn.Module) -> str:
+    """sha256 of every parameter and buffer's bytes, in state-dict order."""
+    return _weights_hash_of(*network.state_dict().values())
+
+
+def _weights_hash_of(*tensors: torch.Tensor) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
 def _distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
@@ -213,17 +289,13 @@ class Trainer:
 
     Args:
         network: the model; moved to the config's device.
-        loss_fn: ``(network, batch) -> scalar loss`` (``network`` is the DDP wrapper under DDP).
+        loss_fn: ``(network, batch) -> scalar loss``.
         sample_fn: ``(batch_size, rng) -> batch``, drawing its randomness from ``rng`` only.
         config: optimisation and bookkeeping settings.
         evaluate: optional ``evaluate(step) -> metrics``, every ``eval_every`` steps and at the end.
         on_checkpoint: optional ``on_checkpoint(step, summary)``, every ``checkpoint_every`` steps
             and at the end, just before ``trainer_state.pt`` is written.
         progress_bar: show a tqdm bar on stderr.
-        ddp_kwargs: extra ``DistributedDataParallel`` options. The default ``static_graph=True``
-            lets parameters that never get a gradient (DT's state and return heads, outside the
-            action loss) be; pass ``{"static_graph": False, "find_unused_parameters": True}`` for
-            a loss whose set of used parameters changes from step to step.
 
     Example:
         >>> import numpy as np, torch
@@ -250,7 +322,6 @@ class Trainer:
         evaluate: EvaluateFn | None = None,
         on_checkpoint: CheckpointFn | None = None,
         progress_bar: bool = True,
-        ddp_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.loss_fn, self.sample_fn = loss_fn, sample_fn
@@ -264,13 +335,10 @@ class Trainer:
             raise ValueError("TrainConfig.tensorboard needs an out_dir to write the logs to")
         self._tb_writer: Any = None  # SummaryWriter, opened at the first record (rank 0)
         self.network = network.to(self.device)  # the bare module (what gets saved)
-        self.model: nn.Module = self.network  # what loss_fn calls: DDP wrapper under DDP
-        if _distributed():
-            from torch.nn.parallel import DistributedDataParallel
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            options = {"static_graph": True, **(ddp_kwargs or {})}
-            self.model = DistributedDataParallel(self.network, device_ids=ids, **options)
+        self.model: nn.Module = self.network  # what loss_fn calls
+        if _distributed():  # every rank starts from rank 0's weights
+            for tensor in self.network.state_dict().values():
+                torch.distributed.broadcast(tensor, src=0)
         self.optimizer = torch.optim.AdamW(
             _param_groups(self.network, config.weight_decay),
             lr=config.learning_rate,
@@ -311,6 +379,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        if self.world_size > 1:
+            _average_gradients(params, self.world_size)
         # With grad_clip = 0 an infinite max norm only measures the norm.
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip or math.inf)
         self._lr = self.optimizer.param_groups[0]["lr"]  # the lr this step used
@@ -391,7 +461,27 @@ class Trainer:
             if self._tb_writer is not None:
                 self._tb_writer.close()
                 self._tb_writer = None
+        if _distributed():
+            self._check_ranks_in_sync()
         return self.history
+
+    def _check_ranks_in_sync(self) -> None:
+        """All ranks must end with bitwise-equal weights (their gradients are averaged); rank 0
+        writes the hashes to ``distributed.json``. A mismatch is an error, not a silent drift."""
+        hashes: list[Any] = [None] * self.world_size
+        torch.distributed.all_gather_object(hashes, _weights_hash(self.network))
+        if self.is_main and self.out_dir is not None:
+            report = {"world_size": self.world_size, "step": self.step, "weight_hashes": hashes}
+            (self.out_dir / "distributed.json").write_text(json.dumps(report, indent=2))
+        if len(set(hashes)) != 1:
+            names: list[Any] = [None] * self.world_size
+            own = {k: _weights_hash_of(v) for k, v in self.network.state_dict().items()}
+            torch.distributed.all_gather_object(names, own)
+            differ = sorted(k for k in own if len({n[k] for n in names}) > 1)
+            raise RuntimeError(
+                f"the ranks' weights differ after training ({len(differ)} tensors, e.g. "
+                f"{differ[:5]}); the distributed setup is broken"
+            )
 
     def _record(
         self, mean_loss: torch.Tensor, grad_norm: torch.Tensor, n_steps: int, elapsed: float

@@ -49,7 +49,7 @@ def tt_loss(network: nn.Module, batch: Batch) -> torch.Tensor:
     """Weighted next-token cross-entropy of a TT network on a token batch.
 
     Args:
-        network: a :class:`~seqagents.models.tt.TrajectoryTransformer` (or its DDP wrapper).
+        network: a :class:`~seqagents.models.tt.TrajectoryTransformer`.
         batch: ``tokens (B, T)`` inputs and ``targets (B, T)`` (the inputs shifted by one).
     """
     model = network.module if hasattr(network, "module") else network
