@@ -216,6 +216,7 @@ def _record(agent: Any, entry: Any, args: argparse.Namespace, path: str, n_episo
         deterministic=args.deterministic,
         env_kwargs=env_kwargs,
         progress_bar=not args.no_progress,
+        overlay=getattr(args, "overlay", False),
     )
 
 
@@ -727,6 +728,9 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(p, video=False, episodes=1)
     p.add_argument("--video", metavar="PATH", required=True, help="output .mp4 or .gif")
     p.add_argument("--max-frames", type=_count(1), help="stop after this many frames")
+    p.add_argument(
+        "--overlay", action="store_true", help="print step, reward and return-to-go on frames"
+    )
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser(

@@ -55,6 +55,7 @@ def record_video(
     deterministic: bool = True,
     env_kwargs: dict[str, Any] | None = None,
     progress_bar: bool = False,
+    overlay: bool = False,
 ) -> Path:
     """Run ``n_episodes`` episodes of ``agent`` and write the rendered frames to ``path``.
 
@@ -77,6 +78,8 @@ def record_video(
         env_kwargs: keyword arguments for making the env from an id, over the env's watching
             defaults (:func:`seqagents.envs.render_kwargs`: HalfCheetah's tracking camera).
         progress_bar: a tqdm bar over the episodes, with the step and return inside each.
+        overlay: print the step, the last reward, the return so far and the agent's
+            return-to-go (``agent.returns_to_go``, when it has one) on every frame.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -120,16 +123,24 @@ def record_video(
         raise
 
     sink = _FrameSink(tmp, fps or env.metadata.get("render_fps") or 30)
+    counter = _StepCounter(env) if overlay else None
+    if counter is not None:
+        from PIL import Image, ImageDraw  # moviepy's own dependency
 
     def add_frame() -> bool:
-        sink.add(_render(env))
+        frame = _render(env)
+        if counter is not None:
+            image = Image.fromarray(frame)
+            _draw_overlay(ImageDraw.Draw(image, "RGBA"), _overlay_lines(agent, counter))
+            frame = np.asarray(image)
+        sink.add(frame)
         return max_frames is not None and sink.n_frames >= max_frames
 
     finished = False
     try:
         _run_episodes(
             agent,
-            env,
+            counter if counter is not None else env,
             n_episodes,
             deterministic=deterministic,
             seed=seed,
@@ -152,6 +163,51 @@ def record_video(
             tmp.unlink(missing_ok=True)  # no truncated video left behind; ``path`` untouched
     logger.info("wrote %d frames to %s", sink.n_frames, path)
     return path
+
+
+class _StepCounter(gym.Wrapper):
+    """Counts the steps of the current episode and sums its rewards (for the overlay)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.t, self.last_reward, self.episode_return = 0, None, 0.0
+
+    def reset(self, **kwargs: Any) -> Any:
+        self.t, self.last_reward, self.episode_return = 0, None, 0.0
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> Any:
+        result = self.env.step(action)
+        self.t += 1
+        self.last_reward = float(result[1])
+        self.episode_return += self.last_reward
+        return result
+
+
+def _overlay_lines(agent: Any, counter: _StepCounter) -> list[str]:
+    """``step``, ``reward`` (of the step that led to this frame), ``return`` so far and the
+    return-to-go the agent conditioned its last action on (its target before the first step)."""
+    lines = [f"step {counter.t}"]
+    if counter.last_reward is not None:
+        lines.append(f"reward {counter.last_reward:.2f}")
+    lines.append(f"return {counter.episode_return:.2f}")
+    rtg: Any = None
+    if counter.t == 0:
+        rtg = getattr(agent, "target_return", None)
+    else:
+        with contextlib.suppress(Exception):  # agents without a return-to-go
+            rtg = np.asarray(agent.returns_to_go).reshape(-1)[0]
+    if rtg is not None and np.isfinite(rtg):
+        lines.append(f"RTG {float(rtg):.2f}")
+    return lines
+
+
+def _draw_overlay(draw: Any, lines: list[str]) -> None:
+    """Text in the top-left corner on a translucent dark box (PIL's built-in font)."""
+    text = "\n".join(lines)
+    left, top, right, bottom = draw.multiline_textbbox((4, 4), text)
+    draw.rectangle((left - 3, top - 3, right + 3, bottom + 3), fill=(0, 0, 0, 150))
+    draw.multiline_text((4, 4), text, fill=(255, 255, 255, 255))
 
 
 def check_video_path(path: str | os.PathLike[str]) -> Path:

@@ -258,3 +258,36 @@ def test_cli(tmp_path, capsys) -> None:
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "error" in err
+
+
+def test_video_overlay_prints_step_reward_and_rtg(tmp_path) -> None:
+    from PIL import Image
+
+    from seqagents.video import _overlay_lines, _StepCounter, record_video
+    from tests._toy import ToyEnv
+
+    class BigToy(ToyEnv):
+        def render(self) -> np.ndarray:
+            return np.full((96, 128, 3), 40 + 20 * self.t, dtype=np.uint8)
+
+    env = BigToy(max_length=3, render_mode="rgb_array")
+    agent = DecisionTransformerAgent.create(
+        env.observation_space, env.action_space, target_return=50.0, n_layer=1, hidden_size=8,
+        context_len=2, device="cpu",
+    )  # fmt: skip
+    frames = {}
+    for overlay in (False, True):
+        path = record_video(agent, env, tmp_path / f"{overlay}.gif", seed=0, overlay=overlay)
+        with Image.open(path) as gif:
+            frames[overlay] = np.asarray(gif.convert("RGB"))
+    text = np.abs(frames[True].astype(int) - frames[False].astype(int))
+    assert text[:30, :60].max() > 50 and text[60:, 80:].max() == 0  # top-left corner only
+    counter = _StepCounter(env)
+    counter.reset(seed=0)
+    assert _overlay_lines(agent, counter) == ["step 0", "return 0.00", "RTG 50.00"]
+    obs, _ = env.reset(seed=0)
+    action, _ = agent.predict(obs)
+    counter.step(action)
+    lines = _overlay_lines(agent, counter)
+    assert lines[:2] == ["step 1", f"reward {counter.last_reward:.2f}"]
+    assert lines[-1] == f"RTG {float(agent.returns_to_go[0]):.2f}"
