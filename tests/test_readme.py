@@ -51,7 +51,7 @@ def tt_halfcheetah_repo(tmp_path):
 
 
 def test_readme_has_the_blocks_this_test_knows():
-    assert len(BLOCKS) == 4, "a README Python block was added or removed: update this test"
+    assert len(BLOCKS) == 5, "a README Python block was added or removed: update this test"
 
 
 def test_every_readme_python_block_runs_verbatim(

@@ -81,8 +81,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
         return _jsonable(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        return None if not np.isfinite(value) else float(value)
+    if isinstance(value, (np.floating, float)):  # 7 significant digits: float32 precision
+        return None if not np.isfinite(value) else float(f"{float(value):.7g}")
     if isinstance(value, np.integer):
         return int(value)
     return value
@@ -182,9 +182,13 @@ def attention_heatmaps(episodes: Sequence[Episode], max_steps: int | None = None
     for i, (ax, weights) in enumerate(zip(axes, layers)):
         top = float(np.quantile(weights[weights > 0], 0.99)) if (weights > 0).any() else 1.0
         image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=top, aspect="auto")
-        every = max(1, S // 24)
-        ax.set_xticks(range(0, S, every), labels[::every], rotation=90, fontsize=6)
-        ax.set_yticks(range(0, T, every), labels[S - T :][::every], fontsize=6)
+        # Every token when they fit, else the first token of each step.
+        roles = token_roles(episodes[0].algorithm, episodes[0].config, S)
+        ticks = range(S) if S <= 64 else [j for j in range(S) if j == 0 or roles[j] != roles[j - 1]]
+        ticks = [j for j in ticks if S <= 64 or roles[j] == roles[0]]
+        ax.set_xticks(ticks, [labels[j] for j in ticks], rotation=90, fontsize=5)
+        rows = [j - (S - T) for j in ticks if j >= S - T]
+        ax.set_yticks(rows, [labels[j + S - T] for j in rows], fontsize=5)
         ax.set_title(f"layer {i} (mean over heads)")
         ax.set_xlabel("key token (role, step offset)")
         ax.set_ylabel("query token")
@@ -404,8 +408,9 @@ def error_propagation(
     contributes the error of its conditioning signal instead: at step t it is told to collect
     ``R_t`` in the ``T - t`` steps left, i.e. ``R_t / (T - t)`` per step; ``d_t = |R_t / (T - t) -
     r_t| / mean_t |r_t|`` is how far the reward it got is from the one it was asked for (``T``:
-    the episode's length). Both curves are dimensionless and cumulative (``sum_{tau <= t}``);
-    they measure different things, each model's own way of going wrong.
+    the env's time limit, else the episode's length). Both curves are dimensionless and
+    cumulative (``sum_{tau <= t}``); they measure different things, each model's own way of
+    going wrong.
 
     Returns:
         ``(Figure, {"tt": {"state_error", "reward_error", "cumulative"}, "dt": {...} | None})``.
@@ -441,7 +446,7 @@ def error_propagation(
         if not d.returns_to_go:
             raise ValueError("the DT episodes have no returns-to-go")
         r, rtg = np.asarray(d.rewards), np.asarray(d.returns_to_go)
-        left = d.length - np.arange(d.length)  # (T,) steps left, >= 1
+        left = max(d.time_limit or 0, d.length) - np.arange(d.length)  # (T,) steps left, >= 1
         demand_error = np.abs(rtg / left - r) / (np.abs(r).mean() + 1e-8)  # (T,)
         data["dt"] = {"demand_error": demand_error, "cumulative": np.cumsum(demand_error)}
         ax.plot(data["dt"]["cumulative"], color=_COLORS["DT"], label="DT reward-demand error")
@@ -589,6 +594,8 @@ def leap_iterations(results: Mapping[float, Sequence[Episode]]) -> tuple:
     twin = ax.twinx()
     twin.plot(counts, mean_return, marker="s", linestyle="--", color="grey", label="mean return")
     twin.set_ylabel("mean return (reward units)")
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], loc="lower right", fontsize=7)
     ax.set_title("LEAP: success vs refinement iterations")
     data = {"n_iterations": counts, "success_rate": success, "mean_return": mean_return}
     return fig, {**data, "n_episodes": [len(results[n]) for n in results]}

@@ -41,6 +41,7 @@ class Episode:
     plans: list[np.ndarray] = field(default_factory=list)  # TT: T x (horizon, transition_dim)
     energies: list[np.ndarray] = field(default_factory=list)  # LEAP: one (iterations,) per plan
     setting: float | None = None  # the swept setting's value (sweep only)
+    time_limit: int | None = None  # the env's max_episode_steps (None: unknown)
     _plan_seen: Any = field(default=None, repr=False)  # the LEAP plan whose energy is stored
 
     @property
@@ -128,7 +129,9 @@ def _episode(
     capture: bool,
 ) -> Episode:
     agent.reset(target_return=target_return)
+    spec = getattr(env, "spec", None)
     episode = Episode(algorithm, agent.network.config)
+    episode.time_limit = getattr(spec, "max_episode_steps", None)
     obs, _ = env.reset(seed=seed)
     episode.observations.append(obs)
     reward: float | None = None
