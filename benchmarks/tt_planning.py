@@ -1,10 +1,14 @@
-"""Seconds per TT planning step: KV-cached beam search vs the recomputing reference.
+"""Seconds per TT planning step: shared-prefix beam search vs per-beam cache vs recomputing.
 
 A halfcheetah-sized Trajectory Transformer (4 layers, 4 heads, width 128, transition_dim 25,
 N = 100) with random weights plans from a full context (5 transitions + the current observation)
 at the halfcheetah planner settings (beam 32, horizon 5) and the paper defaults (beam 128,
-horizon 15). Both planners get the same seed, so they must return the same plan; the table says
-whether they did.
+horizon 15). Columns, in alternating rounds: ``beam_plan`` (shared-prefix attention: the window's
+keys/values once per env), the per-beam KV-cached planner it replaced (``_beam_plan_cached``),
+and a floor: the linear layers alone (qkv, attention projection, MLP, heads) on the same
+``(rows, tokens)`` the shared-prefix planner feeds the model, i.e. what any exact planner doing
+this search must at least compute. All planners get the same seed, so they must return the
+same plan; the table says whether they did. Last line: 10 envs planned in one call vs 1 env.
 
 The recomputing reference runs the model over the whole window for every sampled token, as the
 original does; it is slow on CPU, so it runs once (``--reference-repeats``), and for horizons
@@ -12,7 +16,7 @@ above 5 its time is extrapolated from horizons 1 and 3 (``--full-reference`` mea
 output says which).
 
     python benchmarks/tt_planning.py                  # both settings, CPU
-    python benchmarks/tt_planning.py --settings halfcheetah --repeats 5
+    python benchmarks/tt_planning.py --settings halfcheetah --rounds 5
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import torch
 
 from seqagents.models.tt import TrajectoryTransformer, TTConfig
 from seqagents.planning import Discretizer, Plan, beam_plan
-from seqagents.planning.beam_search import _beam_plan_reference
+from seqagents.planning.beam_search import _beam_plan_cached, _beam_plan_reference
 
 
 @dataclass(frozen=True)
@@ -56,26 +60,60 @@ def make_model(device: torch.device) -> tuple[TrajectoryTransformer, Discretizer
     return model, Discretizer.from_data(data, n_bins=model.config.vocab_size).to(device)
 
 
-def time_plan(plan: Callable[[], Plan], repeats: int, device: torch.device) -> tuple[float, Plan]:
-    """Median seconds of ``repeats`` calls (after one warm-up call when repeating)."""
-    result = plan() if repeats > 1 else None
-    seconds = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        result = plan()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds.append(time.perf_counter() - start)
-    assert result is not None
-    return float(np.median(seconds)), result
+def record_calls(model: TrajectoryTransformer, plan: Callable[[], Plan]) -> list[tuple[int, int]]:
+    """The ``(rows, new tokens)`` of every model call one plan makes."""
+    calls: list[tuple[int, int]] = []
+    handle = model.register_forward_pre_hook(lambda _, args: calls.append(tuple(args[0].shape)))
+    try:
+        plan()
+    finally:
+        handle.remove()
+    return calls
+
+
+@torch.inference_mode()
+def linear_floor(
+    model: TrajectoryTransformer, calls: list[tuple[int, int]], device: torch.device
+) -> float:
+    """Seconds of the linear layers alone (qkv, attention projection, MLP, heads) for ``calls``."""
+    H = model.config.n_embd
+    inputs = {shape: torch.randn(*shape, H, device=device) for shape in set(calls)}  # (B, T, H)
+    dims = torch.zeros(max(t for _, t in calls), dtype=torch.long, device=device)  # (T_max,)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for rows, width in calls:
+        x = inputs[rows, width]  # (B, T, H)
+        for block in model.transformer.h:
+            block.attn.c_attn(x)  # (B, T, 3H)
+            block.attn.c_proj(x)  # (B, T, H)
+            block.mlp.c_proj(block.mlp.c_fc(x))  # (B, T, 4H) -> (B, T, H)
+        model.head(x, dims[:width])  # (B, T, N + 1)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def timed(plan: Callable[[], Plan], device: torch.device) -> tuple[float, Plan]:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    result = plan()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, result
+
+
+def same_plan(a: Plan, b: Plan) -> bool:
+    return torch.equal(a.tokens, b.tokens) and torch.allclose(a.value, b.value, rtol=1e-4)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS))
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls of the cached planner")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating timed rounds (medians reported)"
+    )
     parser.add_argument(
         "--reference-repeats", type=int, default=1, help="timed calls of the reference planner"
     )
@@ -84,6 +122,13 @@ def main() -> None:
         action="store_true",
         help="time the reference at every horizon (defaults: ~6 min on 1 CPU thread) instead of "
         "extrapolating horizons above 5 from horizons 1 and 3",
+    )
+    parser.add_argument("--no-reference", action="store_true", help="skip the reference")
+    parser.add_argument(
+        "--envs",
+        type=int,
+        default=10,
+        help="envs planned together in the batched comparison (halfcheetah setting; 0 = skip)",
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
@@ -101,57 +146,106 @@ def main() -> None:
     config = model.config
     n_context = 5  # max_context_transitions: the steady state of an episode
     length = n_context * config.transition_dim + config.observation_dim
-    context = torch.randint(0, config.vocab_size, (length,), generator=torch.Generator())
-    context = context.to(device)
+    source = torch.Generator().manual_seed(0)
+    contexts = [
+        torch.randint(0, config.vocab_size, (length,), generator=source).to(device)
+        for _ in range(max(args.envs, 1))
+    ]
+    context = contexts[0]
 
     print(
         f"TT planning step on {device} ({torch.get_num_threads()} threads), random "
         f"{config.n_layer}L/{config.n_head}H/{config.n_embd} model, transition_dim "
         f"{config.transition_dim}, N {config.vocab_size}, context {n_context} transitions"
     )
-    warm = " after a warm-up" if args.reference_repeats > 1 else ""
     print(
-        f"cached: median of {args.repeats} call(s) after a warm-up; reference: "
-        f"{args.reference_repeats} call(s){warm}"
+        f"shared-prefix (beam_plan), per-beam cached and linear floor: median of {args.rounds} "
+        f"alternating round(s) after a warm-up; reference: {args.reference_repeats} call(s)"
     )
 
     def run(planner: Callable[..., Plan], **kwargs: int) -> Plan:
-        generator = torch.Generator(device).manual_seed(0)  # same draws for both planners
+        generator = torch.Generator(device).manual_seed(0)  # same draws for every planner
         return planner(model, disc, context, generator=generator, **kwargs)
 
-    def compare(beam_width: int, horizon: int) -> tuple[float, bool]:
-        """Reference seconds at this setting, and whether both planners chose the same plan."""
-        reference = partial(run, _beam_plan_reference, beam_width=beam_width, horizon=horizon)
-        seconds, their_plan = time_plan(reference, args.reference_repeats, device)
-        our_plan = run(beam_plan, beam_width=beam_width, horizon=horizon)
-        return seconds, torch.equal(our_plan.tokens, their_plan.tokens)
+    def reference(beam_width: int, horizon: int, ours: Plan | None = None) -> tuple[float, bool]:
+        """Reference seconds at this setting, and whether it chose the same plan as ours."""
+        plan = partial(run, _beam_plan_reference, beam_width=beam_width, horizon=horizon)
+        seconds = []
+        for _ in range(args.reference_repeats):
+            s, their_plan = timed(plan, device)
+            seconds.append(s)
+        if ours is None:
+            ours = run(beam_plan, beam_width=beam_width, horizon=horizon)
+        return float(np.median(seconds)), same_plan(ours, their_plan)
 
-    header = f"{'setting':<12} {'beam':>5} {'horizon':>7} {'cached s':>9} {'reference s':>12}"
-    print(header + f" {'ratio':>7}  same plan")
+    header = (
+        f"{'setting':<12} {'beam':>5} {'horizon':>7} {'shared s':>9} {'cached s':>9} "
+        f"{'floor s':>8} {'reference s':>12}  {'vs cached':>9} {'vs floor':>8} "
+        f"{'vs ref':>7}  same plan"
+    )
+    print(header)
     notes = []
     for name in args.settings:
         setting = SETTINGS[name]
-        cached = partial(run, beam_plan, beam_width=setting.beam_width, horizon=setting.horizon)
-        ours, _ = time_plan(cached, args.repeats, device)
-        if args.full_reference or setting.horizon <= 5:
-            theirs, same = compare(setting.beam_width, setting.horizon)
-            mark = " "
-        else:
-            # With a full context every planned transition costs the reference the same (only
-            # the last one skips the next observation), so seconds grow linearly with horizon.
-            short, same_short = compare(setting.beam_width, 1)
-            longer, same_longer = compare(setting.beam_width, 3)
-            theirs = longer + (setting.horizon - 3) * (longer - short) / 2
-            same = same_short and same_longer
-            mark = "*"
-            notes.append(
-                f"* {name}: reference extrapolated from horizons 1 and 3 ({short:.1f} s, "
-                f"{longer:.1f} s), same plan checked at those horizons; --full-reference times it"
-            )
+        kwargs = dict(beam_width=setting.beam_width, horizon=setting.horizon)
+        shared_plan = partial(run, beam_plan, **kwargs)
+        cached_plan = partial(run, _beam_plan_cached, **kwargs)
+        calls = record_calls(model, shared_plan)
+        times: dict[str, list[float]] = {"shared": [], "cached": [], "floor": []}
+        ours, theirs = shared_plan(), cached_plan()  # warm-up
+        linear_floor(model, calls, device)
+        for _ in range(args.rounds):
+            s, ours = timed(shared_plan, device)
+            times["shared"].append(s)
+            s, theirs = timed(cached_plan, device)
+            times["cached"].append(s)
+            times["floor"].append(linear_floor(model, calls, device))
+        shared_s, cached_s, floor_s = (float(np.median(times[k])) for k in times)
+        same = same_plan(ours, theirs)
+        ref_text, ratio_text = f"{'-':>12}", f"{'-':>7}"
+        if not args.no_reference:
+            if args.full_reference or setting.horizon <= 5:
+                ref_s, same_ref = reference(setting.beam_width, setting.horizon, ours)
+                mark = " "
+            else:
+                # With a full context every planned transition costs the reference the same
+                # (only the last one skips the next observation): seconds grow linearly.
+                short, same_short = reference(setting.beam_width, 1)
+                longer, same_longer = reference(setting.beam_width, 3)
+                ref_s = longer + (setting.horizon - 3) * (longer - short) / 2
+                same_ref = same_short and same_longer
+                mark = "*"
+                notes.append(
+                    f"* {name}: reference extrapolated from horizons 1 and 3 ({short:.1f} s, "
+                    f"{longer:.1f} s), same plan checked at those horizons; --full-reference "
+                    "times it"
+                )
+            same = same and same_ref
+            ref_text, ratio_text = f"{ref_s:>11.2f}{mark}", f"{ref_s / shared_s:>6.1f}x"
         print(
-            f"{name:<12} {setting.beam_width:>5} {setting.horizon:>7} {ours:>9.3f} "
-            f"{theirs:>11.3f}{mark} {theirs / ours:>6.1f}x  {'yes' if same else 'NO'}",
+            f"{name:<12} {setting.beam_width:>5} {setting.horizon:>7} {shared_s:>9.3f} "
+            f"{cached_s:>9.3f} {floor_s:>8.3f} {ref_text}  {cached_s / shared_s:>8.2f}x "
+            f"{shared_s / floor_s:>7.2f}x {ratio_text}  {'yes' if same else 'NO'}",
             flush=True,
+        )
+    if args.envs > 1:
+        setting = SETTINGS["halfcheetah"]
+        kwargs = dict(beam_width=setting.beam_width, horizon=setting.horizon)
+
+        def batch(n: int) -> Plan:
+            generators = [torch.Generator(device).manual_seed(i) for i in range(n)]
+            return beam_plan(model, disc, contexts[:n], generator=generators, **kwargs)
+
+        one_env, many_envs = [], []
+        batch(1), batch(args.envs)  # warm-up
+        for _ in range(args.rounds):
+            one_env.append(timed(partial(batch, 1), device)[0])
+            many_envs.append(timed(partial(batch, args.envs), device)[0])
+        one_s, many_s = float(np.median(one_env)), float(np.median(many_envs))
+        print(
+            f"{args.envs} envs planned together (halfcheetah setting): {many_s:.3f} s vs "
+            f"{one_s:.3f} s for 1 env = {many_s / one_s:.2f}x ({args.envs * one_s / many_s:.2f}x "
+            f"the throughput of {args.envs} single-env calls)"
         )
     for note in notes:
         print(note)

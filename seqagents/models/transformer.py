@@ -161,22 +161,26 @@ def attention_with_lse(
     """
     scores = q @ k.transpose(-1, -2)  # (..., T, S)
     if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    lse = scores.logsumexp(dim=-1, keepdim=True)  # (..., T, 1)
-    # A fully masked query has lse = -inf; subtracting the float minimum instead keeps its
-    # probabilities exp(-inf) = 0 rather than NaN.
-    probs = (scores - lse.clamp(min=torch.finfo(scores.dtype).min)).exp()  # (..., T, S)
-    return probs @ v, lse
+        scores = torch.where(mask, scores, float("-inf"))
+    top = scores.amax(dim=-1, keepdim=True)  # (..., T, 1)
+    # A fully masked query has top = -inf: shifting by the float minimum instead keeps its
+    # weights exp(-inf) = 0 (output 0, lse -inf) rather than NaN.
+    top = top.clamp_(min=torch.finfo(scores.dtype).min)
+    weights = (scores - top).exp_()  # (..., T, S) unnormalised softmax
+    total = weights.sum(dim=-1, keepdim=True)  # (..., T, 1)
+    out = (weights @ v).div_(total.clamp(min=torch.finfo(total.dtype).tiny))  # (..., T, hd)
+    return out, total.log_().add_(top)  # lse = top + log(sum exp(scores - top))
 
 
 def merge_attention(
     out_a: torch.Tensor, lse_a: torch.Tensor, out_b: torch.Tensor, lse_b: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> torch.Tensor:
     """Exact softmax attention over two disjoint key sets from the two partial attentions.
 
-    With ``lse = logaddexp(lse_a, lse_b)``, attention over the union of the keys is
-    ``exp(lse_a - lse) * out_a + exp(lse_b - lse) * out_b`` (each part's softmax reweighted by its
-    share of the total probability mass).
+    Attention over the union of the keys is ``w_a * out_a + w_b * out_b`` with ``w_i =
+    exp(lse_i - logaddexp(lse_a, lse_b))``, each part's softmax reweighted by its share of the
+    total probability mass. Since ``w_a = sigmoid(lse_a - lse_b)`` and ``w_b = 1 - w_a``, this
+    is computed as ``lerp(out_b, out_a, w_a)``.
 
     Args:
         out_a: ``(..., T, hd)`` output of :func:`attention_with_lse` over the first keys.
@@ -185,12 +189,11 @@ def merge_attention(
         lse_b: ``(..., T, 1)`` its log-sum-exp.
 
     Returns:
-        ``(..., T, hd)`` attention output over all keys and its ``(..., T, 1)`` log-sum-exp
-        (output 0 where a query may attend to no key at all).
+        ``(..., T, hd)`` attention output over all keys (0 where a query may attend to no key).
     """
-    lse = torch.logaddexp(lse_a, lse_b)  # (..., T, 1)
-    floor = lse.clamp(min=torch.finfo(lse.dtype).min)  # -inf rows: weights exp(-inf) = 0
-    return out_a * (lse_a - floor).exp() + out_b * (lse_b - floor).exp(), lse
+    # -inf - -inf (no key in either part) is NaN: weight 0, and both outputs are 0 there.
+    w_a = (lse_a - lse_b).nan_to_num_(nan=0.0).sigmoid_()  # (..., T, 1)
+    return torch.lerp(out_b, out_a, w_a)  # (..., T, hd)
 
 
 class SharedPrefixKV:
@@ -204,6 +207,11 @@ class SharedPrefixKV:
     (:func:`merge_attention`): the prefix is read once per env for all of its rows, as one
     matrix product, instead of once per row. :meth:`select` reorders only the suffixes and the
     row -> env index. For inference (no attention dropout).
+
+    The attention mask over the prefix keys must depend only on the env, not on the query
+    (true for causal masks that hide some keys, as the TT's value tokens and padding): the
+    first :meth:`attend` checks that for its queries, then drops the hidden prefix keys (when
+    every env hides as many), so later calls need no prefix mask.
     """
 
     def __init__(
@@ -212,10 +220,15 @@ class SharedPrefixKV:
         values: torch.Tensor,
         env: torch.Tensor,
         suffix: KVBuffer,
+        prefix_mask: torch.Tensor | None | str = "unknown",
     ) -> None:
         self.keys, self.values = keys, values  # (E, nh, P, hd) each: the shared prefix
         self.env = env  # (R,) long: env of each row
         self.suffix = suffix  # (R, nh, capacity, hd): each row's tokens after the prefix
+        self.n_prefix = keys.shape[2]  # prefix tokens of the sequence (before any key is dropped)
+        # "unknown" until the first attend; then None (no key hidden), an (E, 1, 1, P) mask of
+        # the visible keys, or "per-query" (use the masks given).
+        self.prefix_mask = prefix_mask
         self._grouped: bool | None = None  # rows in env order, equally many per env
 
     @classmethod
@@ -227,27 +240,25 @@ class SharedPrefixKV:
         return cls(k, v, env, KVBuffer(empty, torch.empty_like(empty), 0))
 
     @property
-    def prefix_length(self) -> int:
-        return self.keys.shape[2]
-
-    @property
     def length(self) -> int:
         """Tokens per row: prefix + suffix."""
-        return self.prefix_length + self.suffix.length
+        return self.n_prefix + self.suffix.length
 
     def select(self, index: torch.Tensor) -> SharedPrefixKV:
         """A new cache with the rows ``index``: copies the filled suffixes only, not the prefix."""
         suffix = self.suffix
-        n_rows, n_head, capacity, head_dim = suffix.keys.shape
+        _, n_head, capacity, head_dim = suffix.keys.shape
         filled = suffix.length
         keys = suffix.keys.new_empty(len(index), n_head, capacity, head_dim)  # (R', nh, cap, hd)
         values = torch.empty_like(keys)
         if filled:
             torch.index_select(suffix.keys[:, :, :filled], 0, index, out=keys[:, :, :filled])
             torch.index_select(suffix.values[:, :, :filled], 0, index, out=values[:, :, :filled])
-        return SharedPrefixKV(
+        selected = SharedPrefixKV(
             self.keys, self.values, self.env[index], KVBuffer(keys, values, filled)
         )
+        selected.n_prefix, selected.prefix_mask = self.n_prefix, self.prefix_mask
+        return selected
 
     def _rows_grouped(self) -> bool:
         """Whether rows are ``E`` consecutive equal blocks, one per env in order (the planner's)."""
@@ -258,6 +269,30 @@ class SharedPrefixKV:
                 self.env, expected.repeat_interleave(n_rows // n_envs)
             )
         return self._grouped
+
+    def _settle_prefix_mask(self, mask: torch.Tensor | None) -> None:
+        """First call: keep the visible prefix keys per env if the mask allows (see class doc)."""
+        if mask is None:
+            self.prefix_mask = None
+            return
+        E, P = self.keys.shape[0], self.n_prefix
+        rows = mask.expand(len(self.env), 1, mask.shape[2], P)[:, 0]  # (R, T, P)
+        visible = torch.zeros(E, P, dtype=torch.bool, device=mask.device)  # (E, P)
+        visible[self.env] = rows[:, 0]  # one query's mask per env
+        if not torch.equal(rows, visible[self.env][:, None].expand_as(rows)):
+            self.prefix_mask = "per-query"
+            return
+        counts = visible.sum(dim=1)  # (E,)
+        if bool((counts == P).all()):
+            self.prefix_mask = None
+        elif bool((counts == counts[0]).all()):  # drop the hidden keys: no mask needed
+            keep = visible.nonzero()[:, 1].view(E, 1, -1, 1)  # (E, 1, P', 1) key indices
+            keep = keep.expand(E, self.keys.shape[1], keep.shape[2], self.keys.shape[3])
+            self.keys = self.keys.gather(2, keep)  # (E, nh, P', hd)
+            self.values = self.values.gather(2, keep)  # (E, nh, P', hd)
+            self.prefix_mask = None
+        else:
+            self.prefix_mask = visible[:, None, None, :]  # (E, 1, 1, P)
 
     def attend(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None
@@ -275,43 +310,42 @@ class SharedPrefixKV:
             ``(R, nh, T, hd)`` attention output, equal to attention over the concatenated keys.
         """
         R, n_head, T, head_dim = q.shape
-        P = self.prefix_length
+        P = self.n_prefix
         suffix_k, suffix_v = self.suffix.append(k, v)  # (R, nh, S + T, hd) views
         q = q * head_dim**-0.5  # (R, nh, T, hd) scaled once for both parts
-        prefix_mask = None if attn_mask is None else attn_mask[..., :P]  # (R or 1, 1, T, P)
         suffix_mask = None if attn_mask is None else attn_mask[..., P:]  # (R or 1, 1, T, S + T)
         out_s, lse_s = attention_with_lse(q, suffix_k, suffix_v, suffix_mask)  # (R, nh, T, *)
         if P == 0:
             return out_s
-        if self._rows_grouped():
-            out_p, lse_p = self._grouped_prefix_attention(q, prefix_mask)
-        else:  # any row order: gather each row's prefix (copies it, as a KVBuffer would)
+        if isinstance(self.prefix_mask, str) and self.prefix_mask == "unknown":
+            self._settle_prefix_mask(None if attn_mask is None else attn_mask[..., :P])
+        if isinstance(self.prefix_mask, str):  # "per-query": the given mask, rows gathered
+            assert attn_mask is not None
             out_p, lse_p = attention_with_lse(
-                q, self.keys[self.env], self.values[self.env], prefix_mask
+                q, self.keys[self.env], self.values[self.env], attn_mask[..., :P]
             )  # (R, nh, T, hd), (R, nh, T, 1)
-        out, _ = merge_attention(out_p, lse_p, out_s, lse_s)
-        return out  # (R, nh, T, hd)
+        elif self._rows_grouped():
+            out_p, lse_p = self._grouped_prefix_attention(q, self.prefix_mask)
+        else:  # any row order: gather each row's prefix (copies it, as a KVBuffer would)
+            mask = None if self.prefix_mask is None else self.prefix_mask[self.env]
+            out_p, lse_p = attention_with_lse(q, self.keys[self.env], self.values[self.env], mask)
+        return merge_attention(out_p, lse_p, out_s, lse_s)  # (R, nh, T, hd)
 
     def _grouped_prefix_attention(
         self, q: torch.Tensor, mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prefix part for rows grouped by env: one ``(n * T, hd) @ (hd, P)`` product per env."""
+        """Prefix part for rows grouped by env: one ``(n * T, hd) @ (hd, P)`` product per env.
+
+        ``mask``: None or ``(E, 1, 1, P)`` visible prefix keys per env.
+        """
         R, n_head, T, head_dim = q.shape
-        E, P = self.keys.shape[0], self.prefix_length
+        E = self.keys.shape[0]
         n = R // E  # rows per env
-        q_env = q.view(E, n, n_head, T, head_dim).transpose(1, 2)  # (E, nh, n, T, hd)
-        q_env = q_env.reshape(E, n_head, n * T, head_dim)  # (E, nh, n * T, hd) copy
-        scores = q_env @ self.keys.transpose(-1, -2)  # (E, nh, n * T, P)
-        scores = scores.view(E, n_head, n, T, P)  # (E, nh, n, T, P)
-        if mask is not None:
-            if mask.shape[0] != 1:  # (R, 1, T, P) -> (E, 1, n, T, P), a broadcast view
-                mask = mask.view(E, n, 1, T, P).transpose(1, 2)
-            scores = scores.masked_fill(~mask, float("-inf"))  # (E, nh, n, T, P)
-        lse = scores.logsumexp(dim=-1, keepdim=True)  # (E, nh, n, T, 1)
-        probs = (scores - lse.clamp(min=torch.finfo(scores.dtype).min)).exp()  # (E, nh, n, T, P)
-        out = probs.view(E, n_head, n * T, P) @ self.values  # (E, nh, n * T, hd)
+        q_env = q.reshape(E, n, n_head, T, head_dim).transpose(1, 2)  # (E, nh, n, T, hd)
+        q_env = q_env.reshape(E, n_head, n * T, head_dim)  # (E, nh, n * T, hd)
+        out, lse = attention_with_lse(q_env, self.keys, self.values, mask)  # (E, nh, n * T, *)
         out = out.view(E, n_head, n, T, head_dim).transpose(1, 2)  # (E, n, nh, T, hd)
-        lse = lse.transpose(1, 2)  # (E, n, nh, T, 1)
+        lse = lse.view(E, n_head, n, T, 1).transpose(1, 2)  # (E, n, nh, T, 1)
         return out.reshape(R, n_head, T, head_dim), lse.reshape(R, n_head, T, 1)  # row order
 
 

@@ -1,0 +1,231 @@
+"""Shared-prefix attention in the TT beam-search planner (SharedPrefixKV, LSE merge)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import seqagents.models.transformer as transformer
+from seqagents.models.transformer import (
+    KVBuffer,
+    SharedPrefixKV,
+    attention_with_lse,
+    merge_attention,
+)
+from seqagents.models.tt import TrajectoryTransformer, TTConfig
+from seqagents.planning import Discretizer, Plan, beam_plan
+from seqagents.planning.beam_search import _beam_plan_cached, _beam_plan_reference
+
+CONFIG = TTConfig(
+    vocab_size=12,
+    observation_dim=3,
+    action_dim=2,
+    transition_dim=7,
+    block_size=48,
+    n_layer=2,
+    n_head=2,
+    n_embd=16,
+)
+PLANNER = dict(n_expand=2, max_context_transitions=3, k_act=4)  # window of 20 tokens
+
+
+@pytest.fixture(scope="module")
+def model() -> TrajectoryTransformer:
+    torch.manual_seed(1)
+    model = TrajectoryTransformer(CONFIG).double().eval()
+    with torch.no_grad():  # sharper, position-dependent distributions than the init gives
+        model.pos_emb.normal_(0.0, 0.5)
+        model.head.weight.mul_(2.0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def disc() -> Discretizer:
+    data = np.random.default_rng(1).normal(size=(400, CONFIG.transition_dim))
+    return Discretizer.from_data(data, n_bins=CONFIG.vocab_size)
+
+
+def _context(n_transitions: int, seed: int = 0) -> torch.Tensor:
+    length = n_transitions * CONFIG.transition_dim + CONFIG.observation_dim
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, CONFIG.vocab_size, (length,), generator=generator)
+
+
+def _generators(n: int | None) -> torch.Generator | list[torch.Generator]:
+    if n is None:
+        return torch.Generator().manual_seed(5)
+    return [torch.Generator().manual_seed(10 + i) for i in range(n)]
+
+
+def _assert_same_plan(a: Plan, b: Plan) -> None:
+    assert torch.equal(a.tokens, b.tokens)
+    torch.testing.assert_close(a.value, b.value, atol=1e-9, rtol=0)
+    torch.testing.assert_close(a.trajectory, b.trajectory)
+
+
+class _CountAttend:
+    """Counts SharedPrefixKV.attend calls and the largest prefix batch (envs) they saw."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls, self.prefix_envs, self.grouped = 0, set(), 0
+        original = SharedPrefixKV.attend
+
+        def attend(cache: SharedPrefixKV, *args: torch.Tensor | None) -> torch.Tensor:
+            self.calls += 1
+            self.prefix_envs.add(cache.keys.shape[0])
+            self.grouped += cache._rows_grouped()
+            return original(cache, *args)
+
+        monkeypatch.setattr(transformer.SharedPrefixKV, "attend", attend)
+
+
+CASES = {
+    "single env, no earlier transitions": (lambda: _context(0), None, 2, 4),
+    "single env, window slides in the horizon": (lambda: _context(4), None, 5, 3),
+    "single env, beam 1": (lambda: _context(2), None, 3, 1),
+    "3 envs of different context lengths": (
+        lambda: [_context(3, seed=1), _context(0, seed=2), _context(1, seed=3)],
+        3,
+        4,
+        4,
+    ),
+    "2 equal envs, one generator": (
+        lambda: torch.stack([_context(2, 4), _context(2, 5)]),
+        None,
+        3,
+        3,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_shared_prefix_plan_equals_cached_and_reference(
+    model: TrajectoryTransformer,
+    disc: Discretizer,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+) -> None:
+    make_context, n_generators, horizon, beam_width = CASES[case]
+    context = make_context()
+    settings = dict(PLANNER, horizon=horizon, beam_width=beam_width)
+    counter = _CountAttend(monkeypatch)
+    shared = beam_plan(model, disc, context, generator=_generators(n_generators), **settings)
+    assert counter.calls > 0  # the public planner took the shared-prefix path
+    n_envs = 1 if isinstance(context, torch.Tensor) and context.ndim == 1 else len(context)
+    assert counter.prefix_envs == {n_envs}  # the prefix is stored once per env, not per beam
+    assert counter.grouped == counter.calls  # and read once per env (rows grouped by env)
+    calls = counter.calls
+    cached = _beam_plan_cached(
+        model, disc, context, generator=_generators(n_generators), **settings
+    )
+    reference = _beam_plan_reference(
+        model, disc, context, generator=_generators(n_generators), **settings
+    )
+    assert counter.calls == calls  # neither of those uses SharedPrefixKV
+    _assert_same_plan(shared, cached)
+    _assert_same_plan(shared, reference)
+
+
+def test_float32_plan_equals_cached(disc: Discretizer) -> None:
+    torch.manual_seed(2)
+    model = TrajectoryTransformer(CONFIG).eval()
+    settings = dict(PLANNER, horizon=4, beam_width=5)
+    contexts = [_context(4, seed=6), _context(1, seed=7)]
+    shared = beam_plan(model, disc, contexts, generator=_generators(2), **settings)
+    cached = _beam_plan_cached(model, disc, contexts, generator=_generators(2), **settings)
+    assert torch.equal(shared.tokens, cached.tokens)
+    torch.testing.assert_close(shared.value, cached.value, atol=1e-5, rtol=1e-5)
+
+
+def test_models_without_the_flag_get_the_per_beam_cache(
+    model: TrajectoryTransformer, disc: Discretizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Wrapped:  # a TokenModel that does not declare SharedPrefixKV support
+        config = CONFIG
+
+        def __call__(self, tokens, past=None, pad=None):  # type: ignore[no-untyped-def]
+            assert past is None or all(isinstance(p, KVBuffer) for p in past)
+            return model(tokens, past=past, pad=pad)
+
+    counter = _CountAttend(monkeypatch)
+    settings = dict(PLANNER, horizon=3, beam_width=3)
+    plan = beam_plan(Wrapped(), disc, _context(2), generator=_generators(None), **settings)
+    assert counter.calls == 0
+    _assert_same_plan(
+        plan, beam_plan(model, disc, _context(2), generator=_generators(None), **settings)
+    )
+
+
+def _full_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def test_lse_merge_equals_attention_over_the_concatenation() -> None:
+    g = torch.Generator().manual_seed(0)
+    B, nh, T, hd, S1, S2 = 3, 2, 4, 8, 5, 6
+    q = torch.randn(B, nh, T, hd, generator=g, dtype=torch.float64)
+    k1, v1 = (torch.randn(B, nh, S1, hd, generator=g, dtype=torch.float64) * 3 for _ in range(2))
+    k2, v2 = (torch.randn(B, nh, S2, hd, generator=g, dtype=torch.float64) * 3 for _ in range(2))
+    mask = torch.rand(B, 1, T, S1 + S2, generator=g) < 0.6
+    mask[0, 0, 0, :S1] = False  # a query that sees nothing in the first part
+    mask[1, 0, 1, S1:] = False  # and one that sees nothing in the second
+    mask[:, :, :, 0] |= ~mask.any(dim=-1)  # every query sees some key
+    scale = hd**-0.5
+    out1, lse1 = attention_with_lse(q * scale, k1, v1, mask[..., :S1])
+    out2, lse2 = attention_with_lse(q * scale, k2, v2, mask[..., S1:])
+    assert torch.isneginf(lse1[0, :, 0]).all() and torch.equal(
+        out1[0, :, 0], torch.zeros(nh, hd, dtype=torch.float64)
+    )
+    merged = merge_attention(out1, lse1, out2, lse2)
+    expected = _full_attention(q, torch.cat([k1, k2], 2), torch.cat([v1, v2], 2), mask)
+    torch.testing.assert_close(merged, expected, atol=1e-12, rtol=1e-12)
+    # The log-sum-exp is the scores' own.
+    scores = (q * scale) @ k1.transpose(-1, -2)
+    expected_lse = scores.masked_fill(~mask[..., :S1], float("-inf")).logsumexp(-1, keepdim=True)
+    torch.testing.assert_close(lse1, expected_lse)
+    # Merging is symmetric, and a part nobody may attend to changes nothing.
+    torch.testing.assert_close(merge_attention(out2, lse2, out1, lse1), merged)
+    nothing = torch.full_like(lse1, float("-inf"))
+    torch.testing.assert_close(merge_attention(out2 * 0, nothing, out2, lse2), out2)
+
+
+@pytest.mark.parametrize("order", ["grouped", "shuffled"])
+@pytest.mark.parametrize("prefix_mask", ["none", "same hidden keys", "padding", "per query"])
+def test_shared_prefix_kv_equals_attention_over_copied_prefix(order: str, prefix_mask: str) -> None:
+    g = torch.Generator().manual_seed(1)
+    E, n, nh, hd, P, T = 2, 3, 2, 4, 5, 2
+    R = E * n
+    keys, values = (torch.randn(E, nh, P, hd, generator=g, dtype=torch.float64) for _ in range(2))
+    env = torch.arange(E).repeat_interleave(n)  # (R,)
+    cache = SharedPrefixKV.from_cache((keys, values), env, capacity=2 * T)
+    index = torch.randperm(R, generator=g) if order == "shuffled" else torch.arange(R)
+    per_row = [KVBuffer.from_cache((keys[env], values[env]), P + 2 * T)]  # the copied prefix
+    for step in range(2):
+        q, k, v = (torch.randn(R, nh, T, hd, generator=g, dtype=torch.float64) for _ in range(3))
+        total = P + (step + 1) * T
+        mask = torch.ones(R, 1, T, total, dtype=torch.bool).tril(diagonal=total - T)  # causal
+        if prefix_mask == "same hidden keys":
+            mask[..., 1] = False
+        elif prefix_mask == "padding":
+            mask[env == 1, ..., :2] = False  # env 1 is left-padded by 2 tokens
+        elif prefix_mask == "per query" and step == 0:
+            mask[0, 0, 0, 3] = False
+        if step == 1:
+            cache, per_row = cache.select(index), [per_row[0].select(index)]
+            env = env[index]
+            mask[..., :P] = mask[..., :P][index] if prefix_mask != "per query" else mask[..., :P]
+        out = cache.attend(q, k, v, mask)
+        ks, vs = per_row[0].append(k, v)
+        torch.testing.assert_close(out, _full_attention(q, ks, vs, mask), atol=1e-12, rtol=1e-12)
+        assert cache.length == total and cache.keys.shape[0] == E
+    if prefix_mask == "per query":
+        assert cache.prefix_mask == "per-query"
+    elif prefix_mask == "padding":
+        assert isinstance(cache.prefix_mask, torch.Tensor)
+    else:
+        assert cache.prefix_mask is None
+        assert cache.keys.shape[2] == (P - 1 if prefix_mask == "same hidden keys" else P)
