@@ -137,6 +137,13 @@ def test_capture_does_not_change_actions(name: str) -> None:
             if terminated or truncated:
                 break
     assert rec.steps == 5 and rec.records
+    for record in rec.records:  # every call, KV-cached beam-search steps included
+        torch.testing.assert_close(
+            record.weights.sum(-1), torch.ones(record.weights.shape[:-1]), atol=1e-5, rtol=0
+        )
+        if name == "tt":  # value keys hidden wherever a cache kept or dropped them
+            D = captured.model_config.transition_dim
+            assert not record.weights[..., D - 1 :: D].any()
     assert "predict" not in vars(captured)
     assert not any("forward" in vars(m) for m in captured.network.modules())
 

@@ -81,8 +81,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
         return _jsonable(value.tolist())
-    if isinstance(value, (np.floating, float)):  # 7 significant digits: float32 precision
-        return None if not np.isfinite(value) else float(f"{float(value):.7g}")
+    if isinstance(value, (np.floating, float)):
+        return None if not np.isfinite(value) else float(value)
     if isinstance(value, np.integer):
         return int(value)
     return value
