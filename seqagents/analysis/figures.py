@@ -168,7 +168,11 @@ def attention_heatmaps(episodes: Sequence[Episode], max_steps: int | None = None
         ``(Figure, {"algorithm", "labels", "layers": [(T, S) mean map per layer], "n_steps"})``.
 
     Example:
-        ``fig, data = attention_heatmaps(run_rollouts(agent, env, 1))``
+        >>> dt_layer = np.tril(np.ones((6, 6))) / np.arange(1, 7)[:, None]  # (T, S) causal
+        >>> episode = Episode("dt", None, attention=[[[dt_layer[None]]]])  # 1 step, 1 layer
+        >>> fig, data = attention_heatmaps([episode])  # real ones: run_rollouts(agent, env)
+        >>> data["labels"]
+        ['R-1', 's-1', 'a-1', 'R', 's', 'a']
     """
     maps = _all_maps(episodes, full=True) or _all_maps(episodes)
     if not maps:
@@ -216,7 +220,11 @@ def attention_allocation(episode: Episode, recent: int = 3) -> tuple:
         ``(Figure, {"step": [...], "<category>": [fraction per step], ...})``.
 
     Example:
-        ``fig, data = attention_allocation(run_rollouts(agent, env, 1)[0])``
+        >>> uniform = np.tril(np.ones((6, 6))) / np.arange(1, 7)[:, None]  # (T, S) causal
+        >>> episode = Episode("dt", None, attention=[[[uniform[None]]]])  # s_t sees 5 keys
+        >>> fig, data = attention_allocation(episode)
+        >>> round(data["RTG"][0], 6), round(data["recent"][0], 6), data["older"]
+        (0.4, 0.6, [0.0])
     """
     returns = {"rtg"} if episode.algorithm != "tt" else {"reward", "value"}
     categories = ["RTG" if episode.algorithm != "tt" else "reward/value", "recent", "older"]
@@ -264,7 +272,10 @@ def rtg_tracking(episodes: Sequence[Episode]) -> tuple:
         ``(Figure, {"episodes": [{"commanded": [...], "collected_after": [...]}, ...]})``.
 
     Example:
-        ``fig, data = rtg_tracking(run_rollouts(dt_agent, env, 3))``
+        >>> episode = Episode("dt", None, rewards=[1.0, 2.0], returns_to_go=[5.0, 4.0])
+        >>> fig, data = rtg_tracking([episode])  # real ones: run_rollouts(dt_agent, env, 3)
+        >>> data["episodes"][0]["collected_after"].tolist()
+        [3.0, 2.0]
     """
     if not any(e.returns_to_go for e in episodes):
         raise ValueError("these episodes have no returns-to-go (DT or return-conditioned LEAP)")
@@ -296,7 +307,11 @@ def target_return_sweep(
         ``(Figure, {"target": [...], "mean": [...], "std": [...], "dataset_best": ...})``.
 
     Example:
-        ``fig, data = target_return_sweep(sweep(agent, env, "target_return", [2e3, 6e3]))``
+        >>> results = {10.0: [Episode("dt", None, rewards=[4.0])],
+        ...            20.0: [Episode("dt", None, rewards=[6.0])]}  # sweep(agent, env, ...)
+        >>> fig, data = target_return_sweep(results, dataset_best=8.0)
+        >>> data["mean"]
+        [4.0, 6.0]
     """
     targets = [float(t) for t in results]
     achieved = [[e.episode_return for e in results[t]] for t in results]
@@ -334,7 +349,13 @@ def attention_distance(episodes: Sequence[Episode]) -> tuple:
         "mean_transitions": [...]})``.
 
     Example:
-        ``fig, data = attention_distance(run_rollouts(tt_agent, env, 1))``
+        >>> from seqagents.models.tt import TTConfig
+        >>> config = TTConfig(observation_dim=1, action_dim=1, transition_dim=4)
+        >>> last_key = np.eye(5)[[0, 0, 1, 2, 3]]  # (T, S): every query on the key before it
+        >>> episode = Episode("tt", config, attention=[[[last_key[None]]]])
+        >>> fig, data = attention_distance([episode])
+        >>> data["mean_tokens"]
+        [0.8]
     """
     maps = _tt_maps(episodes)
     D = episodes[0].config.transition_dim
@@ -368,7 +389,13 @@ def head_entropy(episodes: Sequence[Episode]) -> tuple:
         ``(Figure, {"entropy": [[per head] per layer]})``.
 
     Example:
-        ``fig, data = head_entropy(run_rollouts(tt_agent, env, 1))``
+        >>> from seqagents.models.tt import TTConfig
+        >>> config = TTConfig(observation_dim=1, action_dim=1, transition_dim=4)
+        >>> first_key = np.eye(3)[[0, 0, 0]]  # (T, S): every query on key 0, entropy 0
+        >>> episode = Episode("tt", config, attention=[[[first_key[None]]]])
+        >>> fig, data = head_entropy([episode])
+        >>> data["entropy"].tolist()
+        [[0.0]]
     """
     maps = _tt_maps(episodes)
     n_layer, n_head = len(maps[0]), maps[0][0].shape[0]
@@ -416,7 +443,14 @@ def error_propagation(
         ``(Figure, {"tt": {"state_error", "reward_error", "cumulative"}, "dt": {...} | None})``.
 
     Example:
-        ``fig, data = error_propagation(run_rollouts(tt_agent, env, 1))``
+        >>> from seqagents.models.tt import TTConfig
+        >>> config = TTConfig(observation_dim=1, action_dim=1, transition_dim=4)
+        >>> plans = [np.array([[0.0, 0.0, 1.0, 0.0], [0.5, 0.0, 0.0, 0.0]])]  # (horizon, D)
+        >>> episode = Episode("tt", config, observations=[np.zeros(1), np.ones(1)],
+        ...                   rewards=[1.0], plans=plans)  # s_1 = 1 predicted 0.5, r_0 exact
+        >>> fig, data = error_propagation([episode])  # state sigma 0.5: error 1 sigma
+        >>> data["tt"]["state_error"].round(6).tolist(), data["tt"]["reward_error"].tolist()
+        ([1.0], [0.0])
     """
     if not tt_episodes or tt_episodes[0].algorithm != "tt":
         raise ValueError("error_propagation needs Trajectory Transformer rollouts")
@@ -470,7 +504,10 @@ def attention_sparsity(models: Mapping[str, Sequence[Episode]]) -> tuple:
         ``(Figure, {name: {"sparsity_mean", "sparsity_var", "weight_mean", "weight_var"}})``.
 
     Example:
-        ``fig, data = attention_sparsity({"DT": dt_rollouts, "TT": tt_rollouts})``
+        >>> one_key = np.eye(3)[[0, 1, 2]][None]  # (1, T, S): each query on itself
+        >>> fig, data = attention_sparsity({"DT": [Episode("dt", None, attention=[[[one_key]]])]})
+        >>> data["DT"]["sparsity_mean"]
+        1.0
     """
     data = {}
     for name, episodes in models.items():
@@ -525,7 +562,11 @@ def compute_cost(
         ``(Figure, {"beam_width": [...], "tt_ms_per_step": [...], "references": {...}})``.
 
     Example:
-        ``fig, data = compute_cost(sweep(tt_agent, env, "beam_width", [4, 16, 64]))``
+        >>> by_beam = {4: [Episode("tt", None, step_time_s=[0.5, 0.01, 0.01])],
+        ...            16: [Episode("tt", None, step_time_s=[0.5, 0.03, 0.03])]}
+        >>> fig, data = compute_cost(by_beam, {"DT": [Episode("dt", None, step_time_s=[0.002])]})
+        >>> data["tt_ms_per_step"], data["references"]
+        ([10.0, 30.0], {'DT': 2.0})
     """
     beams = [int(b) for b in tt_by_beam]
     tt_ms = [_ms_per_step(tt_by_beam[b]) for b in tt_by_beam]
@@ -552,7 +593,10 @@ def leap_energy(episodes: Sequence[Episode]) -> tuple:
         ``(Figure, {"iteration": [...], "mean": [...], "std": [...], "n_plans": n})``.
 
     Example:
-        ``fig, data = leap_energy(run_rollouts(leap_agent, env, 3))``
+        >>> episode = Episode("leap", None, energies=[np.array([9.0, 3.0]), np.array([7.0, 1.0])])
+        >>> fig, data = leap_energy([episode])  # real ones: run_rollouts(leap_agent, env, 3)
+        >>> data["mean"].tolist()
+        [8.0, 2.0]
     """
     plans = [np.asarray(x) for e in episodes for x in e.energies]
     if not plans:
@@ -581,7 +625,11 @@ def leap_iterations(results: Mapping[float, Sequence[Episode]]) -> tuple:
         ``(Figure, {"n_iterations": [...], "success_rate": [...], "mean_return": [...]})``.
 
     Example:
-        ``fig, data = leap_iterations(sweep(leap_agent, env, "n_iterations", [1, 5, 10]))``
+        >>> results = {1: [Episode("leap", None, rewards=[0.0])],
+        ...            5: [Episode("leap", None, rewards=[0.9])]}  # sweep(agent, env, ...)
+        >>> fig, data = leap_iterations(results)
+        >>> data["success_rate"]
+        [0.0, 1.0]
     """
     counts = [int(n) for n in results]
     success = [float(np.mean([e.episode_return > 0 for e in results[n]])) for n in results]
