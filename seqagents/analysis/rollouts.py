@@ -66,6 +66,7 @@ def run_rollouts(
     target_return: float | None = None,
     max_steps: int | None = None,
     capture: bool = True,
+    attention_steps: int | None = 1000,
     progress_bar: bool = False,
     desc: str = "rollouts",
 ) -> list[Episode]:
@@ -80,6 +81,8 @@ def run_rollouts(
         max_steps: cut every episode after this many steps (None: until it ends).
         capture: record attention (TT: the forward over the real context of each step; DT and
             LEAP: every network call).
+        attention_steps: keep the attention of at most this many steps per episode (None: all;
+            a 6-layer, 8-head DT over 90 tokens holds 1.5 MB a step).
         progress_bar: a tqdm bar over the episodes.
         desc: the bar's label.
 
@@ -96,7 +99,7 @@ def run_rollouts(
         >>> episode.length, len(episode.attention), episode.returns_to_go[0]
         (5, 5, -100.0)
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from seqagents.analysis.capture import _algorithm
 
@@ -110,8 +113,11 @@ def run_rollouts(
     try:
         for i in tqdm(range(n_episodes), desc=desc, unit="ep", disable=not progress_bar):
             episodes.append(
-                _episode(agent, env, algorithm, seed + i, target_return, max_steps, capture)
-            )
+                _episode(
+                    agent, env, algorithm, seed + i, target_return, max_steps, capture,
+                    attention_steps,
+                )
+            )  # fmt: skip
     finally:
         if leap_planner is not None:
             leap_planner.track_energy = track
@@ -127,6 +133,7 @@ def _episode(
     target_return: float | None,
     max_steps: int | None,
     capture: bool,
+    attention_steps: int | None,
 ) -> Episode:
     agent.reset(target_return=target_return)
     spec = getattr(env, "spec", None)
@@ -145,11 +152,14 @@ def _episode(
             rtg = getattr(agent, "returns_to_go", None)
             if rtg is not None:
                 episode.returns_to_go.append(float(np.asarray(rtg).reshape(-1)[0]))
-            if recorder is not None:
+            if recorder is not None and (
+                attention_steps is None or episode.length < attention_steps
+            ):
                 step = recorder.steps - 1
                 episode.attention.append(
                     [[r.weights[0].numpy() for r in call] for call in recorder.calls(step)]
                 )
+            if recorder is not None:
                 recorder.records.clear()  # keep only what the episode stores
             _record_plan(agent, algorithm, episode)
             obs, reward, terminated, truncated, _ = env.step(action)
