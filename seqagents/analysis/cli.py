@@ -57,18 +57,38 @@ def add_subcommands(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="first env reset seed (default 0)")
     p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda")
     p.add_argument(
-        "--compare", nargs="+", default=[], metavar="MODEL", help="other agents to compare with"
+        "--compare",
+        nargs="+",
+        default=[],
+        metavar="MODEL",
+        help="other agents (one episode each) for sparsity, errors (DT) and cost (DT, LEAP)",
     )
     p.add_argument(
-        "--targets", type=float, nargs="+", help="targets figure: target returns (default: 5)"
+        "--targets",
+        type=float,
+        nargs="+",
+        metavar="R",
+        help="targets figure: target returns to sweep (default: 0.25 to 1.5 x the checkpoint's)",
     )
     p.add_argument(
-        "--beam-widths", type=_positive, nargs="+", default=[1, 4, 16], help="cost figure"
+        "--beam-widths",
+        type=_positive,
+        nargs="+",
+        default=[1, 4, 16],
+        metavar="K",
+        help="cost figure: TT beam widths to time (default: 1 4 16)",
     )
     p.add_argument(
-        "--iterations", type=_positive, nargs="+", default=[1, 2, 5, 10], help="LEAP sweep"
+        "--iterations",
+        type=_positive,
+        nargs="+",
+        default=[1, 2, 5, 10],
+        metavar="N",
+        help="iterations figure: LEAP refinement iterations to sweep (default: 1 2 5 10)",
     )
-    p.add_argument("--dataset-best", type=float, help="targets figure: best return in the data")
+    p.add_argument(
+        "--dataset-best", type=float, metavar="R", help="targets figure: best return in the data"
+    )
     p.add_argument("--json", action="store_true", help="list the files written as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_analyze)
