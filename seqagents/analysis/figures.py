@@ -70,7 +70,7 @@ def save_figure(fig: Any, data: dict, out_dir: str | os.PathLike[str], name: str
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.png"
     fig.savefig(path)
-    (out / f"{name}.json").write_text(json.dumps(_jsonable(data), indent=1) + "\n")
+    (out / f"{name}.json").write_text(json.dumps(_jsonable(data)) + "\n")
     return path
 
 
