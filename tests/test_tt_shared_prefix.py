@@ -81,21 +81,31 @@ class _CountAttend:
         monkeypatch.setattr(transformer.SharedPrefixKV, "attend", attend)
 
 
-CASES = {
-    "single env, no earlier transitions": (lambda: _context(0), None, 2, 4),
-    "single env, window slides in the horizon": (lambda: _context(4), None, 5, 3),
-    "single env, beam 1": (lambda: _context(2), None, 3, 1),
+CASES = {  # context, generators (None: one), horizon, beam width, other settings
+    "single env, no earlier transitions": (lambda: _context(0), None, 2, 4, {}),
+    "single env, window slides in the horizon": (lambda: _context(4), None, 5, 3, {}),
+    "single env, beam 1": (lambda: _context(2), None, 3, 1, {}),
+    # Sampled observations: later windows share no prefix at all.
+    "single env, beams differ from the window's start": (
+        lambda: _context(1),
+        None,
+        6,
+        4,
+        {"k_obs": None},
+    ),
     "3 envs of different context lengths": (
         lambda: [_context(3, seed=1), _context(0, seed=2), _context(1, seed=3)],
         3,
         4,
         4,
+        {},
     ),
     "2 equal envs, one generator": (
         lambda: torch.stack([_context(2, 4), _context(2, 5)]),
         None,
         3,
         3,
+        {},
     ),
 }
 
@@ -107,9 +117,9 @@ def test_shared_prefix_plan_equals_cached_and_reference(
     monkeypatch: pytest.MonkeyPatch,
     case: str,
 ) -> None:
-    make_context, n_generators, horizon, beam_width = CASES[case]
+    make_context, n_generators, horizon, beam_width, other = CASES[case]
     context = make_context()
-    settings = dict(PLANNER, horizon=horizon, beam_width=beam_width)
+    settings = dict(PLANNER, horizon=horizon, beam_width=beam_width, **other)
     counter = _CountAttend(monkeypatch)
     shared = beam_plan(model, disc, context, generator=_generators(n_generators), **settings)
     assert counter.calls > 0  # the public planner took the shared-prefix path

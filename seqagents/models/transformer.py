@@ -239,6 +239,22 @@ class SharedPrefixKV:
         empty = k.new_empty(len(env), n_head, capacity, head_dim)  # (R, nh, capacity, hd)
         return cls(k, v, env, KVBuffer(empty, torch.empty_like(empty), 0))
 
+    @classmethod
+    def per_row(
+        cls, cache: KVCache, n_envs: int, env: torch.Tensor, capacity: int, rows: torch.Tensor
+    ) -> SharedPrefixKV:
+        """No shared prefix: row ``r`` of the suffixes gets row ``rows[r]`` of ``(k, v)``.
+
+        For prefixes too short to be worth sharing (``(k, v)`` ``(B, nh, T, hd)`` are copied
+        into every row's buffer of ``capacity`` tokens); attention is then plain
+        ``scaled_dot_product_attention`` over each row's suffix, as over a :class:`KVBuffer`,
+        and :meth:`select` still copies only the filled part.
+        """
+        k, _ = cache
+        _, n_head, _, head_dim = k.shape
+        empty = k.new_empty(n_envs, n_head, 0, head_dim)  # (E, nh, 0, hd)
+        return cls(empty, empty, env, KVBuffer.from_cache(cache, capacity).select(rows))
+
     @property
     def length(self) -> int:
         """Tokens per row: prefix + suffix."""
@@ -312,11 +328,11 @@ class SharedPrefixKV:
         R, n_head, T, head_dim = q.shape
         P = self.n_prefix
         suffix_k, suffix_v = self.suffix.append(k, v)  # (R, nh, S + T, hd) views
+        if P == 0:  # (R, nh, T, hd), exactly as over a KVBuffer
+            return F.scaled_dot_product_attention(q, suffix_k, suffix_v, attn_mask=attn_mask)
         q = q * head_dim**-0.5  # (R, nh, T, hd) scaled once for both parts
         suffix_mask = None if attn_mask is None else attn_mask[..., P:]  # (R or 1, 1, T, S + T)
         out_s, lse_s = attention_with_lse(q, suffix_k, suffix_v, suffix_mask)  # (R, nh, T, *)
-        if P == 0:
-            return out_s
         if isinstance(self.prefix_mask, str) and self.prefix_mask == "unknown":
             self._settle_prefix_mask(None if attn_mask is None else attn_mask[..., :P])
         if isinstance(self.prefix_mask, str):  # "per-query": the given mask, rows gathered

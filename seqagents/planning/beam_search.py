@@ -409,16 +409,26 @@ class _SharedPrefixDecoder(_CachedDecoder):
         grouped = window.view(n_envs, per_env, width)  # (E, R / E, W)
         agrees = (grouped == grouped[:, :1]).all(dim=1).all(dim=0)  # (W,)
         shared = int(agrees.long().cumprod(dim=0).sum())  # common prefix length, all envs
-        if shared == 0:  # nothing in common: per-beam buffers, as the cached decoder
-            return super()._recompute(window)
         if per_env > 1:
             shared = min(shared, width - 1)  # keep >= 1 token per beam: its own logits
+        env = torch.arange(n_envs, device=window.device).repeat_interleave(per_env)  # (R,)
+        if shared == 0:  # the beams differ from the first token: per-beam buffers only
+            logits, caches = self.model(window, pad=self.row_pad)  # (R, W, V)
+            rows = torch.arange(n_rows, device=window.device)  # (R,)
+            self.cache = [SharedPrefixKV.per_row(c, n_envs, env, self.window, rows) for c in caches]
+            return logits
         first = torch.arange(n_envs, device=window.device) * per_env  # (E,) one row per env
         pad = None if self.row_pad is None else self.row_pad[first]  # (E,)
         logits, caches = self.model(window[first, :shared], pad=pad)  # (E, shared, V)
-        env = torch.arange(n_envs, device=window.device).repeat_interleave(per_env)  # (R,)
-        # Suffix room for the tokens until the next slide; the window never exceeds self.window.
-        self.cache = [SharedPrefixKV.from_cache(c, env, self.window - shared) for c in caches]
+        # Until the next slide each beam's suffix averages (width - shared) + transition_dim / 2
+        # tokens. Reading a short shared prefix once per env saves less than the merge costs
+        # (measured on CPU: break-even near prefix = suffix), so short prefixes are copied into
+        # every beam's buffer, as the per-beam cached decoder does.
+        if per_env == 1 or shared >= width - shared + self.transition_dim // 2:
+            # Suffix room for the tokens until the next slide (the window never exceeds it).
+            self.cache = [SharedPrefixKV.from_cache(c, env, self.window - shared) for c in caches]
+        else:
+            self.cache = [SharedPrefixKV.per_row(c, n_envs, env, self.window, env) for c in caches]
         if shared == width:  # one row per env: the whole window is the prefix
             return logits  # (R, W, V)
         logits, _ = self.model(window[:, shared:], past=self.cache, pad=self.row_pad)
