@@ -147,7 +147,7 @@ def _long_floor_half_cheetah() -> str:
         return str(source)  # another gymnasium layout: keep its model as it is
     text = text.replace(floor, floor.replace('size="40 40 40"', 'size="2000 40 40"'))
     text = text.replace('texrepeat="60 60"', 'texrepeat="3000 60"')  # same checker squares
-    target = Path(tempfile.gettempdir()) / "seqagents" / "half_cheetah_long_floor.xml"
+    target = Path(tempfile.gettempdir()) / "seqagents-render" / "half_cheetah_long_floor.xml"
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists() or target.read_text() != text:
         target.write_text(text)

@@ -429,21 +429,31 @@ class SequenceAgent(
         check_state_stats(self._state_mean, self._state_std, f"{self.spec.algorithm} checkpoint")
         self._rtg = torch.zeros(0, device=self.device)  # (n,) scaled RTG of each env
 
-    def _embed_states(self, obs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+    def _embed_states(
+        self, obs: torch.Tensor | dict[str, torch.Tensor], check: bool = True
+    ) -> torch.Tensor:
         """``(n, H)`` embeddings of the new states, the only encoding each state gets (the
-        contexts cache it): flat states normalized, images and BabyAI dicts as they come."""
+        contexts cache it): flat states normalized, images and BabyAI dicts as they come.
+        ``check=False`` skips the finiteness check (a caller that checks its prediction instead
+        calls :meth:`_check_embedding` when that fails: one host sync per step, not two)."""
         if isinstance(obs, dict):
             return self.network.embed_state(obs)
-        states = (obs.float() - self._state_mean) / self._state_std
-        embedded = self.network.embed_state(states)
-        if not bool(torch.isfinite(embedded).all()):
-            raise ValueError(
-                "the observation overflows: after normalization by the checkpoint's state_mean/"
-                f"state_std its largest magnitude is {states.abs().max().item():.3g} and the "
-                "state embedding is not finite; nothing was stored. Check the observation (and "
-                "that no wrapper rescales it)"
-            )
+        embedded = self.network.embed_state((obs.float() - self._state_mean) / self._state_std)
+        if check:
+            self._check_embedding(obs, embedded)
         return embedded
+
+    def _check_embedding(self, obs: torch.Tensor | dict, embedded: torch.Tensor) -> None:
+        """Raise the "observation overflows" error if ``embedded`` is not finite."""
+        if bool(torch.isfinite(embedded).all()) or isinstance(obs, dict):
+            return
+        states = (obs.float() - self._state_mean) / self._state_std
+        raise ValueError(
+            "the observation overflows: after normalization by the checkpoint's state_mean/"
+            f"state_std its largest magnitude is {states.abs().max().item():.3g} and the "
+            "state embedding is not finite; nothing was stored. Check the observation (and "
+            "that no wrapper rescales it)"
+        )
 
     def _step_returns_to_go(self, rewards: torch.Tensor, starts: np.ndarray) -> None:
         """``rtg_t = rtg_{t-1} - r_{t-1} / return_scale``; the target return where an episode
@@ -497,13 +507,13 @@ class SequenceAgent(
                 f"observation has shape {obs.shape}; expected {shape} (one env) or "
                 f"(n_envs, *{shape}) for {describe_space(space)}"
             )
-        if np.issubdtype(obs.dtype, np.floating) and not np.isfinite(obs).all():
-            raise ValueError("observation contains NaN or inf")
         if obs.dtype == np.uint8:
             return torch.as_tensor(obs, dtype=torch.uint8, device=self.device), single
         with np.errstate(over="ignore"):  # an overflow is reported below
-            cast = obs.astype(np.float32)
-        if not np.isfinite(cast).all():  # e.g. 1e39 in float64: inf in float32
+            cast = obs.astype(np.float32, copy=False)
+        if not np.isfinite(cast).all():  # one pass: NaN/inf given, or e.g. 1e39 -> inf in float32
+            if np.issubdtype(obs.dtype, np.floating) and not np.isfinite(obs).all():
+                raise ValueError("observation contains NaN or inf")
             raise ValueError(
                 f"observation overflows float32 (largest magnitude {np.abs(obs).max():.3g}, "
                 f"float32 max {np.finfo(np.float32).max:.3g}); the agent computes in float32"

@@ -264,7 +264,7 @@ class DecisionTransformerAgent(SequenceAgent):
                 "the same as with deterministic=True",
                 stacklevel=4,
             )
-        state_emb = self._embed_states(obs)  # (n, H), the only encoding of s_t (checked finite)
+        state_emb = self._embed_states(obs, check=False)  # (n, H): the only encoding of s_t
         rtg_before = self._rtg.clone()  # to undo this step if the prediction is not finite
         self._step_returns_to_go(rewards, starts)  # (n,)
         if starts.any():
@@ -279,9 +279,10 @@ class DecisionTransformerAgent(SequenceAgent):
             ctx["timesteps"],
             None if full else ctx.mask,
         )  # (n, act_dim): prediction at s_t
-        if not bool(torch.isfinite(pred).all()):
+        if not bool(torch.isfinite(pred).all()):  # the step's one host sync
             ctx.pop()  # nothing of this step stays in the context
             self._rtg = rtg_before
+            self._check_embedding(obs, state_emb)  # an overflowing observation says so
             bad = torch.flatten(~torch.isfinite(pred).all(-1)).nonzero().flatten().tolist()
             raise ValueError(
                 f"the network's prediction is NaN/inf for env(s) {bad[:5]}; the step was not "
