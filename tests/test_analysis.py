@@ -298,3 +298,15 @@ def test_video_overlay_prints_step_reward_and_rtg(tmp_path) -> None:
     lines = _overlay_lines(agent, counter)
     assert lines[:2] == ["step 1", f"reward {counter.last_reward:.2f}"]
     assert lines[-1] == f"RTG {float(agent.returns_to_go[0]):.2f}"
+
+
+def test_return_conditioned_leap_reports_its_returns_to_go() -> None:
+    env = gym.make("CartPole-v1")
+    agent = LEAPAgent.create(
+        env.observation_space, env.action_space, horizon=2, n_layer=1, hidden_size=16,
+        return_conditioned=True, target_return=20.0, planner={"n_iterations": 2}, device="cpu",
+    )  # fmt: skip
+    [episode] = run_rollouts(agent, env, max_steps=4)
+    rewards = np.asarray(episode.rewards)
+    np.testing.assert_allclose(episode.returns_to_go, 20.0 - np.r_[0, np.cumsum(rewards)[:-1]])
+    assert _leap().returns_to_go is None  # mission-conditioned: no return-to-go

@@ -227,6 +227,14 @@ class LEAPAgent(SequenceAgent):
         """Plan steps ``h``."""
         return self.planner.horizon or self.model_config.horizon
 
+    @property
+    def returns_to_go(self) -> np.ndarray | None:
+        """Return-conditioned models: each env's current return-to-go in reward units
+        (``(n_envs,)``, as DT's); None for mission-conditioned ones."""
+        if not self.model_config.return_conditioned:
+            return None
+        return (self._rtg * self.return_scale).cpu().numpy()
+
     def _allocate(self, n_envs: int) -> None:
         super()._allocate(n_envs)
         cfg = self.model_config
