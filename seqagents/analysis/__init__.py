@@ -16,12 +16,18 @@ from seqagents.analysis.capture import (
     key_steps,
     token_roles,
 )
+from seqagents.analysis.rollouts import Episode, run_rollouts, sweep
 
 __all__ = [
+    # capture
     "ROLES",
     "AttentionRecord",
     "AttentionRecorder",
     "capture_attention",
     "key_steps",
     "token_roles",
+    # rollouts (figures: seqagents.analysis.figures, needs matplotlib)
+    "Episode",
+    "run_rollouts",
+    "sweep",
 ]
