@@ -19,13 +19,20 @@ The model sees at most ``max_context_transitions * transition_dim - 1`` tokens (
 token is always ``s^0`` (``forward`` in the original ``sampling.py``). With the default 5 context
 transitions the model therefore sees 4 whole transitions plus the current, partial one.
 
-Speed: the original recomputes the whole window for every sampled token. Here the window is
-computed once per env and its key/value cache copied to the beams; each later token is one
-incremental step over a preallocated cache (:class:`~seqagents.models.transformer.KVBuffer`),
-which follows the beams through expansion and selection. Only when the window slides (once per
-planned transition, when it starts a new ``s^0``) are the positions re-based and the window
-recomputed, its beams' common prefix once per env. ``_beam_plan_reference`` is the recomputing
-version; with the same random draws it returns the same plan (tests, ``benchmarks/tt_planning.py``).
+Speed: the original recomputes the whole window for every sampled token. Here each later token
+is one incremental step over a key/value cache. The beams' common prefix of the window (at
+first the whole context) is computed once per env and its keys/values stay stored once per env
+(:class:`~seqagents.models.transformer.SharedPrefixKV`, ``(E, nh, P, hd)``): each beam attends
+to its env's prefix and to its own suffix (the tokens since the window was last computed), the
+two partial attentions merged exactly with their log-sum-exps, so beam expansion and selection
+reorder only the small suffixes. Only when the window slides (once per planned transition,
+when it starts a new ``s^0``) are the positions re-based and the window recomputed, its new
+common prefix again once per env; a prefix shorter than the beams' own parts is copied into
+every beam's buffer instead (sharing it would cost more than it saves). Models that do not
+declare ``supports_shared_prefix`` get per-beam
+:class:`~seqagents.models.transformer.KVBuffer` s (``_beam_plan_cached``, the planner before
+shared prefixes). ``_beam_plan_reference`` is the recomputing version; with the same random
+draws all three return the same plan (tests, ``benchmarks/tt_planning.py``).
 
 Randomness: tokens are drawn by inverse-CDF sampling from ``torch.rand`` on the given
 generator(s), one uniform per beam and token, so a seed fixes the plan. With one generator per env
@@ -73,14 +80,16 @@ class TokenModel(Protocol):
     def __call__(
         self,
         tokens: torch.Tensor,
-        past: list[KVBuffer] | None = None,
+        past: list[KVBuffer] | list[SharedPrefixKV] | None = None,
         pad: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, list[KVCache] | list[KVBuffer]]:
+    ) -> tuple[torch.Tensor, list[KVCache] | list[KVBuffer] | list[SharedPrefixKV]]:
         """``(B, T)`` tokens -> ``(B, T, N + 1)`` next-token logits and per-layer caches.
 
         Without ``past``: a fresh forward returning ``(k, v)`` caches ``(B, ..., T, ...)``
-        (batch first, sequence third), which the planner copies into :class:`KVBuffer` s.
-        With ``past``: continue after the buffers' tokens, appending to them in place.
+        (batch first, sequence third), which the planner copies into :class:`KVBuffer` s, or,
+        if the model has ``supports_shared_prefix = True``, into
+        :class:`~seqagents.models.transformer.SharedPrefixKV` s.
+        With ``past``: continue after the caches' tokens, appending to them in place.
         ``pad``: see :meth:`~seqagents.models.tt.TrajectoryTransformer.forward`.
         """
         ...
@@ -335,7 +344,7 @@ class _CachedDecoder(_RecomputeDecoder):
 
     def __init__(self, model: TokenModel, window: int, env_pad: list[int]) -> None:
         super().__init__(model, window, env_pad)
-        self.cache: list[KVBuffer] | None = None
+        self.cache: list[KVBuffer] | list[SharedPrefixKV] | None = None
         self.starts: tuple[int, ...] | None = None  # each env's first visible token
         self.frame = 0  # sequence index of the cache's first token
         self.fed = 0  # sequence index one past the cache's last token
