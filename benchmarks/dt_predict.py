@@ -27,7 +27,7 @@ from seqagents import DecisionTransformerAgent
 from seqagents.models.dt import DTConfig
 
 
-def make_agent(n_obs: int = 17, n_act: int = 6) -> DecisionTransformerAgent:
+def make_agent(n_obs: int = 17, n_act: int = 6, device: str = "cpu") -> DecisionTransformerAgent:
     import gymnasium as gym
 
     obs_space = gym.spaces.Box(-np.inf, np.inf, (n_obs,), np.float64)
@@ -39,7 +39,7 @@ def make_agent(n_obs: int = 17, n_act: int = 6) -> DecisionTransformerAgent:
         state_mean=np.zeros(n_obs),
         state_std=np.ones(n_obs),
         target_return=6000.0,
-        device="cpu",
+        device=device,
         seed=0,
     )
 
@@ -53,13 +53,13 @@ def time_ours(agent, observations, rewards) -> float:
 
 
 def time_bare(agent, steps: int) -> float:
-    K, net = agent.model_config.context_len, agent.network
-    states, actions = torch.randn(1, K, 17), torch.randn(1, K, 6)
-    rtg, timesteps = torch.randn(1, K, 1), torch.arange(K)[None]
+    K, net, device = agent.model_config.context_len, agent.network, agent.device
+    states, actions = torch.randn(1, K, 17, device=device), torch.randn(1, K, 6, device=device)
+    rtg, timesteps = torch.randn(1, K, 1, device=device), torch.arange(K, device=device)[None]
     with torch.inference_mode():
         start = time.perf_counter()
         for _ in range(steps):
-            net.act(states, actions, rtg, timesteps).numpy()
+            net.act(states, actions, rtg, timesteps).cpu().numpy()  # the agent's host copy
     return (time.perf_counter() - start) / steps
 
 
@@ -68,7 +68,9 @@ def time_bookkeeping(agent, observations, rewards) -> float:
     the bare forward, measured alone so that load on the machine hardly moves it."""
     network, real = agent.network, agent.network.act_embedded
     act_dim = agent.model_config.act_dim
-    network.act_embedded = lambda state_emb, *_: torch.zeros(state_emb.shape[0], act_dim)
+    network.act_embedded = lambda state_emb, *_: torch.zeros(
+        state_emb.shape[0], act_dim, device=state_emb.device
+    )
     try:
         return time_ours(agent, observations, rewards)
     finally:
@@ -134,12 +136,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, ...")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     observations = rng.normal(size=(args.steps, 17))
     rewards = rng.normal(size=args.steps)
-    agent = make_agent()
+    agent = make_agent(device=args.device)
     time_ours(agent, observations[:50], rewards)  # warm-up
     time_bare(agent, 50)
     # Alternate the three measurements over rounds and keep each one's best round, so a busy
@@ -164,7 +167,7 @@ def main() -> None:
     single = 1.0 / ours
 
     print(
-        f"DT predict, HalfCheetah-size (3L/1H/128, K=20), {args.steps} steps, CPU, "
+        f"DT predict, HalfCheetah-size (3L/1H/128, K=20), {args.steps} steps, {args.device}, "
         f"{args.threads} thread(s), best of {args.rounds} alternating rounds"
     )
     print(f"{'':34s}{'ms/step':>10s}{'ratio':>12s}")
