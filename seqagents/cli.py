@@ -540,13 +540,6 @@ def _train(args: argparse.Namespace, main_rank: bool) -> None:
     training["out_dir"] = str(out)
     if args.tensorboard:
         training["tensorboard"] = True
-    steps, warmup = training.get("steps"), training.get("warmup_steps")
-    if isinstance(steps, int) and isinstance(warmup, int) and warmup >= steps and main_rank:
-        print(
-            f"seqagents train: warning: --warmup-steps {warmup} >= --steps {steps}: the learning "
-            "rate never reaches its peak",
-            file=sys.stderr,
-        )
     dataset = args.dataset or entry.dataset.id
     model = {**entry.model, **_json_object(args.model, "--model")}
     common = dict(

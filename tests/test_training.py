@@ -386,3 +386,12 @@ def test_tensorboard_logs_the_metrics_records(tmp_path):
     net, loss, sample = _toy_problem()
     with pytest.raises(ValueError, match="tensorboard needs an out_dir"):
         Trainer(net, loss, sample, TrainConfig(steps=2, tensorboard=True, device="cpu"))
+
+
+def test_warmup_not_shorter_than_the_run_warns(caplog):
+    import logging
+
+    net, loss, sample = _toy_problem()
+    with caplog.at_level(logging.WARNING, logger="seqagents.training.trainer"):
+        Trainer(net, loss, sample, TrainConfig(steps=5, warmup_steps=5, device="cpu"))
+    assert "warmup_steps 5 >= steps 5" in caplog.text

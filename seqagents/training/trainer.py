@@ -345,6 +345,13 @@ class Trainer:
             betas=config.betas,
         )
         warmup = config.warmup_steps
+        if warmup >= config.steps and self.is_main:
+            logger.warning(
+                "warmup_steps %d >= steps %d: the learning rate never reaches its peak %g",
+                warmup,
+                config.steps,
+                config.learning_rate,
+            )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
         )
