@@ -241,3 +241,23 @@ def test_training_lowers_the_loss_and_writes_a_loadable_checkpoint(tmp_path):
     loaded = load_agent(tmp_path / "run" / "checkpoint")
     assert loaded.spec.training["steps"] == 150 and loaded.planner.horizon == 2
     np.testing.assert_array_equal(rollout(loaded, 3), rollout(agent, 3))
+
+
+def test_cli_loads_a_transformers_tt_checkpoint_with_its_dataset(hf_tt_folder, capsys):
+    """TT from the command line: --dataset rebuilds the discretizer of a foreign checkpoint
+    (converted checkpoints act in [-1, 1]; Pendulum's [-2, 2] is then refused by the env
+    check, which shows the agent was built)."""
+    from seqagents.cli import main
+    from seqagents.data import collect_dataset
+
+    collect_dataset(
+        "local/pendulum/random-v0", "Pendulum-v1", "random", n_steps=400, progress_bar=False
+    )
+    args = ["evaluate", str(hf_tt_folder), "--env", "Pendulum-v1", "--no-progress"]
+    assert main(args) == 2  # without the data: one clear line that says what to pass
+    assert "do not store their discretizer" in capsys.readouterr().err
+    assert main([*args, "--dataset", "local/pendulum/random-v0"]) == 2
+    err = capsys.readouterr().err
+    assert "action bounds mismatch" in err and len(err.strip().splitlines()) == 1
+    assert main(["info", str(hf_tt_folder), "--dataset", "local/pendulum/random-v0"]) == 0
+    assert "TrajectoryTransformerAgent, tt" in capsys.readouterr().out
