@@ -572,7 +572,8 @@ class Trainer:
         """Restore what :meth:`state_dict` saved (network, optimizer, scheduler, step)."""
         if state.get("format") != _STATE_FORMAT:
             raise ValueError("not a seqagents trainer state (missing format marker)")
-        saved = json.loads(state["config"])
+        # A field added since the state was saved counts as its default there.
+        saved = {**TrainConfig().to_dict(), **json.loads(state["config"])}
         current = self.config.to_dict()
         changed = sorted(k for k in current if k not in _RESUME_FREE and saved.get(k) != current[k])
         if changed:
