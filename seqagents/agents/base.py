@@ -395,6 +395,8 @@ class SequenceAgent(
         self.n_envs = n_envs
         self._t = np.zeros(n_envs, dtype=np.int64)
         self._pending_done = np.zeros(n_envs, dtype=bool)
+        if hasattr(self, "_rtg"):  # return-conditioned agents (see _setup_states)
+            self._rtg = torch.zeros(n_envs, device=self.device)  # (n,) current scaled RTG
 
     def _step(
         self,
@@ -458,8 +460,6 @@ class SequenceAgent(
     def _step_returns_to_go(self, rewards: torch.Tensor, starts: np.ndarray) -> None:
         """``rtg_t = rtg_{t-1} - r_{t-1} / return_scale``; the target return where an episode
         starts (see the time-index convention in the agents' ``_step``)."""
-        if self._rtg.shape[0] != rewards.shape[0]:
-            self._rtg = torch.zeros_like(rewards)
         self._rtg -= rewards / self.return_scale  # (n,)
         if starts.any():
             new = torch.as_tensor(starts, device=self.device)

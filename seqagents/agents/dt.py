@@ -246,7 +246,6 @@ class DecisionTransformerAgent(SequenceAgent):
             },
             self.device,
         )
-        self._rtg = torch.zeros(n_envs, device=self.device)  # (n,) current scaled RTG
 
     def _step(
         self, obs: torch.Tensor, rewards: torch.Tensor, starts: np.ndarray, deterministic: bool

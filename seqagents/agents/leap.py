@@ -249,7 +249,6 @@ class LEAPAgent(SequenceAgent):
             },
             self.device,
         )
-        self._rtg = torch.zeros(n_envs, device=self.device)  # (n,) scaled RTG
         self._plan = torch.zeros(n_envs, self.horizon, dtype=torch.long, device=self.device)
         self._plan_step = np.full(n_envs, self.planner.replan_every)  # (n,) next plan index
         self._generators = [torch.Generator(device=self.device) for _ in range(n_envs)]
