@@ -14,9 +14,10 @@ from safetensors.torch import load, save
 
 import seqagents.planning.beam_search as beam_search
 import seqagents.planning.discretizer as discretizer_module
-from seqagents.models.tt import TrajectoryTransformer, TTConfig, past_length
+from seqagents.models.tt import TrajectoryTransformer, past_length
 from seqagents.planning import Discretizer, beam_plan, trajectory_transitions
 from seqagents.planning.beam_search import _beam_plan_reference, _filter_cdf
+from tests._tt import CONFIG, random_context, tiny_discretizer, tiny_tt
 
 # ------------------------------------------------------------------------------------------------
 # Discretizer
@@ -128,40 +129,20 @@ def test_trajectory_transitions_match_the_original_definition() -> None:
 # ------------------------------------------------------------------------------------------------
 # Planner
 
-CONFIG = TTConfig(
-    vocab_size=12,
-    observation_dim=3,
-    action_dim=2,
-    transition_dim=7,
-    block_size=48,
-    n_layer=2,
-    n_head=2,
-    n_embd=16,
-)
 PLANNER = dict(beam_width=6, n_expand=2, max_context_transitions=3)  # window of 20 tokens
 
 
 @pytest.fixture(scope="module")
 def model() -> TrajectoryTransformer:
-    torch.manual_seed(0)
-    model = TrajectoryTransformer(CONFIG).double().eval()
-    with torch.no_grad():  # sharper, position-dependent distributions than the init gives
-        model.pos_emb.normal_(0.0, 0.5)
-        model.head.weight.mul_(2.0)
-    return model
+    return tiny_tt(0)
 
 
 @pytest.fixture(scope="module")
 def disc() -> Discretizer:
-    data = np.random.default_rng(0).normal(size=(400, CONFIG.transition_dim))
-    return Discretizer.from_data(data, n_bins=CONFIG.vocab_size)
+    return tiny_discretizer(0)
 
 
-def _context(n_transitions: int, seed: int = 0) -> torch.Tensor:
-    length = n_transitions * CONFIG.transition_dim + CONFIG.observation_dim
-    return torch.randint(
-        0, CONFIG.vocab_size, (length,), generator=torch.Generator().manual_seed(seed)
-    )
+_context = random_context
 
 
 def _seeded(seed: int) -> torch.Generator:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,43 +13,25 @@ from seqagents.models.transformer import (
     attention_with_lse,
     merge_attention,
 )
-from seqagents.models.tt import TrajectoryTransformer, TTConfig
+from seqagents.models.tt import TrajectoryTransformer
 from seqagents.planning import Discretizer, Plan, beam_plan
 from seqagents.planning.beam_search import _beam_plan_cached, _beam_plan_reference
+from tests._tt import CONFIG, random_context, tiny_discretizer, tiny_tt
 
-CONFIG = TTConfig(
-    vocab_size=12,
-    observation_dim=3,
-    action_dim=2,
-    transition_dim=7,
-    block_size=48,
-    n_layer=2,
-    n_head=2,
-    n_embd=16,
-)
 PLANNER = dict(n_expand=2, max_context_transitions=3, k_act=4)  # window of 20 tokens
 
 
 @pytest.fixture(scope="module")
 def model() -> TrajectoryTransformer:
-    torch.manual_seed(1)
-    model = TrajectoryTransformer(CONFIG).double().eval()
-    with torch.no_grad():  # sharper, position-dependent distributions than the init gives
-        model.pos_emb.normal_(0.0, 0.5)
-        model.head.weight.mul_(2.0)
-    return model
+    return tiny_tt(1)
 
 
 @pytest.fixture(scope="module")
 def disc() -> Discretizer:
-    data = np.random.default_rng(1).normal(size=(400, CONFIG.transition_dim))
-    return Discretizer.from_data(data, n_bins=CONFIG.vocab_size)
+    return tiny_discretizer(1)
 
 
-def _context(n_transitions: int, seed: int = 0) -> torch.Tensor:
-    length = n_transitions * CONFIG.transition_dim + CONFIG.observation_dim
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randint(0, CONFIG.vocab_size, (length,), generator=generator)
+_context = random_context
 
 
 def _generators(n: int | None) -> torch.Generator | list[torch.Generator]:
