@@ -186,10 +186,15 @@ def attention_heatmaps(episodes: Sequence[Episode], max_steps: int | None = None
     for i, (ax, weights) in enumerate(zip(axes, layers)):
         top = float(np.quantile(weights[weights > 0], 0.99)) if (weights > 0).any() else 1.0
         image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=top, aspect="auto")
-        # Every token when they fit, else the first token of each step.
+        # Every token when they fit (<= 24), else each step's first state token: one per step.
         roles = token_roles(episodes[0].algorithm, episodes[0].config, S)
-        ticks = range(S) if S <= 64 else [j for j in range(S) if j == 0 or roles[j] != roles[j - 1]]
-        ticks = [j for j in ticks if S <= 64 or roles[j] == roles[0]]
+        ticks = (
+            range(S)
+            if S <= 24
+            else [
+                j for j in range(S) if roles[j] == "state" and (j == 0 or roles[j - 1] != "state")
+            ]
+        )
         ax.set_xticks(ticks, [labels[j] for j in ticks], rotation=90, fontsize=5)
         rows = [j - (S - T) for j in ticks if j >= S - T]
         ax.set_yticks(rows, [labels[j + S - T] for j in rows], fontsize=5)
