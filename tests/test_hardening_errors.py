@@ -156,3 +156,14 @@ def test_devices_are_checked_with_a_clear_message():
     if not __import__("torch").cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             load_agent("halfcheetah-medium", device="cuda")
+
+
+@pytest.mark.parametrize(
+    "content, match", [(b"[1, 2]", "holds a JSON list"), (b"{bad", "is not valid JSON")]
+)
+def test_bad_hub_config_names_the_cached_file(content, match):
+    from tests._hub import seed_hub_cache
+
+    seed_hub_cache("me/broken", {"config.json": content})
+    with pytest.raises(CheckpointError, match=rf"models--me--broken.*config.json {match}"):
+        load_agent("me/broken")

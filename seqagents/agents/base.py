@@ -611,14 +611,26 @@ class SequenceAgent(
             except LookupError as e:
                 raise CheckpointError(str(e)) from e
             path = Path(repo_id_or_path)
-        if (path / CONFIG_NAME).is_file():
-            _read_config(path / CONFIG_NAME)  # a clear error for bad JSON, naming the file
         if not path.exists() and str(repo_id_or_path).count("/") != 1:
             raise CheckpointError(
                 f"{repo_id_or_path!r} is neither an existing local folder, a zoo entry nor a Hub "
                 f"repo id of the form 'user/name'{did_you_mean(str(repo_id_or_path))}"
             )
         try:
+            # config.json read here first, local or from the Hub: bad JSON or a non-object is an
+            # error naming the file (the mixin would raise a bare JSONDecodeError/AttributeError)
+            if not path.is_dir():
+                files = CheckpointFiles(
+                    str(repo_id_or_path),
+                    revision,
+                    cache_dir,
+                    force_download,
+                    local_files_only,
+                    token,
+                )
+                _read_config(files.path(CONFIG_NAME))
+            elif (path / CONFIG_NAME).is_file():
+                _read_config(path / CONFIG_NAME)
             with quiet_hub_retries():
                 agent = super().from_pretrained(
                     str(repo_id_or_path),
@@ -632,11 +644,6 @@ class SequenceAgent(
                 )
         except HFValidationError as e:
             raise CheckpointError(f"{repo_id_or_path!r} is not a valid Hub repo id: {e}") from e
-        except json.JSONDecodeError as e:  # a Hub config.json (local ones are read above)
-            raise CheckpointError(
-                f"{repo_id_or_path}: {CONFIG_NAME} is not valid JSON ({e}); re-download it "
-                "(force_download=True) or re-save the checkpoint"
-            ) from e
         except hub_errors() as e:
             raise not_found(str(repo_id_or_path), e) from e
         if env is not None:
@@ -667,11 +674,6 @@ class SequenceAgent(
             raise CheckpointError(
                 f"{model_id}: no {CONFIG_NAME} found; a checkpoint folder needs {CONFIG_NAME} "
                 f"and {WEIGHTS_NAME} (written by save_pretrained)"
-            )
-        if not isinstance(config, dict):
-            raise CheckpointError(
-                f"{model_id}/{CONFIG_NAME} holds a JSON {type(config).__name__}; expected an "
-                "object (written by save_pretrained)"
             )
         if config.get("format") == FORMAT:
             algorithm = config.get("algorithm")
