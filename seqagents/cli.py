@@ -297,18 +297,11 @@ def _pairs(section: dict, skip: tuple = (), keep: tuple | None = None) -> str:
 
 def _evaluation_line(evaluation: dict) -> str:
     """The measured result stored in the checkpoint, in one line (empty when none is)."""
-    if "mean_reward" not in evaluation:
-        return ""
-    line = f"return {evaluation['mean_reward']:g} ± {evaluation.get('std_reward', 0):g}"
-    if "normalized_score" in evaluation:
-        line += f", normalized {evaluation['normalized_score']:g}"
-    if "success_rate" in evaluation:
-        line += f", success {100 * evaluation['success_rate']:.1f}%"
-    if "n_episodes" in evaluation:
-        line += f" over {evaluation['n_episodes']} episodes"
-    if "target_return" in evaluation:
-        line += f" at target {evaluation['target_return']:g}"
-    return line + (f"  ({evaluation['command']})" if "command" in evaluation else "")
+    from seqagents.checkpoints.native import describe_evaluation
+
+    line = describe_evaluation(evaluation)
+    command = evaluation.get("command")
+    return f"{line}  ({command})" if line and command else line
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict:
@@ -317,10 +310,7 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
     if args.command == "enjoy" and not args.video:  # enjoy = evaluate + a replay video
         args.video = f"videos/{Path(args.model.rstrip('/')).name.replace('/', '-')}.mp4"
     if getattr(args, "video", None):
-        from seqagents.errors import require
-
         check_video_path(args.video)  # before the evaluation, not after it
-        require("moviepy", "video")
     report = _evaluate(args)
     agent, entry = report.pop("_agent"), report.pop("_entry")
     if getattr(args, "video", None):

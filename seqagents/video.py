@@ -102,7 +102,6 @@ def record_video(
     path = check_video_path(path)
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"max_frames must be >= 1 or None, got {max_frames}")
-    require("moviepy", "video")  # fail before running any episode
     ensure_headless_gl()
 
     if isinstance(env_id_or_env, str):
@@ -212,7 +211,8 @@ def _draw_overlay(draw: Any, lines: list[str]) -> None:
 
 def check_video_path(path: str | os.PathLike[str]) -> Path:
     """``path`` as a Path if a video can be written there (``.mp4``/``.gif``, not a folder, a
-    writable folder); otherwise the error :func:`record_video` would raise, before any work.
+    writable folder, moviepy installed); otherwise the error :func:`record_video` would raise,
+    before any work.
 
     Example:
         >>> check_video_path("replay.gif").name
@@ -222,6 +222,7 @@ def check_video_path(path: str | os.PathLike[str]) -> Path:
     if path.suffix.lower() not in _SUFFIXES and not path.is_dir():
         raise ValueError(f"unsupported video format {path.suffix!r} for {path}; use .mp4 or .gif")
     _check_output_path(path)  # a folder, or an unwritable place
+    require("moviepy", "video")
     return path
 
 

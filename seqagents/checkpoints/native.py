@@ -359,7 +359,12 @@ def model_card(
     if replay:
         lines += ["## Replay", "", f"![replay]({replay})", ""]
     if ev:
-        lines += ["## Evaluation", "", *_evaluation_summary(ev, spec.env_id), ""]
+        summary = describe_evaluation({"env_id": spec.env_id, **ev})
+        lines += ["## Evaluation", ""]
+        if summary:
+            lines += [summary[0].upper() + summary[1:] + ".", ""]
+        if ev.get("command"):
+            lines += [f"Measured with `{ev['command']}`.", ""]
         lines += ["```json", json.dumps(ev, indent=2), "```", ""]
     if spec.training:
         lines += ["## Training", "", "```json", json.dumps(spec.training, indent=2), "```", ""]
@@ -379,18 +384,19 @@ def model_card(
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
 
 
-def _evaluation_summary(ev: dict, env_id: str | None) -> list[str]:
-    """The measured result as a sentence and the command that produced it."""
+def describe_evaluation(ev: dict) -> str:
+    """A checkpoint's stored evaluation in words: ``"mean return 4939.80 ± 62.00, normalized
+    42.0 over 10 episodes of HalfCheetah-v5 at target 6000"`` ("" when it holds none)."""
     if ev.get("mean_reward") is None:
-        return []
-    text = f"Mean return **{ev['mean_reward']:.2f} ± {ev.get('std_reward', 0.0):.2f}**"
+        return ""
+    text = f"mean return {ev['mean_reward']:.2f} ± {ev.get('std_reward', 0.0):.2f}"
     if ev.get("normalized_score") is not None:
-        text += f" (normalized {ev['normalized_score']:.1f})"
+        text += f", normalized {ev['normalized_score']:.1f}"
     if ev.get("success_rate") is not None:
-        text += f", success rate {100 * ev['success_rate']:.1f} %"
+        text += f", success {100 * ev['success_rate']:.1f}%"
     if ev.get("n_episodes"):
-        text += f" over {ev['n_episodes']} episodes of {env_id}"
-    lines = [text + "."]
-    if ev.get("command"):
-        lines += ["", f"Measured with `{ev['command']}`."]
-    return lines
+        text += f" over {ev['n_episodes']} episodes"
+        text += f" of {ev['env_id']}" if ev.get("env_id") else ""
+    if ev.get("target_return") is not None:
+        text += f" at target {ev['target_return']:g}"
+    return text
