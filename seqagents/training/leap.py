@@ -92,7 +92,7 @@ def leap_loss(
     """Summed masked-action cross-entropy of a LEAP network (module docstring).
 
     Args:
-        network: the :class:`~seqagents.models.leap.LEAP` network .
+        network: the :class:`~seqagents.models.leap.LEAP` network.
         batch: :func:`leap_batch`'s dict.
         objective: ``"sweep"`` (official) or ``"random"``.
         mask_prob: ``random``: probability of masking each plan position.
@@ -108,7 +108,7 @@ def leap_loss(
         >>> float(leap_loss(net, batch).detach()) > 0
         True
     """
-    model: LEAP = getattr(network, "module", network)
+    model: LEAP = network
     cfg = model.config
     P, H = cfg.history_len, cfg.horizon
     actions = batch["actions"]  # (B, T)

@@ -335,7 +335,6 @@ class Trainer:
             raise ValueError("TrainConfig.tensorboard needs an out_dir to write the logs to")
         self._tb_writer: Any = None  # SummaryWriter, opened at the first record (rank 0)
         self.network = network.to(self.device)  # the bare module (what gets saved)
-        self.model: nn.Module = self.network  # what loss_fn calls
         if _distributed():  # every rank starts from rank 0's weights
             for tensor in self.network.state_dict().values():
                 torch.distributed.broadcast(tensor, src=0)
@@ -382,7 +381,7 @@ class Trainer:
         tensors (no host sync)."""
         batch = _to_device(batch, self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
-            loss = self.loss_fn(self.model, batch)  # ()
+            loss = self.loss_fn(self.network, batch)  # ()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params = [p for group in self.optimizer.param_groups for p in group["params"]]

@@ -52,8 +52,7 @@ def tt_loss(network: nn.Module, batch: Batch) -> torch.Tensor:
         network: a :class:`~seqagents.models.tt.TrajectoryTransformer`.
         batch: ``tokens (B, T)`` inputs and ``targets (B, T)`` (the inputs shifted by one).
     """
-    model = network.module if hasattr(network, "module") else network
-    return model.loss(batch["tokens"], batch["targets"])
+    return network.loss(batch["tokens"], batch["targets"])
 
 
 def _window_starts(offsets: np.ndarray, length: int) -> np.ndarray:
