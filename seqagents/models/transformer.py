@@ -128,8 +128,16 @@ class KVBuffer:
         return cls(keys, values, length)
 
     def select(self, index: torch.Tensor) -> KVBuffer:
-        """A new buffer with the rows ``index`` (e.g. beams kept by a search)."""
-        return KVBuffer(self.keys[index], self.values[index], self.length)
+        """A new buffer with the rows ``index`` (e.g. beams kept by a search); only the filled
+        ``length`` tokens are copied, the rest of the capacity is left empty."""
+        _, n_head, capacity, head_dim = self.keys.shape
+        keys = self.keys.new_empty(len(index), n_head, capacity, head_dim)  # (R', nh, cap, hd)
+        values = torch.empty_like(keys)
+        if self.length:
+            filled = slice(0, self.length)
+            torch.index_select(self.keys[:, :, filled], 0, index, out=keys[:, :, filled])
+            torch.index_select(self.values[:, :, filled], 0, index, out=values[:, :, filled])
+        return KVBuffer(keys, values, self.length)
 
     def append(self, k: torch.Tensor, v: torch.Tensor) -> KVCache:
         """Write ``(B, n_head, T, head_dim)`` keys/values; return all filled ones (views)."""
@@ -262,16 +270,8 @@ class SharedPrefixKV:
 
     def select(self, index: torch.Tensor) -> SharedPrefixKV:
         """A new cache with the rows ``index``: copies the filled suffixes only, not the prefix."""
-        suffix = self.suffix
-        _, n_head, capacity, head_dim = suffix.keys.shape
-        filled = suffix.length
-        keys = suffix.keys.new_empty(len(index), n_head, capacity, head_dim)  # (R', nh, cap, hd)
-        values = torch.empty_like(keys)
-        if filled:
-            torch.index_select(suffix.keys[:, :, :filled], 0, index, out=keys[:, :, :filled])
-            torch.index_select(suffix.values[:, :, :filled], 0, index, out=values[:, :, :filled])
         selected = SharedPrefixKV(
-            self.keys, self.values, self.env[index], KVBuffer(keys, values, filled)
+            self.keys, self.values, self.env[index], self.suffix.select(index)
         )
         selected.n_prefix, selected.prefix_mask = self.n_prefix, self.prefix_mask
         return selected
