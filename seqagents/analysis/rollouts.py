@@ -11,6 +11,7 @@ of the plan after each refinement iteration). :func:`sweep` replays episodes whi
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -144,7 +145,7 @@ def _episode(
     reward: float | None = None
     calls = "first" if algorithm == "tt" else "all"
     done = False
-    with capture_attention(agent, calls=calls) if capture else _nothing() as recorder:
+    with capture_attention(agent, calls=calls) if capture else contextlib.nullcontext() as recorder:
         while not done and (max_steps is None or episode.length < max_steps):
             start = time.perf_counter()
             action, _ = agent.predict(obs, reward=reward)
@@ -168,16 +169,6 @@ def _episode(
             episode.observations.append(obs)
             done = terminated or truncated
     return episode
-
-
-class _nothing:
-    """A ``with`` target yielding None (capture off)."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _record_plan(agent: Any, algorithm: str, episode: Episode) -> None:
