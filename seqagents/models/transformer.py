@@ -419,14 +419,6 @@ class SelfAttention(nn.Module):
         cache = past if isinstance(past, KVBuffer) else (k, v)
         return self.resid_dropout(self.c_proj(y)), cache
 
-    def attention_weights(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
-        """Softmax attention weights ``(B, nh, T, T)`` for analysis (not used at inference)."""
-        B, T, H = x.shape
-        q, k, _ = self.c_attn(x).split(H, dim=2)
-        q, k = (t.view(B, T, self.n_head, H // self.n_head).transpose(1, 2) for t in (q, k))
-        scores = q @ k.transpose(-1, -2) / (H // self.n_head) ** 0.5  # (B, nh, T, T)
-        return scores.masked_fill(~attn_mask, float("-inf")).softmax(-1)
-
 
 class MLP(nn.Module):
     def __init__(self, config: TransformerConfig) -> None:
