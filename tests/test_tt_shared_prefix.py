@@ -50,13 +50,17 @@ class _CountAttend:
     """Counts SharedPrefixKV.attend calls and the largest prefix batch (envs) they saw."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.calls, self.prefix_envs, self.grouped = 0, set(), 0
+        self.calls, self.prefix_envs, self.grouped, self.decoding = 0, set(), 0, 0
         original = SharedPrefixKV.attend
 
         def attend(cache: SharedPrefixKV, *args: torch.Tensor | None) -> torch.Tensor:
             self.calls += 1
             self.prefix_envs.add(cache.keys.shape[0])
-            self.grouped += cache._rows_grouped()
+            q = args[0]
+            assert q is not None
+            if q.shape[2] == 1:  # a decoding step (window recomputes run distinct rows only)
+                self.decoding += 1
+                self.grouped += cache._rows_grouped()
             return original(cache, *args)
 
         monkeypatch.setattr(transformer.SharedPrefixKV, "attend", attend)
@@ -106,7 +110,7 @@ def test_shared_prefix_plan_equals_cached_and_reference(
     assert counter.calls > 0  # the public planner took the shared-prefix path
     n_envs = 1 if isinstance(context, torch.Tensor) and context.ndim == 1 else len(context)
     assert counter.prefix_envs == {n_envs}  # the prefix is stored once per env, not per beam
-    assert counter.grouped == counter.calls  # and read once per env (rows grouped by env)
+    assert counter.grouped == counter.decoding  # and read once per env when decoding
     calls = counter.calls
     cached = _beam_plan_cached(
         model, disc, context, generator=_generators(n_generators), **settings
@@ -220,3 +224,43 @@ def test_shared_prefix_kv_equals_attention_over_copied_prefix(order: str, prefix
     else:
         assert cache.prefix_mask is None
         assert cache.keys.shape[2] == (P - 1 if prefix_mask == "same hidden keys" else P)
+
+
+@torch.inference_mode()
+def test_window_recompute_runs_each_distinct_history_once(model: TrajectoryTransformer) -> None:
+    from seqagents.planning.beam_search import _SharedPrefixDecoder
+
+    # 6 beams of one env over a 17-token window: a shared s^0 (3 tokens), then two
+    # transitions-from-an-action chunks ending before each action: [3, 10) and [10, 17).
+    # Beams 0-2 and 3-5 branch at the first chunk; in the second, beams 0 and 1 drew the
+    # same tokens, so 5 distinct histories remain.
+    generator = torch.Generator().manual_seed(3)
+    observation = torch.randint(0, CONFIG.vocab_size, (3,), generator=generator)
+    first = torch.randint(0, CONFIG.vocab_size, (2, 7), generator=generator)  # (branches, 7)
+    second = torch.randint(0, CONFIG.vocab_size, (5, 7), generator=generator)  # (distinct, 7)
+    window = torch.cat(
+        [
+            observation.expand(6, 3),  # (6, 3)
+            first[torch.tensor([0, 0, 0, 1, 1, 1])],  # (6, 7)
+            second[torch.tensor([0, 0, 1, 2, 3, 4])],  # (6, 7)
+        ],
+        dim=1,
+    )  # (6, 17)
+    fed: list[tuple[int, int]] = []
+    handle = model.register_forward_pre_hook(lambda _, args: fed.append(tuple(args[0].shape)))
+    try:
+        decoder = _SharedPrefixDecoder(model, 20, [0])
+        logits = decoder._recompute(window)  # (6, 1, V)
+    finally:
+        handle.remove()
+    assert fed == [(1, 3), (2, 7), (5, 7)]  # prefix once, then each distinct history once
+
+    expected_logits, expected_caches = model(window)  # every beam on its own
+    torch.testing.assert_close(logits[:, -1], expected_logits[:, -1])
+    assert decoder.cache is not None
+    for cache, (keys, values) in zip(decoder.cache, expected_caches, strict=True):
+        assert cache.length == 17
+        stored_k = torch.cat([cache.keys[cache.env], cache.suffix.keys], dim=2)[:, :, :17]
+        stored_v = torch.cat([cache.values[cache.env], cache.suffix.values], dim=2)[:, :, :17]
+        torch.testing.assert_close(stored_k, keys)
+        torch.testing.assert_close(stored_v, values)

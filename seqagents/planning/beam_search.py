@@ -26,9 +26,12 @@ first the whole context) is computed once per env and its keys/values stay store
 to its env's prefix and to its own suffix (the tokens since the window was last computed), the
 two partial attentions merged exactly with their log-sum-exps, so beam expansion and selection
 reorder only the small suffixes. Only when the window slides (once per planned transition,
-when it starts a new ``s^0``) are the positions re-based and the window recomputed, its new
-common prefix again once per env; a prefix shorter than the beams' own parts is copied into
-every beam's buffer instead (sharing it would cost more than it saves). Models that do not
+when it starts a new ``s^0``) are the positions re-based and the window recomputed: its new
+common prefix again once per env, and the rest once per distinct node of the beam tree (beams
+branch only at actions, so beams with a common ancestor share every token up to it; each
+transition of the window runs once per distinct history, not once per beam). A prefix shorter
+than the beams' own parts is copied into every beam's buffer instead (sharing it would cost
+more than it saves). Models that do not
 declare ``supports_shared_prefix`` get per-beam
 :class:`~seqagents.models.transformer.KVBuffer` s (``_beam_plan_cached``, the planner before
 shared prefixes). ``_beam_plan_reference`` is the recomputing version; with the same random
@@ -406,9 +409,10 @@ class _SharedPrefixDecoder(_CachedDecoder):
     """:class:`_CachedDecoder` whose cache holds each env's common prefix once.
 
     When the window is (re)computed, the beams' common prefix runs once per env and stays in
-    :class:`~seqagents.models.transformer.SharedPrefixKV` s as ``(E, nh, P, hd)``; every beam's
-    later tokens go to its own small suffix buffer, and attention merges the two parts exactly.
-    Beam selection reorders only the suffixes.
+    :class:`~seqagents.models.transformer.SharedPrefixKV` s as ``(E, nh, P, hd)``; the rest of
+    the window runs once per distinct history (:meth:`_extend_distinct`), and every beam's later
+    tokens go to its own small suffix buffer; attention merges the two parts exactly. Beam
+    selection reorders only the suffixes.
     """
 
     def _recompute(self, window: torch.Tensor) -> torch.Tensor:
@@ -420,13 +424,12 @@ class _SharedPrefixDecoder(_CachedDecoder):
         shared = int(agrees.long().cumprod(dim=0).sum())  # common prefix length, all envs
         if per_env > 1:
             shared = min(shared, width - 1)  # keep >= 1 token per beam: its own logits
-        env = torch.arange(n_envs, device=window.device).repeat_interleave(per_env)  # (R,)
-        if shared == 0:  # the beams differ from the first token: per-beam buffers only
-            logits, caches = self.model(window, pad=self.row_pad)  # (R, W, V)
-            rows = torch.arange(n_rows, device=window.device)  # (R,)
-            self.cache = [SharedPrefixKV.per_row(c, n_envs, env, self.window, rows) for c in caches]
-            return logits
-        first = torch.arange(n_envs, device=window.device) * per_env  # (E,) one row per env
+        envs = torch.arange(n_envs, device=window.device)  # (E,)
+        env_of_row = envs.repeat_interleave(per_env)  # (R,)
+        if shared == 0:  # the beams differ from the first token: nothing shared per env
+            self.cache = None
+            return self._extend_distinct(window, 0, env_of_row, env_of_row)
+        first = envs * per_env  # (E,) one row per env
         pad = None if self.row_pad is None else self.row_pad[first]  # (E,)
         logits, caches = self.model(window[first, :shared], pad=pad)  # (E, shared, V)
         # Until the next slide each beam's suffix averages (width - shared) + transition_dim / 2
@@ -435,13 +438,68 @@ class _SharedPrefixDecoder(_CachedDecoder):
         # every beam's buffer, as the per-beam cached decoder does.
         if per_env == 1 or shared >= width - shared + self.transition_dim // 2:
             # Suffix room for the tokens until the next slide (the window never exceeds it).
-            self.cache = [SharedPrefixKV.from_cache(c, env, self.window - shared) for c in caches]
+            self.cache = [SharedPrefixKV.from_cache(c, envs, self.window - shared) for c in caches]
         else:
-            self.cache = [SharedPrefixKV.per_row(c, n_envs, env, self.window, env) for c in caches]
+            self.cache = [
+                SharedPrefixKV.per_row(c, n_envs, envs, self.window, envs) for c in caches
+            ]
         if shared == width:  # one row per env: the whole window is the prefix
             return logits  # (R, W, V)
-        logits, _ = self.model(window[:, shared:], past=self.cache, pad=self.row_pad)
-        return logits  # (R, W - shared, V)
+        return self._extend_distinct(window, shared, env_of_row, env_of_row)
+
+    def _extend_distinct(
+        self, window: torch.Tensor, start: int, history: torch.Tensor, env: torch.Tensor
+    ) -> torch.Tensor:
+        """Run ``window[:, start:]`` once per distinct history, then give every row its cache.
+
+        ``self.cache`` holds one row per distinct history of ``window[:, :start]`` (None if
+        ``start`` is 0); row ``r`` of the window has history ``history[r]`` and env ``env[r]``.
+        Beams branch only where they sample actions, so the rest is cut into chunks that end
+        before each action's first token: a chunk is one transition of the beam tree, and rows
+        that agree on every token up to its end (the same tree node, or beams that drew the same
+        tokens) run it once. The rows'
+        caches are then copied out of the distinct ones, as the per-beam planner would have
+        them.
+
+        Returns:
+            ``(R, 1, V)`` logits after each row's last window token.
+        """
+        width = window.shape[1]
+        obs_dim = self.model.config.observation_dim
+        # Chunk ends: every action's first token after `start` (the window starts at an s^0
+        # token, so window index i is dimension i % transition_dim), then the window's end.
+        first_action = start + (obs_dim - start) % self.transition_dim
+        ends = [*range(first_action, width, self.transition_dim), width]
+        ends = [end for end in ends if end > start]
+        pad = self.row_pad
+        logits = window.new_empty(0)
+        lo = start
+        for hi in ends:
+            # Rows agree up to `hi` iff they agree up to `lo` and on this chunk (and padding).
+            key = [history[:, None], window[:, lo:hi]]  # (R, 1), (R, hi - lo)
+            if pad is not None:
+                key.append(pad[:, None])  # (R, 1)
+            _, node = torch.unique(torch.cat(key, dim=1), dim=0, return_inverse=True)  # (R,)
+            n_nodes = int(node.max()) + 1
+            rows = torch.arange(len(node), device=node.device)  # (R,)
+            first = torch.full((n_nodes,), len(node), dtype=torch.long, device=node.device)
+            first = first.scatter_reduce_(0, node, rows, "amin")  # (U,) one row per node
+            node_pad = None if pad is None else pad[first]  # (U,)
+            if self.cache is None:  # the first chunk starts the window
+                logits, caches = self.model(window[first, lo:hi], pad=node_pad)  # (U, hi, V)
+                nodes = torch.arange(n_nodes, device=node.device)  # (U,)
+                n_envs = len(self.env_pad)
+                self.cache = [
+                    SharedPrefixKV.per_row(c, n_envs, env[first], self.window, nodes)
+                    for c in caches
+                ]
+            else:
+                self.cache = [cache.select(history[first]) for cache in self.cache]  # U rows
+                logits, _ = self.model(window[first, lo:hi], past=self.cache, pad=node_pad)
+            history, lo = node, hi  # (R,) node of each row; logits (U, hi - lo, V)
+        assert self.cache is not None
+        self.cache = [cache.select(history) for cache in self.cache]  # (R, ...) per row
+        return logits[history, -1:]  # (R, 1, V)
 
 
 # ------------------------------------------------------------------------------------------------
