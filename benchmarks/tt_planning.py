@@ -17,6 +17,7 @@ output says which).
 
     python benchmarks/tt_planning.py                  # both settings, CPU
     python benchmarks/tt_planning.py --settings halfcheetah --rounds 5
+    python benchmarks/tt_planning.py --settings defaults --rounds 1 --no-reference --profile
 """
 
 from __future__ import annotations
@@ -94,6 +95,54 @@ def linear_floor(
     return time.perf_counter() - start
 
 
+def profile_plan(plan: Callable[[], Plan]) -> str:
+    """Where one planning call spends its time: window recomputes vs the rest, and
+    torch.profiler's table of operators."""
+    from torch.profiler import profile
+
+    from seqagents.planning import beam_search
+
+    recompute = beam_search._SharedPrefixDecoder._recompute
+    spent = [0.0]
+
+    def timed_recompute(self, window):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        result = recompute(self, window)
+        spent[0] += time.perf_counter() - start
+        return result
+
+    beam_search._SharedPrefixDecoder._recompute = timed_recompute  # type: ignore[method-assign]
+    try:
+        total, _ = timed(plan, torch.device("cpu"))
+    finally:
+        beam_search._SharedPrefixDecoder._recompute = recompute  # type: ignore[method-assign]
+    with profile() as prof:
+        plan()
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
+    return f"window recomputes {spent[0]:.3f} s of {total:.3f} s (unprofiled call)\n{table}"
+
+
+@torch.inference_mode()
+def decode_attention_cost(device: torch.device, keys: int = 110) -> str:
+    """Per-call cost of one decoding step's attention (one query per row over ``keys`` cached
+    keys, the paper-size 4 heads x 32), and the rate at which it reads the keys and values."""
+    lines = [f"decoding attention, 1 query per row over {keys} keys (4 heads x 32), per call:"]
+    for rows in (32, 64, 128, 256):
+        q = torch.randn(rows, 4, 1, 32, device=device)  # (R, nh, 1, hd)
+        k, v = (torch.randn(rows, 4, keys, 32, device=device) for _ in range(2))  # (R, nh, S, hd)
+        torch.nn.functional.scaled_dot_product_attention(q, k, v)  # warm-up
+        start = time.perf_counter()
+        for _ in range(100):
+            torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        seconds = (time.perf_counter() - start) / 100
+        read = 2 * k.numel() * k.element_size()
+        lines.append(
+            f"  {rows:>3} rows: {seconds * 1e3:.3f} ms, keys+values {read / 2**20:.1f} MiB read "
+            f"at {read / seconds / 1e9:.1f} GB/s"
+        )
+    return "\n".join(lines)
+
+
 def timed(plan: Callable[[], Plan], device: torch.device) -> tuple[float, Plan]:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -129,6 +178,11 @@ def main() -> None:
         type=int,
         default=10,
         help="envs planned together in the batched comparison (halfcheetah setting; 0 = skip)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also print torch.profiler's top operators of one beam_plan call per setting",
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
@@ -178,6 +232,7 @@ def main() -> None:
             ours = run(beam_plan, beam_width=beam_width, horizon=horizon)
         return float(np.median(seconds)), same_plan(ours, their_plan)
 
+    profiles: list[tuple[str, str]] = []
     header = (
         f"{'setting':<12} {'beam':>5} {'horizon':>7} {'shared s':>9} {'cached s':>9} "
         f"{'floor s':>8} {'reference s':>12}  {'vs cached':>9} {'vs floor':>8} "
@@ -228,6 +283,8 @@ def main() -> None:
             f"{shared_s / floor_s:>7.2f}x {ratio_text}  {'yes' if same else 'NO'}",
             flush=True,
         )
+        if args.profile:
+            profiles.append((name, profile_plan(shared_plan)))
     if args.envs > 1:
         setting = SETTINGS["halfcheetah"]
         kwargs = dict(beam_width=setting.beam_width, horizon=setting.horizon)
@@ -249,6 +306,11 @@ def main() -> None:
         )
     for note in notes:
         print(note)
+    for name, table in profiles:
+        print(f"\nbeam_plan, {name} setting (torch.profiler operators: one call)")
+        print(table)
+    if args.profile:
+        print(decode_attention_cost(device))
 
 
 if __name__ == "__main__":
