@@ -66,15 +66,15 @@ def time_bare(agent, steps: int) -> float:
 def time_bookkeeping(agent, observations, rewards) -> float:
     """``agent.predict`` with the transformer call stubbed out (zeros): what predict adds to
     the bare forward, measured alone so that load on the machine hardly moves it."""
-    network, real = agent.network, agent.network.act_embedded
+    network, real = agent.network, agent.network.act_tokens
     act_dim = agent.model_config.act_dim
-    network.act_embedded = lambda state_emb, *_: torch.zeros(
-        state_emb.shape[0], act_dim, device=state_emb.device
+    network.act_tokens = lambda tokens, *_: torch.zeros(
+        tokens.shape[0], act_dim, device=tokens.device
     )
     try:
         return time_ours(agent, observations, rewards)
     finally:
-        network.act_embedded = real
+        network.act_tokens = real
 
 
 def time_transformers(agent, observations, rewards) -> float | None:

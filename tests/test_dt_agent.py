@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from seqagents import CheckpointError, DecisionTransformerAgent, load_agent
+from tests._dt import ReferenceWindows
 from tests._hub import edbeeching_config, hf_dt_state_dict, seed_hub_cache
 
 REPO = "edbeeching/decision-transformer-gym-halfcheetah-medium"
@@ -212,9 +213,75 @@ def test_rtg_bookkeeping_on_known_rewards():
         obs, reward, *_ = env.step(np.zeros(1))
     # rewards are 1, 2, 3, ...: rtg_t = 500 - sum_{k < t} (k + 1)
     assert seen == pytest.approx([500 - t * (t + 1) / 2 for t in range(8)])
-    window = agent._ctx["returns_to_go"][0, :, 0] * 10.0  # last K = 4 steps, scaled back
-    assert window.tolist() == pytest.approx(seen[-4:])
-    assert agent._ctx["timesteps"][0].tolist() == [4, 5, 6, 7]
+    # The window's return tokens are those of the last K = 4 returns-to-go (scaled) and steps.
+    net, ctx = agent.network, agent._ctx
+    rtg = torch.tensor(seen[-4:], dtype=torch.float32)[:, None] / 10.0  # (4, 1)
+    with torch.inference_mode():
+        expected = net.embed_return(rtg) + net.embed_timestep(torch.arange(4, 8))  # (4, H)
+    torch.testing.assert_close(ctx["tokens"][0, :, 0], expected)
+    assert ctx["timesteps"][0].tolist() == [4, 5, 6, 7]
+
+
+def _flat_dt(discrete: bool, **model) -> DecisionTransformerAgent:
+    act_space = gym.spaces.Discrete(3) if discrete else gym.spaces.Box(-1, 1, (2,), np.float32)
+    return DecisionTransformerAgent.create(
+        gym.spaces.Box(-np.inf, np.inf, (5,), np.float64),
+        act_space,
+        state_mean=np.arange(5) * 0.1,
+        state_std=np.full(5, 2.0),
+        hidden_size=16,
+        n_layer=2,
+        n_head=2,
+        context_len=4,
+        max_ep_len=9,  # reached: clamped timesteps
+        target_return=3.0,
+        return_scale=2.0,
+        seed=0,
+        device="cpu",
+        **model,
+    )
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"discrete": False},
+        {"discrete": True},
+        {"discrete": True, "position_scheme": "global", "embedding_tanh": True,
+         "embed_layernorm": False},
+        {"discrete": False, "position_scheme": "global"},
+    ],
+    ids=["continuous", "discrete", "dt-atari", "continuous-global"],
+)  # fmt: skip
+@torch.inference_mode()
+def test_cached_tokens_and_predictions_equal_the_recomputed_window(model):
+    """Past the buffer's wrap-around (> 2K steps), with left padding and a mid-batch reset:
+    the cached tokens are the window's recomputed step_tokens and predict is act on it."""
+    discrete = model.pop("discrete")
+    agent, n = _flat_dt(discrete, **model), 3
+    net, ref = agent.network, ReferenceWindows(agent, n)
+    rng = np.random.default_rng(0)
+    placeholder = torch.tensor(0) if discrete else torch.zeros(2)
+    for step in range(14):
+        obs = rng.normal(size=(n, 5))
+        starts = np.zeros(n, bool) if step else np.ones(n, bool)
+        if step in (6, 11):
+            starts[1 if step == 6 else 2] = True  # one env starts a new episode
+        reward = None if step == 0 else rng.normal(size=n)
+        actions, _ = agent.predict(obs, reward=reward, episode_start=starts)
+        ref.add(obs, starts)
+        states, acts, rtg, timesteps, mask = ref.window(placeholder)
+        expected = net.act(states, acts, rtg, timesteps, mask)  # (n, act_dim)
+        if discrete:
+            np.testing.assert_array_equal(actions, expected.argmax(-1).numpy())
+        else:
+            np.testing.assert_allclose(actions, expected.numpy(), atol=1e-5)
+        ref.finish(actions)
+        states, acts, rtg, timesteps, mask = ref.window(placeholder)
+        ctx = agent._ctx
+        assert torch.equal(ctx.mask, mask) and torch.equal(ctx["timesteps"][mask], timesteps[mask])
+        tokens = net.step_tokens(net.embed_state(states), acts, rtg, timesteps)  # (n, K, 3, H)
+        torch.testing.assert_close(ctx["tokens"][mask], tokens[mask], atol=1e-6, rtol=1e-6)
 
 
 def test_observe_is_equivalent_to_passing_reward():

@@ -291,12 +291,12 @@ def test_non_finite_prediction_is_an_error_and_the_step_is_undone(monkeypatch):
         obs, reward, *_ = env.step(ref.predict(obs, reward=rewards[-1])[0])
         rewards.append(reward)
         observations.append(obs)
-    real = agent.network.act_embedded
+    real = agent.network.act_tokens
     for o, r in zip(observations[:-1], rewards[:-1], strict=True):
-        monkeypatch.setattr(agent.network, "act_embedded", lambda *a: real(*a) * float("nan"))
+        monkeypatch.setattr(agent.network, "act_tokens", lambda *a: real(*a) * float("nan"))
         with pytest.raises(ValueError, match="prediction is NaN/inf.*not stored"):
             agent.predict(o, reward=r)
-        monkeypatch.setattr(agent.network, "act_embedded", real)
+        monkeypatch.setattr(agent.network, "act_tokens", real)
         agent.predict(o, reward=r)
     ref_rtg = ref.returns_to_go
     np.testing.assert_allclose(agent.returns_to_go, ref_rtg)

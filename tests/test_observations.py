@@ -11,6 +11,7 @@ import torch
 from seqagents import DecisionTransformerAgent, LEAPAgent, load_agent, make_env
 from seqagents.models.dt import DecisionTransformer, DTConfig
 from seqagents.observations import BABYAI_WORDS, MissionVocabulary
+from tests._dt import ReferenceWindows
 
 LEVEL = "BabyAI-GoToLocalS7N5-v0"
 
@@ -107,17 +108,34 @@ def test_per_frame_cache_gives_the_actions_of_re_encoding_the_window(scheme):
     assert agent.network.config.state_encoder == "nature_cnn"
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (12, 4, 84, 84), dtype=np.uint8)
-    K, net = 5, agent.network
+    net, ref = agent.network, ReferenceWindows(agent, 1)
     for t in range(12):
         action, _ = agent.predict(frames[t], reward=None if t == 0 else 1.0)
         # Re-encode the window from the raw frames, as an uncached agent would.
-        lo = max(0, t - K + 1)
-        n = t + 1 - lo
-        states = torch.zeros(1, K, 4, 84, 84)
-        states[0, K - n :] = torch.as_tensor(frames[lo : t + 1], dtype=torch.float32)
-        ctx = agent._ctx
-        logits = net.act(states, ctx["actions"], ctx["returns_to_go"], ctx["timesteps"], ctx.mask)
+        ref.add(frames[t][None], np.array([t == 0]))
+        logits = net.act(*ref.window(torch.tensor(0)))  # (1, n_actions)
         assert int(action) == int(logits.argmax(-1))
+        ref.finish(np.asarray(action)[None])
+
+
+@torch.inference_mode()
+def test_babyai_dt_predicts_what_act_gives_on_the_recomputed_window():
+    env = make_env(LEVEL)
+    agent = _babyai_agent(DecisionTransformerAgent, env)
+    net, ref = agent.network, ReferenceWindows(agent, 1)
+    obs, _ = env.reset(seed=2)
+    reward = None
+    for t in range(10):  # past 2K = 8 steps: the context's buffer has wrapped
+        action, _ = agent.predict(obs, reward=reward)
+        ref.add(obs, np.array([t == 0]))
+        logits = net.act(*ref.window(torch.tensor(0)))  # (1, n_actions)
+        assert int(action) == int(logits.argmax(-1))
+        ref.finish(np.asarray(action)[None])
+        states, actions, rtg, timesteps, mask = ref.window(torch.tensor(0))
+        tokens = net.step_tokens(net.embed_state(states), actions, rtg, timesteps)
+        torch.testing.assert_close(agent._ctx["tokens"][mask], tokens[mask])  # (k, 3, H)
+        obs, reward, terminated, truncated, _ = env.step(int(action))
+        assert not (terminated or truncated)
 
 
 def test_global_position_scheme_uses_only_the_first_real_timestep():

@@ -459,8 +459,9 @@ class SequenceAgent(
 
     def _step_returns_to_go(self, rewards: torch.Tensor, starts: np.ndarray) -> None:
         """``rtg_t = rtg_{t-1} - r_{t-1} / return_scale``; the target return where an episode
-        starts (see the time-index convention in the agents' ``_step``)."""
-        self._rtg -= rewards / self.return_scale  # (n,)
+        starts (see the time-index convention in the agents' ``_step``). ``self._rtg`` becomes a
+        new tensor: the old one is left as it was (the DT agent restores it after a failed step)."""
+        self._rtg = self._rtg - rewards / self.return_scale  # (n,)
         if starts.any():
             new = torch.as_tensor(starts, device=self.device)
             self._rtg.masked_fill_(new, (self.target_return or 0.0) / self.return_scale)
@@ -490,9 +491,7 @@ class SequenceAgent(
         if isinstance(space, gym.spaces.Dict):
             return self._check_dict_observation(observation)
         obs = np.asarray(observation)
-        if obs.dtype == object or not (
-            np.issubdtype(obs.dtype, np.number) or obs.dtype == np.bool_
-        ):
+        if obs.dtype.kind not in "biufc":  # bool, signed, unsigned, float, complex
             raise ValueError(
                 f"observation has dtype {obs.dtype}; expected a numeric array matching "
                 f"{describe_space(space)}"
@@ -509,8 +508,11 @@ class SequenceAgent(
             )
         if obs.dtype == np.uint8:
             return torch.as_tensor(obs, dtype=torch.uint8, device=self.device), single
-        with np.errstate(over="ignore"):  # an overflow is reported below
-            cast = obs.astype(np.float32, copy=False)
+        if obs.dtype == np.float32:
+            cast = obs
+        else:
+            with np.errstate(over="ignore"):  # an overflow is reported below
+                cast = obs.astype(np.float32)
         if not np.isfinite(cast).all():  # one pass: NaN/inf given, or e.g. 1e39 -> inf in float32
             if np.issubdtype(obs.dtype, np.floating) and not np.isfinite(obs).all():
                 raise ValueError("observation contains NaN or inf")
@@ -560,10 +562,11 @@ class SequenceAgent(
                     "each env.step (episode_start=True begins a new episode instead)"
                 )
             return np.zeros(n, dtype=np.float32)
-        rewards = np.asarray(reward, dtype=np.float32)
+        rewards = np.array(reward, dtype=np.float32).reshape(-1)  # a copy: written below
         if rewards.size not in (1, n):
             raise ValueError(f"reward has {rewards.size} values for {n} envs")
-        rewards = np.broadcast_to(rewards.reshape(-1), (n,)).copy()
+        if rewards.size != n:
+            rewards = np.full(n, rewards[0])  # (n,): one reward for every env
         if not np.isfinite(rewards).all():
             raise ValueError("reward contains NaN or inf")
         rewards[starts] = 0.0  # r_{t-1} does not exist at the first step of an episode

@@ -233,15 +233,13 @@ class DecisionTransformerAgent(SequenceAgent):
     def _allocate(self, n_envs: int) -> None:
         super()._allocate(n_envs)
         cfg = self.model_config
-        act = ((), torch.long) if cfg.discrete else ((cfg.act_dim,), torch.float32)
         self._ctx = RollingContext(
             n_envs,
             cfg.context_len,
             {
-                # Per-frame embedding cache: each state is encoded once, when it arrives.
-                "state_emb": ((cfg.hidden_size,), torch.float32),
-                "actions": act,
-                "returns_to_go": ((1,), torch.float32),
+                # Each step's tokens (R_t, s_t, a_t), embedded once (DecisionTransformer.
+                # step_tokens): the state when it arrives, the action once it is chosen.
+                "tokens": ((3, cfg.hidden_size), torch.float32),
                 "timesteps": ((), torch.long),
             },
             self.device,
@@ -263,22 +261,21 @@ class DecisionTransformerAgent(SequenceAgent):
                 "the same as with deterministic=True",
                 stacklevel=4,
             )
+        net = self.network
         state_emb = self._embed_states(obs, check=False)  # (n, H): the only encoding of s_t
-        rtg_before = self._rtg.clone()  # to undo this step if the prediction is not finite
+        rtg_before = self._rtg  # restored if the prediction is not finite (a new one follows)
         self._step_returns_to_go(rewards, starts)  # (n,)
         if starts.any():
             ctx.clear(torch.as_tensor(starts, device=self.device))
         t = torch.as_tensor(np.minimum(self._t, cfg.max_ep_len - 1), device=self.device)  # (n,)
-        ctx.push(state_emb=state_emb, returns_to_go=self._rtg[:, None], timesteps=t, actions=0)
+        tokens = net.step_tokens(state_emb, None, self._rtg[:, None], t)  # (n, 3, H)
+        ctx.push(tokens=tokens, timesteps=t)
         full = bool(self._t.min() >= cfg.context_len - 1)  # no padding: plain causal attention
-        pred = self.network.act_embedded(
-            ctx["state_emb"],
-            ctx["actions"],
-            ctx["returns_to_go"],
-            ctx["timesteps"],
-            None if full else ctx.mask,
+        window = ctx["tokens"]  # (n, K, 3, H)
+        pred = net.act_tokens(
+            window, ctx["timesteps"], None if full else ctx.mask
         )  # (n, act_dim): prediction at s_t
-        if not bool(torch.isfinite(pred).all()):  # the step's one host sync
+        if not np.isfinite(pred.cpu().numpy()).all():  # the step's one host sync
             ctx.pop()  # nothing of this step stays in the context
             self._rtg = rtg_before
             self._check_embedding(obs, state_emb)  # an overflowing observation says so
@@ -296,5 +293,6 @@ class DecisionTransformerAgent(SequenceAgent):
             )  # (n,)
         else:
             action = pred
-        ctx.set_last("actions", action)
+        # The a_t token so far is its bare position (step_tokens with actions=None).
+        window[:, -1, 2] += net.embed_actions(action)  # (n, H)
         return action.reshape(-1, *self.action_space.shape)

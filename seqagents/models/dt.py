@@ -131,8 +131,8 @@ class DecisionTransformer(nn.Module):
         Returns:
             :class:`DTOutput` with ``action`` of shape ``(B, K, act_dim)``.
         """
-        state_emb = self.embed_state(states)  # (B, K, H)
-        x = self._encode(state_emb, actions, returns_to_go, timesteps, attention_mask)
+        tokens = self.step_tokens(self.embed_state(states), actions, returns_to_go, timesteps)
+        x = self._encode(tokens, timesteps, attention_mask)  # (B, K, 3, H)
         return DTOutput(
             action=self.predict_action(x[:, :, 1]),  # a_t from s_t: (B, K, act_dim)
             state=self.predict_state(x[:, :, 2]) if self.predict_state is not None else None,
@@ -148,44 +148,67 @@ class DecisionTransformer(nn.Module):
         attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Inference: only the newest action, ``(B, act_dim)`` (no state/return heads)."""
-        state_emb = self.embed_state(states)  # (B, K, H)
-        return self.act_embedded(state_emb, actions, returns_to_go, timesteps, attention_mask)
+        tokens = self.step_tokens(self.embed_state(states), actions, returns_to_go, timesteps)
+        return self.act_tokens(tokens, timesteps, attention_mask)
 
-    def act_embedded(
+    def act_tokens(
         self,
-        state_emb: torch.Tensor,
-        actions: torch.Tensor,
-        returns_to_go: torch.Tensor,
+        tokens: torch.Tensor,
         timesteps: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """:meth:`act` on states already embedded (``embed_state``, ``(B, K, H)``): the agent
-        caches each state's embedding in its context, so every frame is encoded once, not K
-        times."""
-        x = self._encode(state_emb, actions, returns_to_go, timesteps, attention_mask)
+        """:meth:`act` on a window already embedded by :meth:`step_tokens` (``(B, K, 3, H)``):
+        the agent caches each step's tokens in its context, so every step is embedded once, not
+        K times. ``timesteps`` (``(B, K)``) and the mask as in :meth:`forward`."""
+        x = self._encode(tokens, timesteps, attention_mask)  # (B, K, 3, H)
         return self.predict_action(x[:, -1, 1])  # a_K from s_K: (B, act_dim)
 
-    def _encode(
+    def embed_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """Action embeddings with no position, ``(*batch, H)`` from ``(*batch, act_dim)`` float
+        or ``(*batch)`` long: :meth:`step_tokens` adds the position, the agent adds them onto
+        the placeholder token of a step whose action it has just chosen."""
+        a = self.embed_action(actions)  # (*batch, H)
+        return torch.tanh(a) if self.config.embedding_tanh else a
+
+    def step_tokens(
         self,
         state_emb: torch.Tensor,
-        actions: torch.Tensor,
+        actions: torch.Tensor | None,
         returns_to_go: torch.Tensor,
         timesteps: torch.Tensor,
-        attention_mask: torch.Tensor | None,
     ) -> torch.Tensor:
-        """Transformer outputs of the interleaved tokens, ``(B, K, 3, H)``."""
+        """The tokens ``(R_t, s_t, a_t)`` of a batch of steps, ``(*batch, 3, H)``, as far as they
+        depend on the step alone: under ``"timestep"`` each step's timestep embedding is added
+        here, the window-dependent ``"global"`` positions by :meth:`_encode`. ``*batch`` is
+        ``(B, K)`` for a window, ``(n,)`` for the newest step of the agent's ``n`` envs.
+
+        Args:
+            state_emb: ``(*batch, H)`` from ``embed_state``.
+            actions: ``(*batch, act_dim)`` float or ``(*batch)`` long, or None when ``a_t`` is
+                not chosen yet (inference): its token is then the bare position (zero under
+                ``"global"``), and adding :meth:`embed_actions` of the action later gives the
+                full token. Causal attention keeps it out of the prediction at ``s_t`` either
+                way.
+            returns_to_go: ``(*batch, 1)`` scaled returns-to-go.
+            timesteps: ``(*batch)`` long, within ``[0, max_ep_len)``.
+        """
+        r = self.embed_return(returns_to_go)  # (*batch, H)
+        if self.config.embedding_tanh:
+            r = torch.tanh(r)
+        a = torch.zeros_like(r) if actions is None else self.embed_actions(actions)  # (*batch, H)
+        x = torch.stack((r, state_emb, a), dim=-2)  # (*batch, 3, H): R_t s_t a_t
+        if self.config.position_scheme == "timestep":
+            x = x + self.embed_timestep(timesteps).unsqueeze(-2)  # (*batch, 3, H)
+        return x
+
+    def _encode(
+        self, tokens: torch.Tensor, timesteps: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Transformer outputs of the interleaved tokens (:meth:`step_tokens`), ``(B, K, 3, H)``."""
         cfg = self.config
         B, K = timesteps.shape
-        r = self.embed_return(returns_to_go)  # (B, K, H)
-        a = self.embed_action(actions)  # (B, K, H)
-        if cfg.embedding_tanh:
-            r, a = torch.tanh(r), torch.tanh(a)
-        if cfg.position_scheme == "timestep":
-            time_emb = self.embed_timestep(timesteps)  # (B, K, H)
-            r, s, a = r + time_emb, state_emb + time_emb, a + time_emb
-            x = torch.stack((r, s, a), dim=2).reshape(B, 3 * K, -1)  # (B, 3K, H): R_1 s_1 a_1 ..
-        else:  # DT-Atari: global timestep of the window's first real step + in-block positions
-            x = torch.stack((r, state_emb, a), dim=2).reshape(B, 3 * K, -1)  # (B, 3K, H)
+        x = tokens.reshape(B, 3 * K, -1)  # (B, 3K, H): R_1 s_1 a_1 R_2 ...
+        if cfg.position_scheme == "global":  # DT-Atari: depends on the window, so added here
             pad = torch.zeros(B, dtype=torch.long, device=timesteps.device)  # (B,) left padding
             if attention_mask is not None:
                 pad = (~attention_mask).sum(1)
