@@ -95,31 +95,41 @@ def linear_floor(
     return time.perf_counter() - start
 
 
-def profile_plan(plan: Callable[[], Plan]) -> str:
-    """Where one planning call spends its time: window recomputes vs the rest, and
-    torch.profiler's table of operators."""
+def profile_plan(
+    plan: Callable[[], Plan], cached_plan: Callable[[], Plan], calls: list[tuple[int, int]]
+) -> str:
+    """Where one planning call spends its time: window recomputes (both planners), the rows
+    each recompute feeds, and torch.profiler's table of operators of ``beam_plan``."""
     from torch.profiler import profile
 
     from seqagents.planning import beam_search
 
-    recompute = beam_search._SharedPrefixDecoder._recompute
-    spent = [0.0]
+    lines = []
+    for name, run, decoder in (
+        ("beam_plan", plan, beam_search._SharedPrefixDecoder),
+        ("cached planner", cached_plan, beam_search._CachedDecoder),
+    ):
+        recompute = decoder.__dict__["_recompute"]
+        spent = [0.0]
 
-    def timed_recompute(self, window):  # type: ignore[no-untyped-def]
-        start = time.perf_counter()
-        result = recompute(self, window)
-        spent[0] += time.perf_counter() - start
-        return result
+        def timed_recompute(self, window, recompute=recompute, spent=spent):  # type: ignore[no-untyped-def]
+            start = time.perf_counter()
+            result = recompute(self, window)
+            spent[0] += time.perf_counter() - start
+            return result
 
-    beam_search._SharedPrefixDecoder._recompute = timed_recompute  # type: ignore[method-assign]
-    try:
-        total, _ = timed(plan, torch.device("cpu"))
-    finally:
-        beam_search._SharedPrefixDecoder._recompute = recompute  # type: ignore[method-assign]
+        decoder._recompute = timed_recompute  # type: ignore[method-assign]
+        try:
+            total, _ = timed(run, torch.device("cpu"))
+        finally:
+            decoder._recompute = recompute  # type: ignore[method-assign]
+        lines.append(f"{name}: window recomputes {spent[0]:.3f} s of {total:.3f} s")
+    chunks = " ".join(f"{rows}x{tokens}" for rows, tokens in calls if tokens > 1)
+    lines.append(f"beam_plan's model calls of more than one token (rows x tokens): {chunks}")
     with profile() as prof:
         plan()
-    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
-    return f"window recomputes {spent[0]:.3f} s of {total:.3f} s (unprofiled call)\n{table}"
+    lines.append(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+    return "\n".join(lines)
 
 
 @torch.inference_mode()
@@ -284,7 +294,7 @@ def main() -> None:
             flush=True,
         )
         if args.profile:
-            profiles.append((name, profile_plan(shared_plan)))
+            profiles.append((name, profile_plan(shared_plan, cached_plan, calls)))
     if args.envs > 1:
         setting = SETTINGS["halfcheetah"]
         kwargs = dict(beam_width=setting.beam_width, horizon=setting.horizon)
