@@ -3,14 +3,20 @@
 Compares, over a 1000-step episode of a HalfCheetah-size DT (3 layers, 1 head, H=128, K=20):
   (a) the transformers example loop: full history tensors grown with torch.cat each step,
       normalized, re-sliced to the last K steps and left-padded, fed to DecisionTransformerModel;
-  (b) the bare network call the agent makes (``DecisionTransformer.act``) on an already prepared
-      (1, K) window (lower bound: what predict costs with no bookkeeping at all);
-  ours: agent.predict(obs, reward=r), context kept on device in a rolling window.
+  (b) the bare network call (``DecisionTransformer.act``) on an already prepared (1, K) window:
+      it embeds the K steps and runs the transformer (what predict would cost with no
+      bookkeeping at all);
+  ours: agent.predict(obs, reward=r): each step's tokens are embedded once, when the step
+      arrives (the action's once it is chosen), and kept on device in a rolling window that
+      ``DecisionTransformer.act_tokens`` runs.
 Then batch 64: steps/s of one batched agent vs 64 single-env predicts.
 
 Targets: ours >= 3x faster than (a) (issue 2); ours <= 1.1x of (b) (issue 14). The
-bookkeeping row times predict with the network stubbed out: (b + bookkeeping) / b is the
-overhead ratio free of the cache and load effects that move the measured ours/b.
+bookkeeping row times predict with ``act_tokens`` stubbed out (input checks, returns-to-go,
+embedding the new step, the context, the output): (b + bookkeeping) / b is the overhead ratio
+free of the cache and load effects that move the measured ours/b (in the real loop each
+forward pass streams the weights through the caches, so the bookkeeping's small calls run cold
+and cost about twice what they cost alone).
 
     python benchmarks/dt_predict.py [--steps 1000] [--threads 1]
 """

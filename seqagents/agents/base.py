@@ -362,7 +362,7 @@ class SequenceAgent(
         starts = self._t == 0
         if episode_start is not None:
             starts = starts | _per_env(episode_start, n, "episode_start", bool)
-        if self._pending_done.size == n:
+        if self._pending_done.size == n:  # observe() reported episode ends
             starts = starts | self._pending_done
         rewards = self._rewards(reward, starts, n)
         self._t[starts] = 0
@@ -370,7 +370,7 @@ class SequenceAgent(
             obs, torch.as_tensor(rewards, device=self.device), starts, deterministic
         )
         self._t += 1
-        self._pending_reward, self._pending_done = None, np.zeros(n, dtype=bool)
+        self._pending_reward, self._pending_done = None, np.zeros(0, dtype=bool)
         actions = actions.cpu().numpy()
         return (actions[0] if single else actions), state
 
@@ -394,7 +394,7 @@ class SequenceAgent(
         """(Re)create empty contexts for ``n_envs`` envs. Subclasses extend this."""
         self.n_envs = n_envs
         self._t = np.zeros(n_envs, dtype=np.int64)
-        self._pending_done = np.zeros(n_envs, dtype=bool)
+        self._pending_done = np.zeros(0, dtype=bool)  # none reported
         if hasattr(self, "_rtg"):  # return-conditioned agents (see _setup_states)
             self._rtg = torch.zeros(n_envs, device=self.device)  # (n,) current scaled RTG
 
