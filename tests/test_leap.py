@@ -142,7 +142,7 @@ def test_sweep_masks_each_position_once_and_skips_pad():
         a[0, j] = net.config.mask_id
         logits = net(batch["states"][:1], a, batch["timesteps"][:1])[0, j]
         expected -= float(logits.log_softmax(-1)[batch["actions"][0, j]].detach())
-    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-5)
 
 
 def test_leap_batch_pads_outside_the_episode():
