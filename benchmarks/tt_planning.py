@@ -23,6 +23,7 @@ output says which).
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -153,6 +154,24 @@ def decode_attention_cost(device: torch.device, keys: int = 110) -> str:
     return "\n".join(lines)
 
 
+def float64_verdict(
+    model: TrajectoryTransformer, disc: Discretizer, context: torch.Tensor, kwargs: dict
+) -> str:
+    """Why two planners' float32 plans differ: rerun both in float64, where rounding cannot
+    flip a near-tie between beams or a sampled token."""
+    double = copy.deepcopy(model).double()
+    plans = [
+        planner(double, disc, context, generator=torch.Generator().manual_seed(0), **kwargs)
+        for planner in (beam_plan, _beam_plan_cached)
+    ]
+    if same_plan(*plans):
+        return (
+            "float32 plans differ by rounding (a near-tie flipped); in float64 both planners "
+            f"return the same plan (value {float(plans[0].value):.6f})"
+        )
+    return "the planners' plans differ in float64 too: a bug"
+
+
 def timed(plan: Callable[[], Plan], device: torch.device) -> tuple[float, Plan]:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -267,6 +286,8 @@ def main() -> None:
             times["floor"].append(linear_floor(model, calls, device))
         shared_s, cached_s, floor_s = (float(np.median(times[k])) for k in times)
         same = same_plan(ours, theirs)
+        if not same:
+            notes.append(f"* {name}: {float64_verdict(model, disc, context, kwargs)}")
         ref_text, ratio_text = f"{'-':>12}", f"{'-':>7}"
         if not args.no_reference:
             if args.full_reference or setting.horizon <= 5:
@@ -290,7 +311,7 @@ def main() -> None:
         print(
             f"{name:<12} {setting.beam_width:>5} {setting.horizon:>7} {shared_s:>9.3f} "
             f"{cached_s:>9.3f} {floor_s:>8.3f} {ref_text}  {cached_s / shared_s:>8.2f}x "
-            f"{shared_s / floor_s:>7.2f}x {ratio_text}  {'yes' if same else 'NO'}",
+            f"{shared_s / floor_s:>7.2f}x {ratio_text}  {'yes' if same else 'NO *'}",
             flush=True,
         )
         if args.profile:

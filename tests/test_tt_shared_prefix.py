@@ -10,6 +10,7 @@ import seqagents.models.transformer as transformer
 from seqagents.models.transformer import (
     KVBuffer,
     SharedPrefixKV,
+    SiblingKV,
     attention_with_lse,
     merge_attention,
 )
@@ -51,10 +52,12 @@ class _CountAttend:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls, self.prefix_envs, self.grouped, self.decoding = 0, set(), 0, 0
+        self.siblings = 0  # calls on copies of beams that share their parent's keys
         original = SharedPrefixKV.attend
 
         def attend(cache: SharedPrefixKV, *args: torch.Tensor | None) -> torch.Tensor:
             self.calls += 1
+            self.siblings += isinstance(cache, SiblingKV)
             self.prefix_envs.add(cache.keys.shape[0])
             q = args[0]
             assert q is not None
@@ -111,6 +114,7 @@ def test_shared_prefix_plan_equals_cached_and_reference(
     n_envs = 1 if isinstance(context, torch.Tensor) and context.ndim == 1 else len(context)
     assert counter.prefix_envs == {n_envs}  # the prefix is stored once per env, not per beam
     assert counter.grouped == counter.decoding  # and read once per env when decoding
+    assert counter.siblings > 0  # expanded beams read their parent's keys once
     calls = counter.calls
     cached = _beam_plan_cached(
         model, disc, context, generator=_generators(n_generators), **settings
@@ -264,3 +268,40 @@ def test_window_recompute_runs_each_distinct_history_once(model: TrajectoryTrans
         stored_v = torch.cat([cache.values[cache.env], cache.suffix.values], dim=2)[:, :, :17]
         torch.testing.assert_close(stored_k, keys)
         torch.testing.assert_close(stored_v, values)
+
+
+@pytest.mark.parametrize("n_prefix", [0, 3], ids=["no env prefix", "env prefix"])
+@pytest.mark.parametrize("row_masks", [False, True], ids=["one mask", "a mask per row"])
+def test_sibling_kv_equals_attention_over_copied_keys(n_prefix: int, row_masks: bool) -> None:
+    torch.manual_seed(0)
+    E, B, n, nh, hd, S, t = 2, 3, 2, 2, 4, 5, 3  # envs, beams, copies, heads, dim, suffix, slots
+    prefix = torch.randn(E, nh, n_prefix, hd), torch.randn(E, nh, n_prefix, hd)
+    suffix = torch.randn(E * B, nh, S, hd), torch.randn(E * B, nh, S, hd)
+    env = torch.arange(E).repeat_interleave(B)  # (G,)
+    parent = SharedPrefixKV.from_cache(prefix, env, S + n * t)
+    parent.suffix.append(*suffix)
+    parent.suffix.keys[:, :, S:] = float("nan")  # spare capacity is never read as it is
+    parent.suffix.values[:, :, S:] = float("nan")
+    copies = SiblingKV(parent, n, t)
+    R = E * n * B
+    rows = torch.arange(R)
+    of = rows // (n * B) * B + rows % B  # (R,) parent of each copy, rows (env, copy, beam)
+    own_k, own_v = [], []
+    for j in range(t):
+        q, k, v = (torch.randn(R, nh, 1, hd) for _ in range(3))
+        own_k.append(k)
+        own_v.append(v)
+        mask = torch.ones(R if row_masks else 1, 1, 1, n_prefix + S + j + 1, dtype=torch.bool)
+        mask[..., n_prefix + 1] = False  # a hidden suffix key
+        if row_masks:
+            mask[::2, ..., n_prefix + 2] = False
+        out = copies.attend(q, k, v, mask)  # (R, nh, 1, hd)
+        keys = torch.cat([prefix[0][env[of]], suffix[0][of], torch.cat(own_k, 2)], 2)
+        values = torch.cat([prefix[1][env[of]], suffix[1][of], torch.cat(own_v, 2)], 2)
+        torch.testing.assert_close(out, _full_attention(q, keys, values, mask))
+    assert copies.length == n_prefix + S + t
+    keep = torch.tensor([0, 5, 7, 11, 2])
+    kept = copies.select(keep)  # each kept copy gets its own suffix: parent's, then its tokens
+    assert kept.length == n_prefix + S + t and torch.equal(kept.env, env[of[keep]])
+    expected = torch.cat([suffix[0][of], torch.cat(own_k, 2)], 2)[keep]
+    torch.testing.assert_close(kept.suffix.keys[:, :, : S + t], expected)

@@ -28,6 +28,7 @@ __all__ = [
     "KVCache",
     "KVBuffer",
     "SharedPrefixKV",
+    "SiblingKV",
     "attention_with_lse",
     "merge_attention",
 ]
@@ -325,14 +326,12 @@ class SharedPrefixKV:
         Returns:
             ``(R, nh, T, hd)`` attention output, equal to attention over the concatenated keys.
         """
-        R, n_head, T, head_dim = q.shape
         P = self.n_prefix
-        suffix_k, suffix_v = self.suffix.append(k, v)  # (R, nh, S + T, hd) views
         if P == 0:  # (R, nh, T, hd), exactly as over a KVBuffer
-            return F.scaled_dot_product_attention(q, suffix_k, suffix_v, attn_mask=attn_mask)
-        q = q * head_dim**-0.5  # (R, nh, T, hd) scaled once for both parts
+            return self._own_attention(q, k, v, attn_mask, with_lse=False)[0]
         suffix_mask = None if attn_mask is None else attn_mask[..., P:]  # (R or 1, 1, T, S + T)
-        out_s, lse_s = attention_with_lse(q, suffix_k, suffix_v, suffix_mask)  # (R, nh, T, *)
+        out_s, lse_s = self._own_attention(q, k, v, suffix_mask, with_lse=True)  # (R, nh, T, *)
+        q = q * q.shape[-1] ** -0.5  # (R, nh, T, hd) scaled as in attention_with_lse
         if isinstance(self.prefix_mask, str) and self.prefix_mask == "unknown":
             self._settle_prefix_mask(None if attn_mask is None else attn_mask[..., :P])
         if isinstance(self.prefix_mask, str):  # "per-query": the given mask, rows gathered
@@ -346,6 +345,24 @@ class SharedPrefixKV:
             mask = None if self.prefix_mask is None else self.prefix_mask[self.env]
             out_p, lse_p = attention_with_lse(q, self.keys[self.env], self.values[self.env], mask)
         return merge_attention(out_p, lse_p, out_s, lse_s)  # (R, nh, T, hd)
+
+    def _own_attention(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        mask: torch.Tensor | None,
+        with_lse: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Append ``(R, nh, T, hd)`` ``k, v`` to the rows' own keys; attention of the (unscaled)
+        queries over those, with its log-sum-exp if ``with_lse`` (else fused SDPA, lse None).
+
+        ``mask``: boolean ``(R or 1, 1, T, S + T)`` over the suffix and new keys, or None.
+        """
+        suffix_k, suffix_v = self.suffix.append(k, v)  # (R, nh, S + T, hd) views
+        if not with_lse:
+            return F.scaled_dot_product_attention(q, suffix_k, suffix_v, attn_mask=mask), None
+        return attention_with_lse(q * q.shape[-1] ** -0.5, suffix_k, suffix_v, mask)
 
     def _grouped_prefix_attention(
         self, q: torch.Tensor, mask: torch.Tensor | None
@@ -363,6 +380,129 @@ class SharedPrefixKV:
         out = out.view(E, n_head, n, T, head_dim).transpose(1, 2)  # (E, n, nh, T, hd)
         lse = lse.view(E, n_head, n, T, 1).transpose(1, 2)  # (E, n, nh, T, 1)
         return out.reshape(R, n_head, T, head_dim), lse.reshape(R, n_head, T, 1)  # row order
+
+
+class SiblingKV(SharedPrefixKV):
+    """A :class:`SharedPrefixKV` whose ``G`` rows were copied ``n`` times, without copying.
+
+    Beam search copies every beam ``n`` times before sampling its actions (rows ``(E, n, G /
+    E)``: env, copy, beam, as ``torch.repeat`` orders them) and keeps some of the copies a few
+    tokens later. Instead of copying each beam's keys/values ``n`` times, the copies' new tokens
+    are written into ``n`` groups of ``n_tokens`` free slots after the parent's own (``(G, nh,
+    S + n * n_tokens, hd)``: the parent suffix's spare capacity), and each parent's keys are
+    read once for all of its copies: its ``n * T`` queries attend to the parent's keys and to
+    every copy's slots in one product, a mask hiding the other copies' slots. The env prefix is
+    shared as in :class:`SharedPrefixKV`. :meth:`select` gives the kept copies their own
+    suffixes again. For inference (no attention dropout).
+    """
+
+    def __init__(self, parent: SharedPrefixKV, n_copies: int, n_tokens: int) -> None:
+        n_envs, n_parents = parent.keys.shape[0], len(parent.env)
+        if not parent._rows_grouped():
+            raise ValueError("SiblingKV needs a parent whose rows are grouped by env")
+        room = parent.suffix.keys.shape[2] - parent.suffix.length
+        if room < n_copies * n_tokens:
+            raise ValueError(
+                f"the parent suffix has room for {room} tokens, {n_copies} x {n_tokens} needed"
+            )
+        per_env = n_parents // n_envs
+        env = parent.env.view(n_envs, 1, per_env).expand(n_envs, n_copies, per_env)  # (E, n, B)
+        super().__init__(parent.keys, parent.values, env.reshape(-1), parent.suffix)
+        self.n_prefix, self.prefix_mask = parent.n_prefix, parent.prefix_mask
+        self.n_copies, self.n_tokens, self.filled = n_copies, n_tokens, 0
+        # Masked keys get weight 0, but 0 * NaN is NaN: no uninitialised memory in the slots.
+        self._slots(self.suffix.keys).zero_()
+        self._slots(self.suffix.values).zero_()
+
+    @property
+    def length(self) -> int:
+        """Tokens per row: prefix + the parent's suffix + the copy's own tokens."""
+        return self.n_prefix + self.suffix.length + self.filled
+
+    def _slots(self, buffer: torch.Tensor) -> torch.Tensor:
+        """``(G, nh, n, n_tokens, hd)`` view of the copies' slots in a parent buffer."""
+        G, n_head, _, head_dim = buffer.shape
+        start = self.suffix.length
+        slots = buffer[:, :, start : start + self.n_copies * self.n_tokens]  # (G, nh, n * t, hd)
+        return slots.view(G, n_head, self.n_copies, self.n_tokens, head_dim)
+
+    def _by_parent(self, x: torch.Tensor) -> torch.Tensor:
+        """``(R, *rest)`` rows in (env, copy, beam) order -> ``(G, n, *rest)`` by parent."""
+        E, n = self.keys.shape[0], self.n_copies
+        B = len(self.env) // (E * n)
+        x = x.view(E, n, B, *x.shape[1:]).transpose(1, 2)  # (E, B, n, *rest)
+        return x.reshape(E * B, n, *x.shape[3:])  # (G, n, *rest)
+
+    def _own_attention(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        mask: torch.Tensor | None,
+        with_lse: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        R, n_head, T, head_dim = q.shape
+        n, t, j, S = self.n_copies, self.n_tokens, self.filled, self.suffix.length
+        if j + T > t:
+            raise ValueError(f"SiblingKV holds {t} tokens per copy, {j + T} needed")
+        # Each copy's new keys/values go to its slots: (G, nh, n, T, hd).
+        self._slots(self.suffix.keys)[:, :, :, j : j + T] = self._by_parent(k).transpose(1, 2)
+        self._slots(self.suffix.values)[:, :, :, j : j + T] = self._by_parent(v).transpose(1, 2)
+        self.filled = j + T
+        G = len(self.env) // n
+        width = S + n * t
+        # Queries of a parent's copies together: (G, nh, n * T, hd).
+        q_parent = self._by_parent(q).transpose(1, 2).reshape(G, n_head, n * T, head_dim)
+        # Mask over the parent's keys and all copies' slots: each copy sees the parent's keys
+        # and its own filled slots, as ``mask`` (over the parent's suffix, then its own tokens)
+        # says; never another copy's slots.
+        if mask is None:
+            own = torch.ones(1, 1, T, S + j + T, dtype=torch.bool, device=q.device)
+        else:
+            own = mask  # (R or 1, 1, T, S + j + T)
+        per_copy = (
+            own[:, 0, None].expand(-1, n, -1, -1)
+            if own.shape[0] == 1
+            else self._by_parent(own[:, 0])
+        )  # (G or 1, n, T, S + j + T)
+        full = torch.zeros(
+            per_copy.shape[0], n, T, width, dtype=torch.bool, device=q.device
+        )  # (G or 1, n, T, S + n * t)
+        full[..., :S] = per_copy[..., :S]
+        slots = full[..., S:].view(per_copy.shape[0], n, T, n, t)  # (G or 1, n, T, n, t)
+        for c in range(n):  # the copy's own slots only
+            slots[:, c, :, c, : j + T] = per_copy[:, c, :, S:]
+        group_mask = full.view(per_copy.shape[0], 1, n * T, width)  # (G or 1, 1, n * T, width)
+        keys = self.suffix.keys[:, :, :width]  # (G, nh, width, hd)
+        values = self.suffix.values[:, :, :width]
+        if with_lse:
+            out, lse = attention_with_lse(q_parent * head_dim**-0.5, keys, values, group_mask)
+        else:
+            out = F.scaled_dot_product_attention(q_parent, keys, values, attn_mask=group_mask)
+            lse = None
+
+        def to_rows(x: torch.Tensor) -> torch.Tensor:  # (G, nh, n * T, d) -> (R, nh, T, d)
+            E = self.keys.shape[0]
+            x = x.view(E, G // E, n_head, n, T, x.shape[-1])  # (E, B, nh, n, T, d)
+            return x.permute(0, 3, 1, 2, 4, 5).reshape(R, n_head, T, x.shape[-1])
+
+        return to_rows(out), None if lse is None else to_rows(lse)
+
+    def select(self, index: torch.Tensor) -> SharedPrefixKV:
+        """A :class:`SharedPrefixKV` with the copies ``index``, each with its own suffix (the
+        parent's keys, then the copy's)."""
+        E, n = self.keys.shape[0], self.n_copies
+        B = len(self.env) // (E * n)
+        parent = (index // (n * B)) * B + index % B  # (R',) parent row of each copy
+        copy = (index // B) % n  # (R',) which copy
+        S, j = self.suffix.length, self.filled
+        suffix = self.suffix.select(parent)  # (R', nh, capacity, hd), the parent's S filled
+        for own, source in ((suffix.keys, self.suffix.keys), (suffix.values, self.suffix.values)):
+            own[:, :, S : S + j] = self._slots(source)[parent, :, copy, :j]  # (R', nh, j, hd)
+        suffix.length = S + j
+        selected = SharedPrefixKV(self.keys, self.values, self.env[index], suffix)
+        selected.n_prefix, selected.prefix_mask = self.n_prefix, self.prefix_mask
+        return selected
 
 
 class SelfAttention(nn.Module):

@@ -31,7 +31,10 @@ common prefix again once per env, and the rest once per distinct node of the bea
 branch only at actions, so beams with a common ancestor share every token up to it; each
 transition of the window runs once per distinct history, not once per beam). A prefix shorter
 than the beams' own parts is copied into every beam's buffer instead (sharing it would cost
-more than it saves). Models that do not
+more than it saves). The ``n_expand`` copies of a beam made before its actions are sampled
+share that beam's keys/values (:class:`~seqagents.models.transformer.SiblingKV`): their new
+tokens go to spare slots after the beam's own, each beam's keys are read once for all of its
+copies, and only the copies kept by the selection get buffers of their own. Models that do not
 declare ``supports_shared_prefix`` get per-beam
 :class:`~seqagents.models.transformer.KVBuffer` s (``_beam_plan_cached``, the planner before
 shared prefixes). ``_beam_plan_reference`` is the recomputing version; with the same random
@@ -51,7 +54,7 @@ from typing import Any, Protocol
 
 import torch
 
-from seqagents.models.transformer import KVBuffer, KVCache, SharedPrefixKV
+from seqagents.models.transformer import KVBuffer, KVCache, SharedPrefixKV, SiblingKV
 from seqagents.planning.discretizer import Discretizer
 
 __all__ = ["Plan", "TokenModel", "beam_plan"]
@@ -307,9 +310,13 @@ def _window_start(length: int, window: int, transition_dim: int) -> int:
 class _RecomputeDecoder:
     """Runs the model over each beam's whole window for every token (the original's cost)."""
 
-    def __init__(self, model: TokenModel, window: int, env_pad: list[int]) -> None:
+    def __init__(
+        self, model: TokenModel, window: int, env_pad: list[int], expand_room: int = 0
+    ) -> None:
         self.model = model
         self.window = window
+        # Spare key/value slots per row for copies' new tokens (_SharedPrefixDecoder.expand).
+        self.expand_room = expand_room
         self.env_pad = env_pad  # left padding of each env's rows in the token buffer
         self.transition_dim = model.config.transition_dim
 
@@ -341,12 +348,19 @@ class _RecomputeDecoder:
     def select(self, index: torch.Tensor) -> None:
         """Rows were reordered/copied as ``tokens[index]`` (nothing cached here)."""
 
+    def expand(self, index: torch.Tensor, n_copies: int, n_tokens: int) -> None:
+        """Rows were copied ``n_copies`` times as ``tokens[index]`` (rows (env, copy, beam)),
+        and the next :meth:`select` comes after ``n_tokens`` more tokens."""
+        self.select(index)
+
 
 class _CachedDecoder(_RecomputeDecoder):
     """Feeds only new tokens through a KV cache; recomputes when the window slides."""
 
-    def __init__(self, model: TokenModel, window: int, env_pad: list[int]) -> None:
-        super().__init__(model, window, env_pad)
+    def __init__(
+        self, model: TokenModel, window: int, env_pad: list[int], expand_room: int = 0
+    ) -> None:
+        super().__init__(model, window, env_pad, expand_room)
         self.cache: list[KVBuffer] | list[SharedPrefixKV] | None = None
         self.starts: tuple[int, ...] | None = None  # each env's first visible token
         self.frame = 0  # sequence index of the cache's first token
@@ -438,14 +452,37 @@ class _SharedPrefixDecoder(_CachedDecoder):
         # every beam's buffer, as the per-beam cached decoder does.
         if per_env == 1 or shared >= width - shared + self.transition_dim // 2:
             # Suffix room for the tokens until the next slide (the window never exceeds it).
-            self.cache = [SharedPrefixKV.from_cache(c, envs, self.window - shared) for c in caches]
+            capacity = self.window - shared + self.expand_room
+            self.cache = [SharedPrefixKV.from_cache(c, envs, capacity) for c in caches]
         else:
             self.cache = [
-                SharedPrefixKV.per_row(c, n_envs, envs, self.window, envs) for c in caches
+                SharedPrefixKV.per_row(c, n_envs, envs, self.window + self.expand_room, envs)
+                for c in caches
             ]
         if shared == width:  # one row per env: the whole window is the prefix
             return logits  # (R, W, V)
         return self._extend_distinct(window, shared, env_of_row, env_of_row)
+
+    def expand(self, index: torch.Tensor, n_copies: int, n_tokens: int) -> None:
+        """Copies without copying keys/values: each beam's keys are read once for its copies,
+        whose new tokens go to spare slots after the beam's own (:class:`SiblingKV`)."""
+        cache = self.cache
+        if (
+            n_copies == 1
+            or cache is None
+            or not all(
+                isinstance(c, SharedPrefixKV) and not isinstance(c, SiblingKV) for c in cache
+            )
+            or not cache[0]._rows_grouped()
+            or cache[0].suffix.keys.shape[2] - cache[0].suffix.length < n_copies * n_tokens
+        ):
+            self.select(index)
+            return
+        assert self.last is not None
+        self.cache = [SiblingKV(c, n_copies, n_tokens) for c in cache]  # type: ignore[arg-type]
+        self.last = self.last[index]
+        if self.row_pad is not None:
+            self.row_pad = self.row_pad[index]
 
     def _extend_distinct(
         self, window: torch.Tensor, start: int, history: torch.Tensor, env: torch.Tensor
@@ -490,7 +527,9 @@ class _SharedPrefixDecoder(_CachedDecoder):
                 nodes = torch.arange(n_nodes, device=node.device)  # (U,)
                 n_envs = len(self.env_pad)
                 self.cache = [
-                    SharedPrefixKV.per_row(c, n_envs, env[first], self.window, nodes)
+                    SharedPrefixKV.per_row(
+                        c, n_envs, env[first], self.window + self.expand_room, nodes
+                    )
                     for c in caches
                 ]
             else:
@@ -507,7 +546,7 @@ class _SharedPrefixDecoder(_CachedDecoder):
 
 
 def _plan(
-    decoder_class: Callable[[TokenModel, int, list[int]], _RecomputeDecoder],
+    decoder_class: Callable[[TokenModel, int, list[int], int], _RecomputeDecoder],
     model: TokenModel,
     discretizer: Discretizer,
     context_tokens: torch.Tensor | Sequence[torch.Tensor],
@@ -546,7 +585,7 @@ def _plan(
     contexts, env_pad, single = _batch_contexts(context_tokens, config, device)
     E, context_len = contexts.shape
     uniforms = _Uniforms(generator, E, device)
-    decoder = decoder_class(model, window, env_pad)
+    decoder = decoder_class(model, window, env_pad, n_expand * (act_dim + 2))
 
     # Token buffer of the whole search: context, then horizon transitions (the first one starts
     # with the current observation, already in the context).
@@ -585,7 +624,8 @@ def _plan(
         # Copies as the original's x.repeat(n_expand, 1), per env: (E, n_expand * beam).
         expand = torch.arange(rows, device=device).view(E, 1, beam_width)  # (E, 1, beam)
         expand = expand.expand(E, n_expand, beam_width).reshape(-1)  # (E * n_expand * beam,)
-        select(expand)
+        tokens = tokens[expand]  # (E * n_expand * beam, total)
+        decoder.expand(expand, n_expand, act_dim + 2)  # the actions, reward and value tokens
         scores = scores[expand]
         decode(act_dim, k_act, cdf_act)
         reward_probs, value_probs = decode(2, k_rew, None)
