@@ -310,3 +310,31 @@ def test_return_conditioned_leap_reports_its_returns_to_go() -> None:
     rewards = np.asarray(episode.rewards)
     np.testing.assert_allclose(episode.returns_to_go, 20.0 - np.r_[0, np.cumsum(rewards)[:-1]])
     assert _leap().returns_to_go is None  # mission-conditioned: no return-to-go
+
+
+def test_weights_with_beam_copies_sharing_their_parents_keys() -> None:
+    """The TT planner's SiblingKV cache: captured weights rebuild the layer's output."""
+    from seqagents.models.transformer import SharedPrefixKV, SiblingKV
+
+    torch.manual_seed(1)
+    layer = SelfAttention(TransformerConfig(n_embd=8, n_head=2, attn_pdrop=0.0)).eval()
+    G, n, S, H = 2, 2, 3, 8  # parents (one env), copies, parent tokens, width
+    R = G * n
+
+    def heads(t: torch.Tensor) -> torch.Tensor:
+        return t.view(t.shape[0], -1, 2, 4).transpose(1, 2)  # (B, nh, T, hd)
+
+    _, k_past, v_past = (heads(t) for t in layer.c_attn(torch.randn(G, S, H)).split(H, dim=2))
+    empty = k_past.new_zeros(1, 2, 0, 4)  # (E, nh, 0, hd): no env prefix
+    parent = SharedPrefixKV.from_cache((empty, empty), torch.zeros(G, dtype=torch.long), S + 2 * n)
+    parent.suffix.append(k_past, v_past)
+    cache = SiblingKV(parent, n, 2)
+    x = torch.randn(R, 1, H)  # one new token per copy, rows (copy, beam)
+    with torch.no_grad(), capture_attention(layer) as rec:
+        out, _ = layer(x, past=cache)
+    weights = rec.records[0].weights  # (R, nh, 1, S + 1)
+    _, _, v_new = (heads(t) for t in layer.c_attn(x).split(H, dim=2))
+    parent_of = torch.arange(R) % G  # (R,)
+    values = torch.cat([v_past[parent_of], v_new], dim=2)  # (R, nh, S + 1, hd)
+    y = (weights @ values).transpose(1, 2).reshape(R, 1, H)
+    torch.testing.assert_close(layer.c_proj(y), out, atol=1e-5, rtol=1e-5)

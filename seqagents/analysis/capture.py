@@ -108,17 +108,17 @@ def _cached_keys(
     forward, and a ``(B, 1, 1, S)`` mask of keys the cache dropped (None: none dropped).
 
     Caches: a ``(k, v)`` tuple, a :class:`KVBuffer`, or a shared-prefix cache (``keys``,
-    ``env``, ``suffix``: each row's env prefix, then its own suffix). A shared prefix may have
-    dropped the keys its mask hides (``n_prefix`` > its keys): they sit where the first call's
-    mask is True, remembered in ``positions`` (keyed by the prefix tensor) for later calls.
+    ``env``, ``suffix_keys()``: each row's env prefix, then its own suffix). A shared prefix may
+    have dropped the keys its mask hides (``n_prefix`` > its keys): they sit where the first
+    call's mask is True, remembered in ``positions`` (keyed by the prefix tensor) for later calls.
     """
     if isinstance(cache, KVBuffer):
         return cache.keys[:, :, : cache.length], None
     if isinstance(cache, tuple):
         return cache[0], None
-    if not all(hasattr(cache, name) for name in ("keys", "env", "suffix")):
+    if not all(hasattr(cache, name) for name in ("keys", "env", "suffix_keys")):
         raise TypeError(f"attention capture cannot read keys from a {type(cache).__name__}")
-    suffix, _ = _cached_keys(cache.suffix, None, positions)  # (B, nh, S_suffix, hd)
+    suffix = cache.suffix_keys()  # (B, nh, S_suffix, hd)
     prefix = cache.keys[cache.env]  # (B, nh, P', hd)
     n_prefix = getattr(cache, "n_prefix", prefix.shape[2])
     if prefix.shape[2] == n_prefix:

@@ -269,6 +269,11 @@ class SharedPrefixKV:
         """Tokens per row: prefix + suffix."""
         return self.n_prefix + self.suffix.length
 
+    def suffix_keys(self) -> torch.Tensor:
+        """``(R, nh, S, hd)``: each row's filled suffix keys (for readers such as
+        :func:`seqagents.analysis.capture_attention`; attention does not use this)."""
+        return self.suffix.keys[:, :, : self.suffix.length]
+
     def select(self, index: torch.Tensor) -> SharedPrefixKV:
         """A new cache with the rows ``index``: copies the filled suffixes only, not the prefix."""
         selected = SharedPrefixKV(
@@ -488,13 +493,23 @@ class SiblingKV(SharedPrefixKV):
 
         return to_rows(out), None if lse is None else to_rows(lse)
 
+    def _parents(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(R',)`` parent row and copy number of the rows ``index`` (env, copy, beam)."""
+        n = self.n_copies
+        B = len(self.env) // (self.keys.shape[0] * n)
+        return (index // (n * B)) * B + index % B, (index // B) % n
+
+    def suffix_keys(self) -> torch.Tensor:
+        """``(R, nh, S + filled, hd)``: each copy's parent suffix keys, then its own."""
+        parent, copy = self._parents(torch.arange(len(self.env), device=self.env.device))
+        inherited = self.suffix.keys[parent, :, : self.suffix.length]  # (R, nh, S, hd)
+        own = self._slots(self.suffix.keys)[parent, :, copy, : self.filled]  # (R, nh, j, hd)
+        return torch.cat([inherited, own], dim=2)
+
     def select(self, index: torch.Tensor) -> SharedPrefixKV:
         """A :class:`SharedPrefixKV` with the copies ``index``, each with its own suffix (the
         parent's keys, then the copy's)."""
-        E, n = self.keys.shape[0], self.n_copies
-        B = len(self.env) // (E * n)
-        parent = (index // (n * B)) * B + index % B  # (R',) parent row of each copy
-        copy = (index // B) % n  # (R',) which copy
+        parent, copy = self._parents(index)  # (R',) each
         S, j = self.suffix.length, self.filled
         suffix = self.suffix.select(parent)  # (R', nh, capacity, hd), the parent's S filled
         for own, source in ((suffix.keys, self.suffix.keys), (suffix.values, self.suffix.values)):

@@ -426,8 +426,36 @@ class _SharedPrefixDecoder(_CachedDecoder):
     :class:`~seqagents.models.transformer.SharedPrefixKV` s as ``(E, nh, P, hd)``; the rest of
     the window runs once per distinct history (:meth:`_extend_distinct`), and every beam's later
     tokens go to its own small suffix buffer; attention merges the two parts exactly. Beam
-    selection reorders only the suffixes.
+    selection reorders only the suffixes, and only when they are next read: if the window
+    slides first, its recompute rebuilds them from the tokens and the copy is never made.
     """
+
+    def __init__(
+        self, model: TokenModel, window: int, env_pad: list[int], expand_room: int = 0
+    ) -> None:
+        super().__init__(model, window, env_pad, expand_room)
+        self.pending: torch.Tensor | None = None  # (R,) rows of self.cache not yet selected
+
+    def select(self, index: torch.Tensor) -> None:
+        assert self.last is not None
+        self.pending = index if self.pending is None else self.pending[index]  # (R',)
+        self.last = self.last[index]
+        if self.row_pad is not None:
+            self.row_pad = self.row_pad[index]
+
+    def _apply_pending(self) -> None:
+        """Make the selected rows' cache (copies their suffixes)."""
+        if self.pending is not None:
+            assert self.cache is not None
+            self.cache = [buffer.select(self.pending) for buffer in self.cache]
+            self.pending = None
+
+    def logits(self, tokens: torch.Tensor, length: int) -> torch.Tensor:
+        if self._window(length)[0] != self.starts:  # the window slides: recomputed from tokens
+            self.pending = None
+        else:
+            self._apply_pending()
+        return super().logits(tokens, length)
 
     def _recompute(self, window: torch.Tensor) -> torch.Tensor:
         n_rows, width = window.shape
@@ -466,6 +494,7 @@ class _SharedPrefixDecoder(_CachedDecoder):
     def expand(self, index: torch.Tensor, n_copies: int, n_tokens: int) -> None:
         """Copies without copying keys/values: each beam's keys are read once for its copies,
         whose new tokens go to spare slots after the beam's own (:class:`SiblingKV`)."""
+        self._apply_pending()
         cache = self.cache
         if (
             n_copies == 1
