@@ -305,3 +305,21 @@ def test_sibling_kv_equals_attention_over_copied_keys(n_prefix: int, row_masks: 
     assert kept.length == n_prefix + S + t and torch.equal(kept.env, env[of[keep]])
     expected = torch.cat([suffix[0][of], torch.cat(own_k, 2)], 2)[keep]
     torch.testing.assert_close(kept.suffix.keys[:, :, : S + t], expected)
+
+
+def test_sibling_kv_refuses_what_it_cannot_hold() -> None:
+    keys = torch.zeros(1, 1, 0, 2), torch.zeros(1, 1, 0, 2)  # (E, nh, 0, hd)
+    parent = SharedPrefixKV.from_cache(keys, torch.zeros(2, dtype=torch.long), 4)  # 2 beams
+    parent.suffix.append(torch.zeros(2, 1, 1, 2), torch.zeros(2, 1, 1, 2))
+    with pytest.raises(ValueError, match="room for 3 tokens, 2 x 2 needed"):
+        SiblingKV(parent, 2, 2)
+    two_envs = SharedPrefixKV.from_cache(
+        (torch.zeros(2, 1, 0, 2), torch.zeros(2, 1, 0, 2)), torch.tensor([1, 0]), 4
+    )
+    with pytest.raises(ValueError, match="grouped by env"):
+        SiblingKV(two_envs, 2, 1)
+    copies = SiblingKV(parent.select(torch.tensor([0, 1])), 2, 1)
+    token = torch.zeros(4, 1, 1, 2)  # (R, nh, 1, hd)
+    copies.attend(token, token, token, None)
+    with pytest.raises(ValueError, match="holds 1 tokens per copy, 2 needed"):
+        copies.attend(token, token, token, None)

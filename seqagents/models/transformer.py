@@ -438,6 +438,12 @@ class SiblingKV(SharedPrefixKV):
         x = x.view(E, n, B, *x.shape[1:]).transpose(1, 2)  # (E, B, n, *rest)
         return x.reshape(E * B, n, *x.shape[3:])  # (G, n, *rest)
 
+    def _to_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`_by_parent`: ``(G, n, *rest)`` -> ``(R, *rest)``."""
+        E, n = self.keys.shape[0], self.n_copies
+        x = x.view(E, x.shape[0] // E, n, *x.shape[2:]).transpose(1, 2)  # (E, n, B, *rest)
+        return x.reshape(len(self.env), *x.shape[3:])  # (R, *rest)
+
     def _own_attention(
         self,
         q: torch.Tensor,
@@ -446,7 +452,7 @@ class SiblingKV(SharedPrefixKV):
         mask: torch.Tensor | None,
         with_lse: bool,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        R, n_head, T, head_dim = q.shape
+        _, n_head, T, head_dim = q.shape
         n, t, j, S = self.n_copies, self.n_tokens, self.filled, self.suffix.length
         if j + T > t:
             raise ValueError(f"SiblingKV holds {t} tokens per copy, {j + T} needed")
@@ -487,9 +493,7 @@ class SiblingKV(SharedPrefixKV):
             lse = None
 
         def to_rows(x: torch.Tensor) -> torch.Tensor:  # (G, nh, n * T, d) -> (R, nh, T, d)
-            E = self.keys.shape[0]
-            x = x.view(E, G // E, n_head, n, T, x.shape[-1])  # (E, B, nh, n, T, d)
-            return x.permute(0, 3, 1, 2, 4, 5).reshape(R, n_head, T, x.shape[-1])
+            return self._to_rows(x.view(G, n_head, n, T, x.shape[-1]).transpose(1, 2))
 
         return to_rows(out), None if lse is None else to_rows(lse)
 

@@ -437,11 +437,15 @@ class _SharedPrefixDecoder(_CachedDecoder):
         self.pending: torch.Tensor | None = None  # (R,) rows of self.cache not yet selected
 
     def select(self, index: torch.Tensor) -> None:
-        assert self.last is not None
         self.pending = index if self.pending is None else self.pending[index]  # (R',)
-        self.last = self.last[index]
+        self._reindex_rows(index)
+
+    def _reindex_rows(self, index: torch.Tensor) -> None:
+        """The per-row state other than the cache follows ``tokens[index]`` at once."""
+        assert self.last is not None
+        self.last = self.last[index]  # (R', V)
         if self.row_pad is not None:
-            self.row_pad = self.row_pad[index]
+            self.row_pad = self.row_pad[index]  # (R',)
 
     def _apply_pending(self) -> None:
         """Make the selected rows' cache (copies their suffixes)."""
@@ -470,7 +474,7 @@ class _SharedPrefixDecoder(_CachedDecoder):
         env_of_row = envs.repeat_interleave(per_env)  # (R,)
         if shared == 0:  # the beams differ from the first token: nothing shared per env
             self.cache = None
-            return self._extend_distinct(window, 0, env_of_row, env_of_row)
+            return self._extend_distinct(window, 0, env_of_row)
         first = envs * per_env  # (E,) one row per env
         pad = None if self.row_pad is None else self.row_pad[first]  # (E,)
         logits, caches = self.model(window[first, :shared], pad=pad)  # (E, shared, V)
@@ -489,7 +493,7 @@ class _SharedPrefixDecoder(_CachedDecoder):
             ]
         if shared == width:  # one row per env: the whole window is the prefix
             return logits  # (R, W, V)
-        return self._extend_distinct(window, shared, env_of_row, env_of_row)
+        return self._extend_distinct(window, shared, env_of_row)
 
     def expand(self, index: torch.Tensor, n_copies: int, n_tokens: int) -> None:
         """Copies without copying keys/values: each beam's keys are read once for its copies,
@@ -499,31 +503,25 @@ class _SharedPrefixDecoder(_CachedDecoder):
         if (
             n_copies == 1
             or cache is None
-            or not all(
-                isinstance(c, SharedPrefixKV) and not isinstance(c, SiblingKV) for c in cache
-            )
             or not cache[0]._rows_grouped()
             or cache[0].suffix.keys.shape[2] - cache[0].suffix.length < n_copies * n_tokens
         ):
             self.select(index)
             return
-        assert self.last is not None
         self.cache = [SiblingKV(c, n_copies, n_tokens) for c in cache]  # type: ignore[arg-type]
-        self.last = self.last[index]
-        if self.row_pad is not None:
-            self.row_pad = self.row_pad[index]
+        self._reindex_rows(index)
 
     def _extend_distinct(
-        self, window: torch.Tensor, start: int, history: torch.Tensor, env: torch.Tensor
+        self, window: torch.Tensor, start: int, history: torch.Tensor
     ) -> torch.Tensor:
         """Run ``window[:, start:]`` once per distinct history, then give every row its cache.
 
-        ``self.cache`` holds one row per distinct history of ``window[:, :start]`` (None if
-        ``start`` is 0); row ``r`` of the window has history ``history[r]`` and env ``env[r]``.
-        Beams branch only where they sample actions, so the rest is cut into chunks that end
-        before each action's first token: a chunk is one transition of the beam tree, and rows
-        that agree on every token up to its end (the same tree node, or beams that drew the same
-        tokens) run it once. The rows'
+        ``self.cache`` holds one row per distinct history of ``window[:, :start]``, and row
+        ``r`` of the window has history ``history[r]``; with ``start`` 0 there is no cache yet
+        (None) and ``history[r]`` is row ``r``'s env. Beams branch only where they sample
+        actions, so the rest is cut into chunks that end before each action's first token: a
+        chunk is one transition of the beam tree, and rows that agree on every token up to its
+        end (the same tree node, or beams that drew the same tokens) run it once. The rows'
         caches are then copied out of the distinct ones, as the per-beam planner would have
         them.
 
@@ -557,7 +555,7 @@ class _SharedPrefixDecoder(_CachedDecoder):
                 n_envs = len(self.env_pad)
                 self.cache = [
                     SharedPrefixKV.per_row(
-                        c, n_envs, env[first], self.window + self.expand_room, nodes
+                        c, n_envs, history[first], self.window + self.expand_room, nodes
                     )
                     for c in caches
                 ]
