@@ -550,7 +550,13 @@ def _train(args: argparse.Namespace, main_rank: bool) -> None:
             **common,
         )
     elif entry.algo == "tt":
-        agent = train_tt(dataset, planner=entry.inference.get("planner"), **common)
+        # TT's sequence and discretization settings sit beside the TrainConfig fields.
+        tokens = {
+            k: training.pop(k)
+            for k in ("sequence_transitions", "n_bins", "discretizer_kind")
+            if k in training
+        }
+        agent = train_tt(dataset, planner=entry.inference.get("planner"), **tokens, **common)
     elif entry.algo == "leap":
         # LEAP's objective settings sit beside the TrainConfig fields in the entry's training.
         objective = {k: training.pop(k) for k in ("objective", "mask_prob") if k in training}
