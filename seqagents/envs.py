@@ -134,17 +134,29 @@ def render_kwargs(env_id: str) -> dict[str, Any]:
 
 
 def _long_floor_half_cheetah() -> str:
-    """Path of gymnasium's ``half_cheetah.xml`` with the floor drawn 2 km each way."""
+    """Path of gymnasium's ``half_cheetah.xml`` with the floor drawn 2 km each way.
+
+    MuJoCo sizes its clip planes by the model's extent (near plane ``znear * extent``), and
+    a 4 km floor raises the computed extent 50-fold (8 m to 400 m), which moves the near plane
+    from 8 cm to 4 m and clips away the cheetah 3 m in front of the tracking camera. The copy
+    therefore pins ``<statistic>`` to the original model's extent and center.
+    """
     import tempfile
     from pathlib import Path
 
+    import mujoco
     from gymnasium.envs.mujoco import half_cheetah_v5
 
     source = Path(half_cheetah_v5.__file__).parent / "assets" / "half_cheetah.xml"
     text = source.read_text()
     floor = 'name="floor" pos="0 0 0" rgba="0.8 0.9 0.8 1" size="40 40 40"'
-    if floor not in text or 'texrepeat="60 60"' not in text:
+    model_tag = '<mujoco model="cheetah">'
+    if floor not in text or 'texrepeat="60 60"' not in text or model_tag not in text:
         return str(source)  # another gymnasium layout: keep its model as it is
+    original = mujoco.MjModel.from_xml_path(str(source)).stat  # extent 8 m, center 0
+    center = " ".join(f"{c:g}" for c in original.center)
+    statistic = f'<statistic extent="{original.extent:g}" center="{center}"/>'
+    text = text.replace(model_tag, f"{model_tag}\n  {statistic}", 1)
     text = text.replace(floor, floor.replace('size="40 40 40"', 'size="2000 40 40"'))
     text = text.replace('texrepeat="60 60"', 'texrepeat="3000 60"')  # same checker squares
     target = Path(tempfile.gettempdir()) / "seqagents-render" / "half_cheetah_long_floor.xml"
