@@ -116,11 +116,13 @@ def _targets(args: argparse.Namespace, agent: Any, entry: Any) -> list[float | N
 def _evaluate(args: argparse.Namespace) -> dict:
     from seqagents.envs import is_babyai_env
     from seqagents.evaluation import episode_successes, evaluate_policy
+    from seqagents.protocol import EvaluationProtocol, resolve_protocol
     from seqagents.scores import has_normalized_score, normalized_score
 
     agent, entry, location = _load(args)
     env = _make_eval_env(agent, args.env, args.n_envs)
     env_id = args.env or agent.env_id
+    deterministic, max_steps = resolve_protocol(agent, args.deterministic, args.max_steps)
     results = []
     for target in _targets(args, agent, entry):
         start = time.perf_counter()
@@ -128,11 +130,12 @@ def _evaluate(args: argparse.Namespace) -> dict:
             agent,
             env,
             n_eval_episodes=args.episodes,
-            deterministic=args.deterministic,
+            deterministic=deterministic,
             return_episode_rewards=True,
             target_return=target,
             seed=args.seed,
             progress_bar=not args.no_progress,
+            max_episode_steps=max_steps,
         )
         row = {
             "target_return": target
@@ -162,7 +165,10 @@ def _evaluate(args: argparse.Namespace) -> dict:
         "episodes": args.episodes,
         "n_envs": args.n_envs,
         "seed": args.seed,
-        "deterministic": args.deterministic,
+        "deterministic": deterministic,
+        "max_episode_steps": max_steps,
+        "protocol": EvaluationProtocol(deterministic, max_steps).describe()
+        + ("" if args.deterministic is not None else " (the checkpoint's protocol)"),
         "device": str(agent.device),
         "results": results,
         "_agent": agent,
@@ -175,6 +181,8 @@ def _print_evaluation(report: dict) -> None:
         f"model: {report['model']}  algorithm: {report['algorithm']}  env: {report['env']}  "
         f"device: {report['device']}"
     )
+    episodes = f"{report['episodes']} episodes from seed {report['seed']}"
+    print(f"protocol: {report['protocol']}, {episodes}")
     for row in report["results"]:
         print()
         if row["target_return"] is not None:  # return-conditioned agents only
@@ -213,7 +221,7 @@ def _record(agent: Any, entry: Any, args: argparse.Namespace, path: str, n_episo
         max_frames=getattr(args, "max_frames", None),
         seed=args.seed,
         target_return=target,
-        deterministic=args.deterministic,
+        deterministic=args.deterministic,  # None: the checkpoint's protocol
         env_kwargs=env_kwargs,
         progress_bar=not args.no_progress,
         overlay=getattr(args, "overlay", False),
@@ -355,9 +363,10 @@ def cmd_push(args: argparse.Namespace) -> None:
         "mean_length": row["mean_length"],
         "n_episodes": args.episodes,
         "seed": args.seed,
-        "deterministic": args.deterministic,
+        "deterministic": report["deterministic"],
         "command": f"seqagents push {args.model} {args.repo} --episodes {args.episodes} "
-        f"--seed {args.seed}" + ("" if args.deterministic else " --stochastic"),
+        f"--seed {args.seed}"
+        + {None: "", True: " --deterministic", False: " --stochastic"}[args.deterministic],
     }
     with tempfile.TemporaryDirectory() as tmp:
         video = _record(agent, entry, args, f"{tmp}/replay.mp4", 1) if args.video else None
@@ -500,6 +509,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace, main_rank: bool) -> None:
+    from seqagents.protocol import EvaluationProtocol
     from seqagents.training import train_dt, train_leap, train_tt
     from seqagents.zoo import get_entry, zoo_dir
 
@@ -573,6 +583,9 @@ def _train(args: argparse.Namespace, main_rank: bool) -> None:
         raise _UserError(f"training {entry.algo!r} entries is not available yet")
     if not main_rank:  # rank 0 alone writes files and reports
         return
+    # The entry's evaluation protocol travels with the checkpoint (sampled on Atari).
+    agent.spec.protocol = EvaluationProtocol(entry.evaluation.deterministic).to_dict()
+    agent.save_pretrained(out / "checkpoint")
     if args.install:
         target = zoo_dir() / (entry.checkpoint.path or f"checkpoints/{entry.algo}-{entry.name}")
         agent.save_pretrained(target)
@@ -634,6 +647,30 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------- parser
+def _protocol_options(p: argparse.ArgumentParser) -> None:
+    """--deterministic/--stochastic and --max-steps; unset, they follow the checkpoint's
+    protocol (agent.protocol: sampled on Atari, greedy elsewhere)."""
+    p.add_argument(
+        "--deterministic",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="greedy actions, or --no-deterministic to sample (default: the checkpoint's "
+        "protocol, printed with the results)",
+    )
+    p.add_argument(
+        "--stochastic",
+        dest="deterministic",
+        action="store_false",
+        help="sample actions (same as --no-deterministic)",
+    )
+    p.add_argument(
+        "--max-steps",
+        type=_count(1),
+        help="cut each episode after this many steps (default: the checkpoint's protocol, "
+        "else the env's own limit)",
+    )
+
+
 def _model_options(p: argparse.ArgumentParser, video: bool = True, episodes: int = 10) -> None:
     p.add_argument("model", help="zoo entry name, local checkpoint folder or Hub repo id")
     p.add_argument("--env", help="gymnasium env id (default: the checkpoint's)")
@@ -649,18 +686,7 @@ def _model_options(p: argparse.ArgumentParser, video: bool = True, episodes: int
     )
     p.add_argument("--seed", type=int, default=0, help="env reset seed (default 0)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
-    p.add_argument(
-        "--deterministic",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="greedy actions (default) or --no-deterministic to sample",
-    )
-    p.add_argument(
-        "--stochastic",
-        dest="deterministic",
-        action="store_false",
-        help="sample actions (same as --no-deterministic)",
-    )
+    _protocol_options(p)
     p.add_argument(
         "--dataset",
         help="transformers Trajectory Transformer checkpoints only: the Minari id or D4RL .hdf5 "
@@ -825,7 +851,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1")
     p.add_argument("--env", default=None, help="gymnasium env id (default: the entry's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_benchmark, deterministic=True)
+    _protocol_options(p)
+    p.set_defaults(func=cmd_benchmark)
     from seqagents.analysis.cli import add_subcommands  # analyze, plot
 
     add_subcommands(sub)

@@ -39,6 +39,8 @@ from stable_baselines3.common.vec_env import (
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 from tqdm import tqdm
 
+from seqagents.protocol import resolve_protocol
+
 __all__ = [
     "DEFAULT_MAX_EPISODE_STEPS",
     "EpisodeStarts",
@@ -59,7 +61,7 @@ def evaluate_policy(
     model: PolicyPredictor,
     env: EvalEnv,
     n_eval_episodes: int = 10,
-    deterministic: bool = True,
+    deterministic: bool | None = None,
     render: bool = False,
     callback: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
     reward_threshold: float | None = None,
@@ -107,7 +109,9 @@ def evaluate_policy(
         env: a ``gymnasium.Env``, a ``gymnasium.vector.VectorEnv`` (autoreset mode read from
             ``env.metadata["autoreset_mode"]``) or an SB3 ``VecEnv``.
         n_eval_episodes: number of episodes to run, in total over all sub-envs.
-        deterministic: greedy actions (default) or sampled ones.
+        deterministic: greedy (True) or sampled (False) actions; None (default) follows a
+            seqagents agent's checkpoint protocol (``agent.protocol``: sampled on Atari, where
+            greedy play never presses FIRE), and is greedy for other models, as in SB3.
         render: call ``env.render()`` after each step.
         callback: called as ``callback(locals(), globals())`` after each step, once per sub-env
             still counting episodes, as SB3 does; ``locals()`` holds ``i``, ``reward``, ``done``
@@ -135,6 +139,7 @@ def evaluate_policy(
             :data:`DEFAULT_MAX_EPISODE_STEPS` (10,000) steps, with a warning when that happens,
             so an evaluation always ends. Vector envs cannot be cut per sub-env: give their
             envs a ``TimeLimit`` (a warning says when an episode runs past 10,000 steps).
+            None also takes a seqagents agent's protocol cap (``agent.protocol``) first.
 
     Returns:
         ``(mean_return, std_return)``, or ``(episode_returns, episode_lengths)`` with
@@ -342,7 +347,7 @@ def _run_episodes(
     env: EvalEnv,
     n_episodes: int,
     *,
-    deterministic: bool = True,
+    deterministic: bool | None = None,
     seed: int | None = None,
     target_return: float | None = None,
     render: bool = False,
@@ -368,6 +373,7 @@ def _run_episodes(
         or max_episode_steps < 1
     ):
         raise ValueError(f"max_episode_steps must be an int >= 1, got {max_episode_steps!r}")
+    deterministic, max_episode_steps = resolve_protocol(model, deterministic, max_episode_steps)
     agent = _sequence_agent(model)
     if agent is not None:
         agent.check_env(env)

@@ -52,7 +52,7 @@ def record_video(
     fps: float | None = None,
     seed: int | None = None,
     target_return: float | None = None,
-    deterministic: bool = True,
+    deterministic: bool | None = None,
     env_kwargs: dict[str, Any] | None = None,
     progress_bar: bool = False,
     overlay: bool = False,
@@ -74,7 +74,8 @@ def record_video(
         fps: frames per second; default ``env.metadata["render_fps"]`` (30 if absent).
         seed: seed of the first reset.
         target_return: passed to ``agent.reset(target_return=...)`` first (DT).
-        deterministic: greedy (default) or sampled actions.
+        deterministic: greedy (True) or sampled (False) actions; None (default) follows the
+            agent's checkpoint protocol (``agent.protocol``), as :func:`evaluate_policy` does.
         env_kwargs: keyword arguments for making the env from an id, over the env's watching
             defaults (:func:`seqagents.envs.render_kwargs`: HalfCheetah's tracking camera).
         progress_bar: a tqdm bar over the episodes, with the step and return inside each.

@@ -36,14 +36,14 @@ def checkpoint(tmp_path):
     return tmp_path / "ckpt"
 
 
-def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
+def run(*args: str, cwd=None, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "MUJOCO_GL": "egl"}
     return subprocess.run(
         [sys.executable, "-m", "seqagents.cli", *args],
         capture_output=True,
         text=True,
         env=env,
-        timeout=120,
+        timeout=timeout,
         cwd=cwd,
     )
 
@@ -219,7 +219,7 @@ def test_collect_and_train_a_zoo_entry_end_to_end(tmp_path, monkeypatch, capsys)
         "  return_scale: 100.0\n"
         "  model: {hidden_size: 16, n_layer: 1, context_len: 4, max_ep_len: 256}\n"
         "  training: {batch_size: 8, warmup_steps: 2, log_every: 2}\n"
-        "  evaluation: {target_returns: [-150.0]}\n"
+        "  evaluation: {target_returns: [-150.0], deterministic: false}\n"
         "  dataset:\n"
         "    id: local/pendulum/random-v0\n"
         "    collect: {policy: random, n_episodes: 2, n_envs: 2}\n"
@@ -252,6 +252,7 @@ def test_collect_and_train_a_zoo_entry_end_to_end(tmp_path, monkeypatch, capsys)
     assert agent.model_config.n_head == 2 and agent.spec.training["steps"] == 6
     assert agent.spec.training["train_config"]["checkpoint_every"] == 3
     assert (run / "trainer_state.pt").exists() and agent.target_return == -150.0
+    assert agent.protocol.deterministic is False  # the entry's protocol travels with it
     assert "installed checkpoint" in capsys.readouterr().out
     assert main(["zoo", "--json"]) == 0
     entries = json.loads(capsys.readouterr().out)

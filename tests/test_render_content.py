@@ -98,7 +98,7 @@ def test_breakout_frames_show_paddle_and_ball_after_fire():
         for _ in range(20):
             env.step(0)  # NOOP: the ball falls towards the paddle
             frame = env.render()  # (210, 160, 3)
-            red = (np.abs(frame.astype(int) - (200, 72, 72)).sum(-1) < 30)  # (210, 160)
+            red = np.abs(frame.astype(int) - (200, 72, 72)).sum(-1) < 30  # (210, 160)
             paddle = red[189:194].sum()
             ball = red[100:189].sum()
             assert paddle >= 16, f"paddle pixels {paddle}"

@@ -39,6 +39,7 @@ from seqagents.checkpoints.native import (
 from seqagents.envs import describe_space, make_env, spaces_match
 from seqagents.errors import CheckpointError
 from seqagents.observations import PRIVILEGED_KEYS, MissionVocabulary, babyai_arrays
+from seqagents.protocol import EvaluationProtocol
 
 __all__ = [
     "Agent",
@@ -209,6 +210,10 @@ class SequenceAgent(
 
     def __init__(self, network: nn.Module, spec: CheckpointConfig, device: str = "auto") -> None:
         self.spec = spec
+        try:
+            self.protocol  # noqa: B018 -- a bad saved protocol is an error at load time
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(str(e)) from e
         self.device = resolve_device(device)
         self.network = network.to(self.device).eval()
         check_finite_weights(self.network, spec.algorithm)
@@ -233,6 +238,13 @@ class SequenceAgent(
             f"action_space={describe_space(self.action_space)}, "
             f"parameters={parameters:,}, device={str(self.device)!r})"
         )
+
+    @property
+    def protocol(self) -> EvaluationProtocol:
+        """How this checkpoint is evaluated (greedy or sampled, episode cap): what
+        :func:`seqagents.evaluate_policy`, :func:`seqagents.record_video` and the CLI use
+        unless told otherwise. Set it with ``agent.spec.protocol = {...}`` before saving."""
+        return EvaluationProtocol.of_checkpoint(self.spec.protocol, self.spec.evaluation)
 
     @property
     def env_id(self) -> str | None:

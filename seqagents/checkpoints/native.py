@@ -60,6 +60,7 @@ class CheckpointConfig:
     inference: dict = field(default_factory=dict)  # e.g. target_return, planner settings
     training: dict = field(default_factory=dict)  # provenance: dataset id, steps, seed, ...
     evaluation: dict = field(default_factory=dict)  # measured results (model card model-index)
+    protocol: dict = field(default_factory=dict)  # seqagents.protocol.EvaluationProtocol fields
     library_version: str = ""
     format: str = FORMAT
 
@@ -368,16 +369,26 @@ def model_card(
         lines += ["```json", json.dumps(ev, indent=2), "```", ""]
     if spec.training:
         lines += ["## Training", "", "```json", json.dumps(spec.training, indent=2), "```", ""]
+    from seqagents.protocol import EvaluationProtocol
+
+    protocol = EvaluationProtocol.of_checkpoint(spec.protocol, ev)
+    target = spec.inference.get("target_return")
     lines += [
         "## Usage",
         "",
+        f"Evaluation protocol: {protocol.describe(target)}. `evaluate_policy` and the "
+        "`seqagents` commands follow it; in a loop of your own pass the same `deterministic` "
+        "to `predict`.",
+        "",
         "```python",
-        "import gymnasium as gym",
         f"from seqagents import {name}, evaluate_policy",
         "",
         f"agent = {name}.from_pretrained({json.dumps(location or '.')})",
         "env = agent.make_env()",
-        "print(evaluate_policy(agent, env, n_eval_episodes=10))",
+        "print(evaluate_policy(agent, env, n_eval_episodes=10))  # follows the protocol",
+        "",
+        "obs, info = env.reset(seed=0)",
+        f"action, _ = agent.predict(obs, deterministic={protocol.deterministic})",
         "```",
         "",
     ]
