@@ -47,7 +47,7 @@ def _rss_mib() -> tuple[float, float]:
 
 def write_synthetic(out_dir: Path, n_frames: int, seed: int = 0, chunk_size: int = 10_000) -> None:
     """Write ``n_frames`` synthetic Atari-like frames as a dataset folder, one game at a time."""
-    from seqagents.data.atari import AtariDatasetWriter
+    from seqagents.data.atari_collect import AtariDatasetWriter
 
     rng = np.random.default_rng(seed)
     writer = AtariDatasetWriter(

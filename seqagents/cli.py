@@ -383,7 +383,7 @@ def cmd_push(args: argparse.Namespace) -> None:
 
 def _collect_learning_history(args: argparse.Namespace) -> None:
     """``collect --learn ppo``: train PPO on an Atari game and record its learning history."""
-    from seqagents.data.atari import record_ppo_history
+    from seqagents.data.atari_collect import record_ppo_history
 
     if args.learn.lower() != "ppo":
         raise _UserError(f"--learn supports only 'ppo', got {args.learn!r}")
@@ -402,8 +402,9 @@ def _collect_learning_history(args: argparse.Namespace) -> None:
             n_envs=args.n_envs or 8,
             progress_bar=not args.no_progress,
             overwrite=args.overwrite,
+            resume=args.resume,
         )
-    except FileExistsError as e:
+    except (FileExistsError, FileNotFoundError, ValueError) as e:
         raise _UserError(str(e)) from e
     summary = {
         "out": str(result.out_dir),
@@ -794,7 +795,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    # Atari learning history (seqagents.data.atari): train PPO and record every step it takes.
+    # Atari learning history (seqagents.data.atari_collect): PPO learns, every step is recorded.
     p.add_argument(
         "--learn",
         metavar="ALGO",
@@ -803,6 +804,12 @@ def build_parser() -> argparse.ArgumentParser:
         "clipped rewards, 84x84 uint8 frames) to --out, with the final policy and the curve",
     )
     p.add_argument("--out", metavar="DIR", help="dataset folder for --learn")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="--learn: continue the recording in --out from its last stage (saved every 50k "
+        "PPO steps); --steps is the new total",
+    )
     p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("train", help="train a zoo entry on its dataset")

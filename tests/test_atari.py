@@ -172,6 +172,45 @@ def test_short_ppo_history(tmp_path):
     assert PPO.load(result.policy_path, device="cpu").policy is not None
 
 
+def test_a_ppo_history_resumes_from_its_last_stage(tmp_path):
+    """Stages keep the games finished so far, the policy and its optimizer; a resumed recording
+    keeps the history up to the stage byte for byte and continues the same learning run."""
+    import torch
+
+    options = dict(
+        seed=0,
+        n_envs=2,
+        progress_bar=False,
+        hyperparameters={"n_steps": 128, "batch_size": 64},
+        chunk_size=100_000,  # chunks only at stages and at the end
+        stage_every=256,
+        keep_policy_every=256,
+    )
+    whole = record_ppo_history("Breakout", 768, tmp_path / "whole", **options)
+    part = record_ppo_history("Breakout", 512, tmp_path / "part", **options)  # stage at 256
+    stage = json.loads((tmp_path / "part" / "stages" / "stage.json").read_text())
+    assert stage["policy_steps"] == 256 and (tmp_path / "part/stages/ppo_policy_256.zip").exists()
+    saved = torch.load(tmp_path / "part/stages" / stage["state_file"], weights_only=True)
+    assert "optimizer" in saved and saved["optimizer"]["state"]  # Adam moments kept
+    assert part.n_episodes > stage["writer"]["n_episodes"]  # games after the stage ...
+    resumed = record_ppo_history("Breakout", 768, tmp_path / "part", resume=True, **options)
+    assert resumed.policy_steps == 768 == whole.policy_steps
+    first = [(tmp_path / run / "chunk_00000.npz").read_bytes() for run in ("whole", "part")]
+    assert first[0] == first[1]  # ... are dropped; the history up to the stage is unchanged
+    metadata = json.loads((tmp_path / "part" / "metadata.json").read_text())
+    assert metadata["behaviour_policy"]["resumed_at_policy_steps"] == [256]
+    data = load_atari_dataset(tmp_path / "part")
+    assert data.n_episodes == resumed.n_episodes == metadata["n_episodes"]
+    curve = (tmp_path / "part" / "training_curve.csv").read_text().splitlines()
+    assert len(curve) == 1 + resumed.n_episodes  # header + one row per game, none twice
+    with pytest.raises(ValueError, match="settings differ"):
+        record_ppo_history(
+            "Breakout", 1024, tmp_path / "part", resume=True, **{**options, "seed": 1}
+        )
+    with pytest.raises(FileNotFoundError, match="no stage to resume from"):
+        record_ppo_history("Breakout", 1024, tmp_path / "none", resume=True, **options)
+
+
 def _synthetic_data(n_frames: int = 600, lengths=(100, 250, 250)):
     from seqagents.data import AtariTrajectoryData
 

@@ -7,11 +7,10 @@ Example:
     >>> batch = sampler.sample(64)  # doctest: +SKIP
 """
 
-from seqagents.data.atari import (
+from seqagents.data.atari import AtariTrajectoryData, load_atari_dataset
+from seqagents.data.atari_collect import (
     AtariDatasetWriter,
-    AtariTrajectoryData,
     LearningHistoryRecorder,
-    load_atari_dataset,
     make_recorded_atari_env,
     record_ppo_history,
 )
