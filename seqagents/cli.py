@@ -181,8 +181,9 @@ def _print_evaluation(report: dict) -> None:
         f"model: {report['model']}  algorithm: {report['algorithm']}  env: {report['env']}  "
         f"device: {report['device']}"
     )
-    episodes = f"{report['episodes']} episodes from seed {report['seed']}"
-    print(f"protocol: {report['protocol']}, {episodes}")
+    if "protocol" in report:
+        episodes = f"{report['episodes']} episodes from seed {report['seed']}"
+        print(f"protocol: {report['protocol']}, {episodes}")
     for row in report["results"]:
         print()
         if row["target_return"] is not None:  # return-conditioned agents only
