@@ -320,6 +320,8 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
         args.video = f"videos/{Path(args.model.rstrip('/')).name.replace('/', '-')}.mp4"
     if getattr(args, "video", None):
         check_video_path(args.video)  # before the evaluation, not after it
+    if getattr(args, "output_dir", None):
+        return _evaluate_to_folder(args)
     report = _evaluate(args)
     agent, entry = report.pop("_agent"), report.pop("_entry")
     if getattr(args, "video", None):
@@ -333,11 +335,52 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
     return report
 
 
+def _evaluate_to_folder(args: argparse.Namespace) -> dict:
+    """``evaluate --output-dir``: per-episode videos and eval_info.json (LeRobot's layout)."""
+    from seqagents.eval_folder import evaluate_to_folder
+
+    if args.n_envs != 1:
+        raise _UserError("--output-dir runs one env (episode i with seed + i); drop --n-envs")
+    agent, entry, location = _load(args)
+    env_id = args.env or agent.env_id
+    if not env_id:
+        raise _UserError("the checkpoint names no env; pass --env ENV_ID")
+    kwargs = dict(entry.render_kwargs) if entry is not None and env_id == entry.env_id else {}
+    if args.camera:
+        kwargs["camera_name"] = args.camera
+    info = evaluate_to_folder(
+        agent,
+        env_id,
+        args.output_dir,
+        n_episodes=args.episodes,
+        n_videos=min(args.videos, args.episodes),
+        seed=args.seed,
+        deterministic=args.deterministic,
+        target_return=args.target_return[0] if args.target_return else None,
+        env_kwargs=kwargs,
+        progress_bar=not args.no_progress,
+    )
+    if args.json:
+        print(json.dumps({"model": location, **info}, indent=2))
+    else:
+        agg = info["aggregated"]
+        line = f"mean ± std: {agg['mean_return']:.2f} ± {agg['std_return']:.2f}"
+        if "normalized_mean" in agg:
+            line += f"   normalized: {agg['normalized_mean']:.1f}"
+        if "success_rate" in agg:
+            line += f"   success: {100 * agg['success_rate']:.1f}%"
+        print(f"model: {location}  env: {env_id}\nprotocol: {info['protocol']}\n{line}")
+        print(f"wrote {Path(args.output_dir) / 'eval_info.json'} and {args.videos} videos")
+    return info
+
+
 def cmd_record(args: argparse.Namespace) -> None:
     from seqagents.video import check_video_path
 
     check_video_path(args.video)
     agent, entry, _ = _load(args)
+    if args.episodes is None:  # rl-zoo style: a clip of --steps frames across episodes
+        args.max_frames = args.max_frames or args.steps
     path = _record(agent, entry, args, args.video, args.episodes)
     print(json.dumps({"video": str(path)}) if args.json else f"video: {path}")
 
@@ -673,11 +716,18 @@ def _protocol_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _model_options(p: argparse.ArgumentParser, video: bool = True, episodes: int = 10) -> None:
+def _model_options(
+    p: argparse.ArgumentParser, video: bool = True, episodes: int | None = 10
+) -> None:
     p.add_argument("model", help="zoo entry name, local checkpoint folder or Hub repo id")
     p.add_argument("--env", help="gymnasium env id (default: the checkpoint's)")
     p.add_argument(
-        "--episodes", type=_count(1), default=episodes, help=f"episodes (default {episodes})"
+        "--episodes",
+        type=_count(1),
+        default=episodes,
+        help=f"episodes (default {episodes})"
+        if episodes
+        else "whole episodes to record (default: a clip of --steps frames across episodes)",
     )
     p.add_argument("--n-envs", type=_count(1), default=1, help="parallel envs (default 1)")
     p.add_argument(
@@ -700,6 +750,18 @@ def _model_options(p: argparse.ArgumentParser, video: bool = True, episodes: int
     if video:
         p.add_argument(
             "--video", metavar="PATH", help="also record one episode to PATH (.mp4 or .gif)"
+        )
+        p.add_argument(
+            "--output-dir",
+            metavar="DIR",
+            help="write DIR/eval_info.json (per episode: seed, return, length, success) and "
+            "videos of the first --videos episodes (episode i uses seed + i)",
+        )
+        p.add_argument(
+            "--videos",
+            type=_count(0),
+            default=10,
+            help="with --output-dir: episodes to record (default 10)",
         )
 
 
@@ -742,9 +804,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("record", help="record a rollout video")
-    _model_options(p, video=False, episodes=1)
+    _model_options(p, video=False, episodes=None)
     p.add_argument("--video", metavar="PATH", required=True, help="output .mp4 or .gif")
     p.add_argument("--max-frames", type=_count(1), help="stop after this many frames")
+    p.add_argument(
+        "--steps",
+        type=_count(1),
+        default=1000,
+        help="clip length in frames, across episodes (default 1000, as rl-zoo); --episodes N "
+        "records N whole episodes instead",
+    )
     p.add_argument(
         "--overlay", action="store_true", help="print step, reward and return-to-go on frames"
     )

@@ -318,6 +318,11 @@ class SequenceAgent(
         self.n_envs = 0
         self._pending_reward, self._pending_done = None, np.zeros(0, dtype=bool)
 
+    def plan_summary(self, env_index: int = 0, action_names: list[str] | None = None) -> str | None:
+        """One line on what the agent plans for env ``env_index`` after its last ``predict``
+        (video overlays); None for agents that do not plan (DT)."""
+        return None
+
     def observe(self, reward: float | np.ndarray, done: bool | np.ndarray) -> None:
         """Report the reward of the last ``env.step`` and whether the episode ended.
 

@@ -235,6 +235,32 @@ class LEAPAgent(SequenceAgent):
             return None
         return (self._rtg * self.return_scale).cpu().numpy()
 
+    def plan_summary(self, env_index: int = 0, action_names: list[str] | None = None) -> str | None:
+        """``"plan 2/5: left [forward] forward pickup toggle"``: the latest plan of env
+        ``env_index``, the action just taken in brackets.
+
+        Example:
+            >>> import gymnasium as gym
+            >>> env = gym.make("CartPole-v1")
+            >>> agent = LEAPAgent.create(env.observation_space, env.action_space, horizon=3,
+            ...                          n_layer=1, hidden_size=16, device="cpu")
+            >>> _ = agent.predict(env.reset(seed=0)[0])
+            >>> agent.plan_summary(action_names=["push left", "push right"]).startswith("plan 1/3")
+            True
+        """
+        if self.last_plan is None or not (self.last_plan_envs == env_index).any():
+            return None
+        row = int(np.flatnonzero(self.last_plan_envs == env_index)[0])
+        actions = self.last_plan.actions[row].tolist()  # (h,)
+        taken = int(self._plan_step[env_index]) - 1  # index of the action just executed
+        names = [
+            action_names[a] if action_names and 0 <= a < len(action_names) else str(a)
+            for a in actions
+        ]
+        if 0 <= taken < len(names):
+            names[taken] = f"[{names[taken]}]"
+        return f"plan {taken + 1}/{len(names)}: " + " ".join(names)
+
     def _allocate(self, n_envs: int) -> None:
         super()._allocate(n_envs)
         cfg = self.model_config

@@ -298,6 +298,25 @@ class TrajectoryTransformerAgent(SequenceAgent):
         return state
 
     # ------------------------------------------------------------------ acting
+    def plan_summary(self, env_index: int = 0, action_names: list[str] | None = None) -> str | None:
+        """``"plan: reward 12.31 over 5 steps, score 480.2"``: the predicted rewards summed
+        over the planned horizon and the search score (rewards + discounted final value) of
+        the plan chosen at the last ``predict`` for env ``env_index``."""
+        plan = self.last_plan
+        if plan is None:
+            return None
+        trajectory, value = plan.trajectory, plan.value
+        if trajectory.dim() == 3:  # (E, horizon, transition_dim): a batch of envs
+            if env_index >= len(trajectory):
+                return None
+            trajectory, value = trajectory[env_index], value[env_index]
+        cfg = self.model_config
+        rewards = trajectory[:, cfg.observation_dim + cfg.action_dim]  # (horizon,)
+        return (
+            f"plan: reward {float(rewards.sum()):.2f} over {len(rewards)} steps, "
+            f"score {float(value):.1f}"
+        )
+
     def _allocate(self, n_envs: int) -> None:
         super()._allocate(n_envs)
         cfg = self.model_config
