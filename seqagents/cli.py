@@ -884,7 +884,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a zoo entry on its dataset")
     p.add_argument("entry", help="zoo entry name (seqagents zoo lists them)")
-    p.add_argument("--dataset", help="Minari dataset id or folder (default: the entry's)")
+    p.add_argument(
+        "--dataset",
+        help="Minari dataset id, Atari dataset folder, or dqn-replay:PATH[?num_buffers=N&"
+        "num_steps=N] for the DQN Replay Dataset (default: the entry's)",
+    )
     p.add_argument("--steps", type=_count(1), help="gradient steps (default: the entry's)")
     p.add_argument("--batch-size", type=_count(1), help="windows per step (default: the entry's)")
     p.add_argument("--learning-rate", type=float, help="peak learning rate (default: the entry's)")

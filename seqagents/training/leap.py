@@ -159,7 +159,8 @@ def train_leap(
 
     Args:
         dataset: a Minari dataset id or :class:`~seqagents.data.TrajectoryData` (BabyAI Dict
-            observations carry their ``mission_vocabulary``).
+            observations carry their ``mission_vocabulary``), an Atari learning-history folder
+            or ``dqn-replay:PATH[?options]`` (:func:`seqagents.data.load_dqn_replay`).
         env_id: env recorded in the checkpoint (default: the dataset's ``env_spec``).
         env_kwargs: its ``gymnasium.make`` kwargs (default: the dataset's).
         model_config: :class:`~seqagents.models.leap.LEAPConfig` fields; the state encoder and
