@@ -17,7 +17,7 @@ import yaml
 
 from seqagents.errors import reject_unknown_keys
 
-__all__ = ["ZooEntry", "zoo_dir", "list_entries", "get_entry", "resolve_model"]
+__all__ = ["ZOO_HUB_ORG", "ZooEntry", "zoo_dir", "list_entries", "get_entry", "resolve_model"]
 
 
 def zoo_dir() -> Path:
@@ -28,6 +28,11 @@ def zoo_dir() -> Path:
     package = Path(__file__).resolve().parent
     checkout = package.parent / "zoo"
     return checkout if (checkout / "dt.yml").is_file() else package / "_zoo"
+
+
+def _in_checkout() -> bool:
+    """Whether the zoo is a repository checkout's ``zoo/`` (not a wheel's package data)."""
+    return zoo_dir().resolve() == (Path(__file__).resolve().parent.parent / "zoo").resolve()
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
@@ -86,10 +91,23 @@ class PaperScore:
     source: str = ""  # paper, table
 
 
+ZOO_HUB_ORG = "seqagents"
+"""The Hugging Face Hub organization that holds every checkpoint the zoo bundles, each in the
+repo named after its folder (``zoo/checkpoints/dt-breakout`` -> ``seqagents/dt-breakout``)."""
+
+
 @dataclass
 class CheckpointSpec:
     path: str | None = None  # bundled checkpoint, relative to the zoo folder
-    hub_id: str | None = None  # Hugging Face Hub repo
+    hub_id: str | None = None  # a Hub repo of someone else's checkpoint (edbeeching's DTs)
+    alternative: str | None = None  # another Hub checkpoint of the entry (e.g. transformers')
+
+    @property
+    def repo_id(self) -> str | None:
+        """The Hub repo of this checkpoint: ``hub_id``, else ours, ``ZOO_HUB_ORG/<folder>``."""
+        if self.hub_id:
+            return self.hub_id
+        return f"{ZOO_HUB_ORG}/{Path(self.path).name}" if self.path else None
 
 
 @dataclass
@@ -112,12 +130,16 @@ class ZooEntry:
     sources: list[str] = field(default_factory=list)  # where the numbers come from
 
     def checkpoint_location(self) -> str | None:
-        """The bundled checkpoint folder if it exists, else the Hub id (or None)."""
+        """The bundled checkpoint folder if it exists (a checkout keeps them all, the wheel only
+        the demo's), else the Hub repo it is downloaded from; None for an entry not trained yet
+        (a checkout without its folder)."""
         if self.checkpoint.path:
             path = zoo_dir() / self.checkpoint.path
             if (path / "config.json").exists():
                 return str(path)
-        return self.checkpoint.hub_id
+            if _in_checkout():  # the repository keeps every trained checkpoint
+                return self.checkpoint.hub_id
+        return self.checkpoint.repo_id
 
 
 _NESTED = {
@@ -186,7 +208,9 @@ def resolve_model(model: str) -> tuple[str, ZooEntry | None]:
     entry = entries[model]
     location = entry.checkpoint_location()
     if location is None:
+        alternative = entry.checkpoint.alternative
         raise LookupError(
             f"zoo entry {model!r} has no checkpoint yet; train one with `seqagents train {model}`"
+            + (f", or load its alternative {alternative}" if alternative else "")
         )
     return location, entry
