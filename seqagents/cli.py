@@ -231,8 +231,24 @@ def _record(agent: Any, entry: Any, args: argparse.Namespace, path: str, n_episo
 
 # ---------------------------------------------------------------------------- commands
 def cmd_zoo(args: argparse.Namespace) -> None:
-    from seqagents.zoo import list_entries
+    from seqagents.zoo import list_entries, publish_zoo
 
+    if args.publish:
+        from seqagents.checkpoints.native import hub_errors
+        from seqagents.errors import HubError
+
+        try:
+            published = publish_zoo(args.publish)
+        except HubError as e:
+            raise _UserError(str(e)) from e
+        except (*hub_errors(), OSError) as e:  # an upload failed half-way: safe to rerun
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise _UserError(
+                f"publishing to {args.publish} failed ({type(e).__name__}: {first}); rerun "
+                f"`seqagents zoo --publish {args.publish}` (uploads are idempotent)"
+            ) from e
+        print(f"published {len(published)} checkpoints to {args.publish}")
+        return
     entries = {k: v for k, v in list_entries().items() if "/" in k}
     if args.json:
         print(
@@ -877,8 +893,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="seqagents COMMAND --help for its options",
     )
 
-    p = sub.add_parser("zoo", help="list zoo entries")
+    p = sub.add_parser("zoo", help="list zoo entries (or --publish them to the Hub)")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.add_argument(
+        "--publish",
+        metavar="ORG",
+        help="push every bundled checkpoint with its card to ORG/<name> on the Hub "
+        "(the zoo's home is seqagents)",
+    )
     p.set_defaults(func=cmd_zoo)
 
     p = sub.add_parser("info", help="what a checkpoint is: algorithm, env, spaces, defaults")

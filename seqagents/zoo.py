@@ -214,3 +214,38 @@ def resolve_model(model: str) -> tuple[str, ZooEntry | None]:
             + (f", or load its alternative {alternative}" if alternative else "")
         )
     return location, entry
+
+
+def publish_zoo(
+    org: str, *, token: str | None = None, log: Any = print
+) -> list[tuple[str, str, str]]:
+    """Push every bundled checkpoint, with its model card, to ``org/<folder name>`` on the Hub
+    (``org`` is ``ZOO_HUB_ORG`` for the zoo's own home). The login and the right to write to
+    ``org`` are checked once, before anything is uploaded.
+
+    Args:
+        org: the Hub user or organization to publish to.
+        token: a Hub token; ``None`` uses the saved one.
+        log: called with one line per published checkpoint.
+
+    Returns:
+        ``(entry, repo id, commit URL)`` for each published checkpoint.
+
+    Raises:
+        HubError: not logged in, the Hub unreachable, or no right to write to ``org``.
+    """
+    from seqagents.agents import load_agent
+    from seqagents.checkpoints.hub import check_hub_access
+
+    check_hub_access(f"{org}/zoo", token)
+    published = []
+    for key, entry in list_entries().items():
+        path = entry.checkpoint.path
+        if "/" not in key or not path or not (zoo_dir() / path / "config.json").is_file():
+            continue
+        repo_id = f"{org}/{Path(path).name}"
+        agent = load_agent(zoo_dir() / path, device="cpu")
+        url = agent.push_to_hub(repo_id, token=token, commit_message=f"seqagents zoo: {key}")
+        log(f"{key}: {repo_id} ({url})")
+        published.append((key, repo_id, url))
+    return published

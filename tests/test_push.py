@@ -293,3 +293,25 @@ def test_card_license_is_the_package_license():
     pyproject = (ROOT / "pyproject.toml").read_text()  # (tomllib is not in Python 3.10)
     assert LICENSE == re.search(r'^license = \{ text = "(\w+)" \}', pyproject, re.M)[1].lower()
     assert INSTALL == 'pip install "seqagents[all]"' and re.search(r"^all = \[", pyproject, re.M)
+
+
+def test_zoo_publish_pushes_every_bundled_checkpoint_with_its_card(hub, capsys):
+    """`seqagents zoo --publish ORG`: one repo per bundled checkpoint, named after its folder,
+    each with config, weights and a card that names the repo; the login is checked first."""
+    from seqagents.zoo import list_entries, zoo_dir
+
+    bundled = {
+        Path(e.checkpoint.path).name
+        for k, e in list_entries().items()
+        if "/" in k and e.checkpoint.path and (zoo_dir() / e.checkpoint.path).is_dir()
+    }
+    assert main(["zoo", "--publish", "club"]) == 0
+    repos = {repo for repo, _ in hub.uploads}
+    assert repos == {f"club/{name}" for name in bundled} and "club/dt-breakout" in repos
+    for repo, files in hub.uploads:
+        assert {"config.json", "model.safetensors", "README.md"} <= set(files)
+        assert f'from_pretrained("{repo}")' in files["README.md"].decode()
+    assert f"published {len(bundled)} checkpoints to club" in capsys.readouterr().out
+    hub.uploads.clear()
+    assert main(["zoo", "--publish", "someone-else"]) == 2  # no right to write there
+    assert not hub.uploads and "cannot create repos" in _one_line_error(capsys)
