@@ -15,7 +15,7 @@ from seqagents.models.transformer import (
     merge_attention,
 )
 from seqagents.models.tt import TrajectoryTransformer
-from seqagents.planning import Discretizer, Plan, beam_plan
+from seqagents.planning import BeamSearchConfig, Discretizer, Plan, beam_plan
 from seqagents.planning.beam_search import _beam_plan_cached, _beam_plan_reference
 from tests._tt import CONFIG, random_context, tiny_discretizer, tiny_tt
 
@@ -107,20 +107,18 @@ def test_shared_prefix_plan_equals_cached_and_reference(
 ) -> None:
     make_context, n_generators, horizon, beam_width, other = CASES[case]
     context = make_context()
-    settings = dict(PLANNER, horizon=horizon, beam_width=beam_width, **other)
+    config = BeamSearchConfig(**PLANNER, horizon=horizon, beam_width=beam_width, **other)
     counter = _CountAttend(monkeypatch)
-    shared = beam_plan(model, disc, context, generator=_generators(n_generators), **settings)
+    shared = beam_plan(model, disc, context, config, generator=_generators(n_generators))
     assert counter.calls > 0  # the public planner took the shared-prefix path
     n_envs = 1 if isinstance(context, torch.Tensor) and context.ndim == 1 else len(context)
     assert counter.prefix_envs == {n_envs}  # the prefix is stored once per env, not per beam
     assert counter.grouped == counter.decoding  # and read once per env when decoding
     assert counter.siblings > 0  # expanded beams read their parent's keys once
     calls = counter.calls
-    cached = _beam_plan_cached(
-        model, disc, context, generator=_generators(n_generators), **settings
-    )
+    cached = _beam_plan_cached(model, disc, context, config, generator=_generators(n_generators))
     reference = _beam_plan_reference(
-        model, disc, context, generator=_generators(n_generators), **settings
+        model, disc, context, config, generator=_generators(n_generators)
     )
     assert counter.calls == calls  # neither of those uses SharedPrefixKV
     _assert_same_plan(shared, cached)
@@ -130,10 +128,10 @@ def test_shared_prefix_plan_equals_cached_and_reference(
 def test_float32_plan_equals_cached(disc: Discretizer) -> None:
     torch.manual_seed(2)
     model = TrajectoryTransformer(CONFIG).eval()
-    settings = dict(PLANNER, horizon=4, beam_width=5)
+    config = BeamSearchConfig(**PLANNER, horizon=4, beam_width=5)
     contexts = [_context(4, seed=6), _context(1, seed=7)]
-    shared = beam_plan(model, disc, contexts, generator=_generators(2), **settings)
-    cached = _beam_plan_cached(model, disc, contexts, generator=_generators(2), **settings)
+    shared = beam_plan(model, disc, contexts, config, generator=_generators(2))
+    cached = _beam_plan_cached(model, disc, contexts, config, generator=_generators(2))
     assert torch.equal(shared.tokens, cached.tokens)
     torch.testing.assert_close(shared.value, cached.value, atol=1e-5, rtol=1e-5)
 
@@ -149,11 +147,11 @@ def test_models_without_the_flag_get_the_per_beam_cache(
             return model(tokens, past=past, pad=pad)
 
     counter = _CountAttend(monkeypatch)
-    settings = dict(PLANNER, horizon=3, beam_width=3)
-    plan = beam_plan(Wrapped(), disc, _context(2), generator=_generators(None), **settings)
+    config = BeamSearchConfig(**PLANNER, horizon=3, beam_width=3)
+    plan = beam_plan(Wrapped(), disc, _context(2), config, generator=_generators(None))
     assert counter.calls == 0
     _assert_same_plan(
-        plan, beam_plan(model, disc, _context(2), generator=_generators(None), **settings)
+        plan, beam_plan(model, disc, _context(2), config, generator=_generators(None))
     )
 
 

@@ -50,14 +50,16 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 
+from seqagents.errors import check_minimums
 from seqagents.models.transformer import KVBuffer, KVCache, SharedPrefixKV, SiblingKV
+from seqagents.planning._settings import PlannerSettings
 from seqagents.planning.discretizer import Discretizer
 
-__all__ = ["Plan", "TokenModel", "beam_plan"]
+__all__ = ["BeamSearchConfig", "Plan", "TokenModel", "beam_plan"]
 
 
 @dataclass(frozen=True)
@@ -101,25 +103,62 @@ class TokenModel(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class BeamSearchConfig(PlannerSettings):
+    """Beam-search settings (defaults: TT paper / original ``config/offline.py``).
+
+    Validated here, once; the checks that need the model (``k_*`` against its vocabulary, the
+    window against its ``block_size``) run in :func:`beam_plan`.
+
+    Example:
+        >>> BeamSearchConfig(horizon=5, beam_width=32).replace(beam_width=64).beam_width
+        64
+    """
+
+    horizon: int = 15  # transitions to plan (paper: 15; halfcheetah medium: 5)
+    beam_width: int = 128  # beams kept per env (paper: 128; halfcheetah medium: 32)
+    n_expand: int = 2  # copies of each beam before sampling its actions (paper: 2)
+    cdf_obs: float | None = None  # drop the least likely observation tokens holding this mass
+    cdf_act: float | None = 0.6  # same for action tokens (paper: 0.6)
+    k_obs: int | None = 1  # keep only the k most likely observation tokens (paper: 1, greedy)
+    k_act: int | None = None  # same for action tokens (paper: None)
+    k_rew: int | None = 1  # same for reward and value tokens (paper: 1)
+    discount: float = 0.99  # discount of the search score (paper: 0.99)
+    # The model sees at most max_context_transitions * transition_dim - 1 tokens (paper: 5, so
+    # 4 whole transitions + the current partial one); None = its block_size.
+    max_context_transitions: int | None = 5
+
+    def __post_init__(self) -> None:
+        check_minimums(self, horizon=1, beam_width=1, n_expand=1)
+        if not 0.0 <= self.discount <= 1.0:
+            raise ValueError(f"discount={self.discount} must be in [0, 1]")
+        for name in ("cdf_obs", "cdf_act"):
+            cdf = getattr(self, name)
+            if cdf is not None and not 0.0 < cdf <= 1.0:
+                raise ValueError(f"{name}={cdf} must be in (0, 1] or None")
+        for name in ("k_obs", "k_act", "k_rew"):
+            k = getattr(self, name)
+            if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+                raise ValueError(f"{name}={k!r} must be an integer >= 1 or None")
+        n = self.max_context_transitions
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 2):
+            raise ValueError(
+                f"max_context_transitions={n!r}: use None or max_context_transitions >= 2 (the "
+                "model sees max_context_transitions * transition_dim - 1 tokens, at least one "
+                "whole transition)"
+            )
+
+
 @torch.inference_mode()
 def beam_plan(
     model: TokenModel,
     discretizer: Discretizer,
     context_tokens: torch.Tensor | Sequence[torch.Tensor],
+    config: BeamSearchConfig | None = None,
     *,
-    horizon: int = 15,
-    beam_width: int = 128,
-    n_expand: int = 2,
-    cdf_obs: float | None = None,
-    cdf_act: float | None = 0.6,
-    k_obs: int | None = 1,
-    k_act: int | None = None,
-    k_rew: int | None = 1,
-    discount: float = 0.99,
-    max_context_transitions: int | None = 5,
     generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> Plan:
-    """Plan ``horizon`` transitions by beam search over the model's token distribution.
+    """Plan ``config.horizon`` transitions by beam search over the model's token distribution.
 
     Args:
         model: the sequence model, in eval mode (see :class:`TokenModel`).
@@ -130,17 +169,7 @@ def beam_plan(
             observation_dim``; value tokens of earlier transitions are hidden from the model, any
             bin will do). A batch of envs: ``(E, T)``, or a sequence of ``E`` such 1-D tensors
             of different lengths (left-padded internally).
-        horizon: transitions to plan (paper: 15; halfcheetah: 5).
-        beam_width: beams kept per env (paper: 128; halfcheetah: 32).
-        n_expand: copies of each beam before sampling actions (paper: 2).
-        cdf_obs: drop the least likely observation tokens holding this much probability mass.
-        cdf_act: same for action tokens (paper: 0.6).
-        k_obs: keep only the ``k`` most likely observation tokens (paper: 1, greedy).
-        k_act: same for action tokens (paper: None).
-        k_rew: same for reward and value tokens (paper: 1).
-        discount: discount of the search score (paper: 0.99).
-        max_context_transitions: the model sees at most this many transitions minus one token
-            (paper: 5); None = its ``block_size``.
+        config: the search settings (None = the paper's defaults).
         generator: random source; one generator, or one per env (then a batched call equals
             the per-env calls with the same seeds). None = torch's global generator.
 
@@ -148,7 +177,7 @@ def beam_plan(
         The best :class:`Plan` per env.
 
     Raises:
-        ValueError: on out-of-range settings or malformed context tokens.
+        ValueError: on settings the model cannot take or malformed context tokens.
 
     Example:
         >>> from seqagents.models.tt import TTConfig, TrajectoryTransformer
@@ -156,7 +185,8 @@ def beam_plan(
         ...                   block_size=24, n_layer=1, n_head=1, n_embd=8)
         >>> model = TrajectoryTransformer(config).eval()
         >>> disc = Discretizer(torch.linspace(0, 1, 11)[:, None].repeat(1, 5))
-        >>> plan = beam_plan(model, disc, torch.tensor([3, 4]), horizon=2, beam_width=4,
+        >>> plan = beam_plan(model, disc, torch.tensor([3, 4]),
+        ...                  BeamSearchConfig(horizon=2, beam_width=4),
         ...                  generator=torch.Generator().manual_seed(0))
         >>> plan.tokens.shape, plan.action.shape
         (torch.Size([2, 5]), torch.Size([1]))
@@ -164,23 +194,7 @@ def beam_plan(
     # Models that accept SharedPrefixKV caches (the TT) get shared-prefix attention; others
     # (e.g. test doubles that read KVBuffer keys) the per-beam KV cache. Same plan either way.
     decoder = _SharedPrefixDecoder if getattr(model, "supports_shared_prefix", False) else None
-    return _plan(
-        decoder or _CachedDecoder,
-        model,
-        discretizer,
-        context_tokens,
-        horizon=horizon,
-        beam_width=beam_width,
-        n_expand=n_expand,
-        cdf_obs=cdf_obs,
-        cdf_act=cdf_act,
-        k_obs=k_obs,
-        k_act=k_act,
-        k_rew=k_rew,
-        discount=discount,
-        max_context_transitions=max_context_transitions,
-        generator=generator,
-    )
+    return _plan(decoder or _CachedDecoder, model, discretizer, context_tokens, config, generator)
 
 
 @torch.inference_mode()
@@ -188,14 +202,16 @@ def _beam_plan_reference(
     model: TokenModel,
     discretizer: Discretizer,
     context_tokens: torch.Tensor | Sequence[torch.Tensor],
-    **settings: Any,
+    config: BeamSearchConfig | None = None,
+    *,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> Plan:
     """:func:`beam_plan` recomputing the whole window for every token, as the original does.
 
     Same arguments and random draws as :func:`beam_plan`, hence the same plan up to float
     rounding; for tests and ``benchmarks/tt_planning.py``.
     """
-    return _plan(_RecomputeDecoder, model, discretizer, context_tokens, **settings)
+    return _plan(_RecomputeDecoder, model, discretizer, context_tokens, config, generator)
 
 
 @torch.inference_mode()
@@ -203,14 +219,16 @@ def _beam_plan_cached(
     model: TokenModel,
     discretizer: Discretizer,
     context_tokens: torch.Tensor | Sequence[torch.Tensor],
-    **settings: Any,
+    config: BeamSearchConfig | None = None,
+    *,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> Plan:
     """:func:`beam_plan` with a per-beam KV cache (every beam holds a copy of the window's).
 
     The planner before shared-prefix attention; same arguments, random draws and plan as
     :func:`beam_plan`, for tests and ``benchmarks/tt_planning.py``.
     """
-    return _plan(_CachedDecoder, model, discretizer, context_tokens, **settings)
+    return _plan(_CachedDecoder, model, discretizer, context_tokens, config, generator)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -577,39 +595,22 @@ def _plan(
     model: TokenModel,
     discretizer: Discretizer,
     context_tokens: torch.Tensor | Sequence[torch.Tensor],
-    horizon: int = 15,
-    beam_width: int = 128,
-    n_expand: int = 2,
-    cdf_obs: float | None = None,
-    cdf_act: float | None = 0.6,
-    k_obs: int | None = 1,
-    k_act: int | None = None,
-    k_rew: int | None = 1,
-    discount: float = 0.99,
-    max_context_transitions: int | None = 5,
-    generator: torch.Generator | Sequence[torch.Generator] | None = None,
+    config: BeamSearchConfig | None,
+    generator: torch.Generator | Sequence[torch.Generator] | None,
 ) -> Plan:
-    config = model.config
-    n_bins, obs_dim, act_dim = config.vocab_size, config.observation_dim, config.action_dim
-    trans_dim = config.transition_dim
-    window = _check_settings(
-        config,
-        discretizer,
-        horizon,
-        beam_width,
-        n_expand,
-        discount,
-        max_context_transitions,
-        {"cdf_obs": cdf_obs, "cdf_act": cdf_act},
-        {"k_obs": k_obs, "k_act": k_act, "k_rew": k_rew},
-    )
+    settings = BeamSearchConfig() if config is None else config
+    horizon, beam_width, n_expand = settings.horizon, settings.beam_width, settings.n_expand
+    model_config = model.config
+    n_bins, obs_dim = model_config.vocab_size, model_config.observation_dim
+    act_dim, trans_dim = model_config.action_dim, model_config.transition_dim
+    window = _window_tokens(settings, model_config, discretizer)
     if getattr(model, "training", False):
         warnings.warn(
             "beam_plan got a model in training mode (dropout on); call model.eval() first",
             stacklevel=3,
         )
     device = _model_device(model, context_tokens)
-    contexts, env_pad, single = _batch_contexts(context_tokens, config, device)
+    contexts, env_pad, single = _batch_contexts(context_tokens, model_config, device)
     E, context_len = contexts.shape
     uniforms = _Uniforms(generator, E, device)
     decoder = decoder_class(model, window, env_pad, n_expand * (act_dim + 2))
@@ -644,7 +645,7 @@ def _plan(
     select(torch.arange(E, device=device).repeat_interleave(beam_width))  # (E * beam,)
     rows = E * beam_width
     scores = torch.zeros(rows, horizon + 1, dtype=midpoints.dtype, device=device)  # (R, H + 1)
-    discounts = discount ** torch.arange(horizon + 1, dtype=torch.float64, device=device)
+    discounts = settings.discount ** torch.arange(horizon + 1, dtype=torch.float64, device=device)
     discounts = discounts.to(midpoints.dtype)  # (H + 1,)
     env_offset = torch.arange(E, device=device)[:, None] * (n_expand * beam_width)  # (E, 1)
     for t in range(horizon):
@@ -654,8 +655,8 @@ def _plan(
         tokens = tokens[expand]  # (E * n_expand * beam, total)
         decoder.expand(expand, n_expand, act_dim + 2)  # the actions, reward and value tokens
         scores = scores[expand]
-        decode(act_dim, k_act, cdf_act)
-        reward_probs, value_probs = decode(2, k_rew, None)
+        decode(act_dim, settings.k_act, settings.cdf_act)
+        reward_probs, value_probs = decode(2, settings.k_rew, None)
         scores[:, t] = reward_probs[:, :n_bins] @ midpoints[:, trans_dim - 2]
         scores[:, t + 1] = value_probs[:, :n_bins] @ midpoints[:, trans_dim - 1]
         values = (scores * discounts).sum(dim=-1)  # (E * n_expand * beam,)
@@ -664,7 +665,7 @@ def _plan(
         select(keep)
         scores = scores[keep]
         if t < horizon - 1:
-            decode(obs_dim, k_obs, cdf_obs)
+            decode(obs_dim, settings.k_obs, settings.cdf_obs)
 
     best_rows = torch.arange(E, device=device) * beam_width  # first beam = highest score
     plan_tokens = tokens[best_rows, total - horizon * trans_dim :]  # (E, H * trans_dim)
@@ -681,45 +682,26 @@ def _plan(
     return plan
 
 
-def _check_settings(
-    config: _TokenModelConfig,
-    discretizer: Discretizer,
-    horizon: int,
-    beam_width: int,
-    n_expand: int,
-    discount: float,
-    max_context_transitions: int | None,
-    cdfs: dict[str, float | None],
-    top_ks: dict[str, int | None],
+def _window_tokens(
+    settings: BeamSearchConfig, config: _TokenModelConfig, discretizer: Discretizer
 ) -> int:
-    """Validate the planner settings; return the model's window in tokens."""
-    for name, value in (("horizon", horizon), ("beam_width", beam_width), ("n_expand", n_expand)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} must be an integer >= 1")
-    if not 0.0 <= discount <= 1.0:
-        raise ValueError(f"discount={discount} must be in [0, 1]")
-    for name, cdf in cdfs.items():
-        if cdf is not None and not 0.0 < cdf <= 1.0:
-            raise ValueError(f"{name}={cdf} must be in (0, 1] or None")
-    for name, k in top_ks.items():
-        if k is not None and not 1 <= k <= config.vocab_size + 1:
+    """Check what the settings ask of this model; return the model's window in tokens."""
+    for name in ("k_obs", "k_act", "k_rew"):
+        k = getattr(settings, name)
+        if k is not None and k > config.vocab_size + 1:
             raise ValueError(f"{name}={k} must be in [1, {config.vocab_size + 1}] or None")
     if discretizer.n_bins != config.vocab_size or discretizer.n_columns != config.transition_dim:
         raise ValueError(
             f"discretizer has {discretizer.n_bins} bins x {discretizer.n_columns} columns but the "
             f"model expects {config.vocab_size} bins x {config.transition_dim} columns"
         )
-    trans_dim = config.transition_dim
-    window = config.block_size
-    if max_context_transitions is not None:
-        if not isinstance(max_context_transitions, int) or max_context_transitions < 1:
-            raise ValueError(f"max_context_transitions={max_context_transitions!r} must be >= 1")
-        window = min(window, max_context_transitions * trans_dim - 1)  # original: max_block
+    trans_dim, window = config.transition_dim, config.block_size
+    if settings.max_context_transitions is not None:  # original: max_block
+        window = min(window, settings.max_context_transitions * trans_dim - 1)
     if window < trans_dim:
         raise ValueError(
-            f"the model would see only {window} tokens (max_context_transitions="
-            f"{max_context_transitions}, block_size={config.block_size}), less than one "
-            f"transition ({trans_dim} tokens); use max_context_transitions >= 2"
+            f"the model would see only {window} tokens (block_size={config.block_size}), less "
+            f"than one transition ({trans_dim} tokens)"
         )
     return window
 
