@@ -14,6 +14,7 @@ from safetensors.torch import load, save
 
 import seqagents.planning.beam_search as beam_search
 import seqagents.planning.discretizer as discretizer_module
+from seqagents.models.kv_cache import ConcatKV
 from seqagents.models.tt import TrajectoryTransformer, past_length
 from seqagents.planning import BeamSearchConfig, Discretizer, beam_plan, trajectory_transitions
 from seqagents.planning.beam_search import _beam_plan_reference, _filter_cdf
@@ -237,8 +238,8 @@ class _RewardIsFirstAction:
         cfg = self.config
         if past is None:
             seen = tokens  # (B, S)
-        else:  # the "keys" are the tokens seen so far: (B, 1, S_past, 1)
-            seen = torch.cat([past[0].keys[:, 0, : past[0].length, 0].long(), tokens], dim=1)
+        else:  # the "keys" are the tokens seen so far: (B, 1, S_past, 1), read from any cache
+            seen = torch.cat([past[0].dense()[0][:, 0, :, 0].long(), tokens], dim=1)
         B, S = seen.shape
         T = tokens.shape[1]
         V = cfg.vocab_size + 1
@@ -252,11 +253,10 @@ class _RewardIsFirstAction:
             elif next_dim == cfg.observation_dim + cfg.action_dim:  # reward
                 first_action = seen[:, position - cfg.action_dim + 1].double()  # (B,)
                 logits[:, j, :-1] = -10.0 * (bins[None, :-1] - first_action[:, None]) ** 2
-        if past is not None:
-            past[0].append(*(tokens.double()[:, None, :, None],) * 2)  # (B, 1, T, 1)
-            return logits, past
-        cache = seen.double()[:, None, :, None]  # (B, 1, S, 1): the tokens themselves
-        return logits, [(cache, cache)]
+        cache = ConcatKV() if past is None else past[0]
+        new = tokens.double()[:, None, :, None]  # (B, 1, T, 1): the tokens are their own keys
+        cache.attend(new, new, new, None)  # appends them, whatever the cache's kind
+        return logits, [cache]
 
 
 def test_planner_finds_the_best_action() -> None:

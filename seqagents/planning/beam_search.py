@@ -55,7 +55,7 @@ from typing import Protocol
 import torch
 
 from seqagents.errors import check_minimums
-from seqagents.models.transformer import KVBuffer, KVCache, SharedPrefixKV, SiblingKV
+from seqagents.models.kv_cache import KVBuffer, KVCache, SharedPrefixKV
 from seqagents.planning._settings import PlannerSettings
 from seqagents.planning.discretizer import Discretizer
 
@@ -88,9 +88,9 @@ class TokenModel(Protocol):
     def __call__(
         self,
         tokens: torch.Tensor,
-        past: list[KVBuffer] | list[SharedPrefixKV] | None = None,
+        past: Sequence[KVCache] | None = None,
         pad: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, list[KVCache] | list[KVBuffer] | list[SharedPrefixKV]]:
+    ) -> tuple[torch.Tensor, list[KVCache]]:
         """``(B, T)`` tokens -> ``(B, T, N + 1)`` next-token logits and per-layer caches.
 
         Without ``past``: a fresh forward returning ``(k, v)`` caches ``(B, ..., T, ...)``
@@ -379,7 +379,7 @@ class _CachedDecoder(_RecomputeDecoder):
         self, model: TokenModel, window: int, env_pad: list[int], expand_room: int = 0
     ) -> None:
         super().__init__(model, window, env_pad, expand_room)
-        self.cache: list[KVBuffer] | list[SharedPrefixKV] | None = None
+        self.cache: list[KVCache] | None = None
         self.starts: tuple[int, ...] | None = None  # each env's first visible token
         self.frame = 0  # sequence index of the cache's first token
         self.fed = 0  # sequence index one past the cache's last token
@@ -517,16 +517,10 @@ class _SharedPrefixDecoder(_CachedDecoder):
         """Copies without copying keys/values: each beam's keys are read once for its copies,
         whose new tokens go to spare slots after the beam's own (:class:`SiblingKV`)."""
         self._apply_pending()
-        cache = self.cache
-        if (
-            n_copies == 1
-            or cache is None
-            or not cache[0]._rows_grouped()
-            or cache[0].suffix.keys.shape[2] - cache[0].suffix.length < n_copies * n_tokens
-        ):
+        if self.cache is None:
             self.select(index)
             return
-        self.cache = [SiblingKV(c, n_copies, n_tokens) for c in cache]  # type: ignore[arg-type]
+        self.cache = [cache.expand(index, n_copies, n_tokens) for cache in self.cache]
         self._reindex_rows(index)
 
     def _extend_distinct(
