@@ -399,7 +399,9 @@ def test_unknown_override_and_wrong_loader(tmp_path):
 def test_planner_docstring_examples():
     import doctest
 
+    from seqagents.agents import planner_section
     from seqagents.planning import refinement
 
-    result = doctest.testmod(refinement, extraglobs={"torch": torch})
-    assert result.attempted > 0 and result.failed == 0
+    for module in (refinement, planner_section):
+        result = doctest.testmod(module, extraglobs={"torch": torch})
+        assert result.attempted > 0 and result.failed == 0

@@ -7,6 +7,7 @@ its algorithm is read (``_from_config``); everything a user touches lives here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -144,16 +145,6 @@ def check_return_scale(value: Any) -> float:
             f"{value!r}"
         )
     return scale
-
-
-def pop_planning_seed(planner_section: dict) -> int:
-    """Take the planning seed (default 0) out of a copy of a saved planner section. It is the
-    agent's setting, not the planner's: it seeds the generators the agent hands to its planner
-    (env i of a batch: ``seed + i``, every episode)."""
-    seed = planner_section.pop("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an int, got {seed!r}")
-    return seed
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -313,8 +304,7 @@ class SequenceAgent(
         """Seed the agent's own random generator (sampled actions with ``deterministic=False``),
         so the same seed repeats a stochastic rollout; torch's global RNG is never used.
         ``evaluate_policy(seed=...)`` and ``record_video(seed=...)`` call it. TT and LEAP plans
-        are seeded by their ``planning_seed`` (saved as the planner section's ``seed``; env i:
-        ``seed + i``, every episode)."""
+        are seeded by their planner's ``seed`` setting (env i: ``seed + i``, every episode)."""
         self._generator.manual_seed(torch.initial_seed() if seed is None else int(seed))
 
     def _warn_once(self, key: str, message: str, stacklevel: int = 3) -> None:
@@ -405,8 +395,8 @@ class SequenceAgent(
     # ------------------------------------------------------------------ subclass hooks
     def _sync_spec(self) -> None:
         """Write the settings the agent acts with back into ``self.spec`` (so that what is
-        saved is what acts): the network config, return scale and target return, for the
-        agents that have them (TT and LEAP add their planner section)."""
+        saved is what acts): the network config, return scale, target return and planner, for
+        the agents that have them."""
         to_dict = getattr(getattr(self.network, "config", None), "to_dict", None)
         if callable(to_dict):
             self.spec.model = to_dict()
@@ -414,6 +404,9 @@ class SequenceAgent(
             self.spec.preprocessing["return_scale"] = float(self.return_scale)
         if getattr(self, "target_return", None) is not None:  # DT, return-conditioned LEAP
             self.spec.inference["target_return"] = float(self.target_return)
+        planner = getattr(self, "planner", None)
+        if dataclasses.is_dataclass(planner):  # TT, LEAP
+            self.spec.inference["planner"] = dataclasses.asdict(planner)
 
     def _allocate(self, n_envs: int) -> None:
         """(Re)create empty contexts for ``n_envs`` envs. Subclasses extend this."""

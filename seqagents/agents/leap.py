@@ -9,7 +9,12 @@ import numpy as np
 import torch
 
 from seqagents import __version__
-from seqagents.agents.base import SequenceAgent, encoder_for_space, pop_planning_seed
+from seqagents.agents.base import SequenceAgent, encoder_for_space
+from seqagents.agents.planner_section import (
+    override_planner_section,
+    read_planner_section,
+    write_planner_section,
+)
 from seqagents.checkpoints.native import (
     CheckpointConfig,
     CheckpointFiles,
@@ -30,23 +35,11 @@ from seqagents.planning.refinement import (
 __all__ = ["LEAPAgent"]
 
 
-_AGENT_KEYS = ("replan_every", "seed")  # the agent's settings in the saved planner section
-_PLANNER_KEYS = (*RefinementConfig.__dataclass_fields__, *_AGENT_KEYS)
-
-
-def _planner_settings(section: dict) -> tuple[RefinementConfig, int, int]:
-    """A saved ``inference["planner"]`` section -> the refinement settings (the planner's), the
-    steps executed per plan and the planning seed (the agent's: ``refine_plan`` sees neither;
-    ``replan_every`` 1 = replan every step (Atari), H = open loop as the official BabyAI code)."""
-    settings = dict(section)
-    replan_every = settings.pop("replan_every", 1)
-    seed = pop_planning_seed(settings)
-    return RefinementConfig.from_dict(settings), replan_every, seed
-
-
-def _planner_section(planner: RefinementConfig, replan_every: int, seed: int) -> dict:
-    """The saved ``inference["planner"]`` section (the layout every checkpoint has)."""
-    return {**planner.to_dict(), "replan_every": replan_every, "seed": seed}
+# The agent's settings in the saved planner section, which refine_plan never sees: steps
+# executed per plan (1 = replan every step (Atari); H = open loop, the official BabyAI code)
+# and the planning seed (env i of a batch plans with seed + i, reseeded every episode).
+_AGENT_SETTINGS = {"replan_every": 1, "seed": 0}
+_PLANNER_KEYS = (*RefinementConfig.__dataclass_fields__, *_AGENT_SETTINGS)
 
 
 class LEAPAgent(SequenceAgent):
@@ -89,12 +82,10 @@ class LEAPAgent(SequenceAgent):
                 f"checkpoint's action space is {act}"
             )
         section = spec.inference.get("planner", {})
-        self.planner, self.replan_every, self.planning_seed = _planner_settings(section)
+        self.planner, own = read_planner_section(section, RefinementConfig, **_AGENT_SETTINGS)
+        self.replan_every, self.planning_seed = own["replan_every"], own["seed"]
         horizon = self.planner.plan_horizon(cfg.horizon)  # the model-dependent check, early
-        replan_every = self.replan_every
-        if isinstance(replan_every, bool) or not isinstance(replan_every, int):
-            replan_every = 0  # out of range below
-        if not 1 <= replan_every <= horizon:
+        if not 1 <= self.replan_every <= horizon:
             raise ValueError(
                 f"replan_every must be an int in [1, horizon={horizon}], got {self.replan_every!r}"
             )
@@ -163,7 +154,7 @@ class LEAPAgent(SequenceAgent):
             preprocessing=preprocessing,
             inference={
                 "target_return": None if target_return is None else float(target_return),
-                "planner": _planner_section(*_planner_settings(planner or {})),
+                "planner": dict(planner or {}),  # completed by _with_overrides
             },
             library_version=__version__,
         )
@@ -194,20 +185,17 @@ class LEAPAgent(SequenceAgent):
                 f"unknown options {sorted(overrides)} for LEAPAgent; expected the planner "
                 f"settings {list(_PLANNER_KEYS)}, target_return or env_id"
             )
-        section = dict(spec.inference.get("planner", {}))
-        section.update({k: planner.pop(k) for k in _AGENT_KEYS if k in planner})
-        refinement, replan_every, seed = _planner_settings(section)
-        # The other overrides are refinement settings: one replace, one validation.
-        spec.inference["planner"] = _planner_section(
-            refinement.replace(**planner), replan_every, seed
+        spec.inference["planner"] = override_planner_section(
+            spec.inference.get("planner", {}), RefinementConfig, planner, **_AGENT_SETTINGS
         )
-        return cls(network, spec, device)
+        return cls(network, spec, device)  # checks the settings against the model
 
     def _sync_spec(self) -> None:
         super()._sync_spec()
-        self.spec.inference["planner"] = _planner_section(
-            self.planner, self.replan_every, self.planning_seed
+        section = write_planner_section(
+            self.planner, replan_every=self.replan_every, seed=self.planning_seed
         )
+        self.spec.inference["planner"] = section
 
     # ------------------------------------------------------------------ acting
     def _set_target_return(self, target_return: float) -> None:

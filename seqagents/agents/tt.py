@@ -12,7 +12,12 @@ import numpy as np
 import torch
 
 from seqagents import __version__
-from seqagents.agents.base import SequenceAgent, pop_planning_seed
+from seqagents.agents.base import SequenceAgent
+from seqagents.agents.planner_section import (
+    override_planner_section,
+    read_planner_section,
+    write_planner_section,
+)
 from seqagents.checkpoints.native import (
     CheckpointConfig,
     CheckpointFiles,
@@ -32,17 +37,9 @@ logger = logging.getLogger(__name__)
 _DISCRETIZER_PREFIX = "discretizer."
 
 
-def _planner_settings(section: dict) -> tuple[BeamSearchConfig, int]:
-    """A saved ``inference["planner"]`` section -> the beam-search settings (the planner's) and
-    the planning seed (the agent's, see :func:`~seqagents.agents.base.pop_planning_seed`)."""
-    settings = dict(section)
-    seed = pop_planning_seed(settings)
-    return BeamSearchConfig.from_dict(settings), seed
-
-
-def _planner_section(planner: BeamSearchConfig, seed: int) -> dict:
-    """The saved ``inference["planner"]`` section (the layout every checkpoint has)."""
-    return {**planner.to_dict(), "seed": seed}
+# The agent's setting in the saved planner section: the planning seed (env i of a batch plans
+# with seed + i, reseeded every episode) seeds the generators the agent hands to beam_plan.
+_AGENT_SETTINGS = {"seed": 0}
 
 
 # Per-dataset planner overrides of the original (config/offline.py `overrides`).
@@ -88,7 +85,9 @@ class TrajectoryTransformerAgent(SequenceAgent):
         super().__init__(network, spec, device)
         self.model_config: TTConfig = network.config
         self.discretizer = discretizer.to(self.device)
-        self.planner, self.planning_seed = _planner_settings(spec.inference.get("planner", {}))
+        section = spec.inference.get("planner", {})
+        self.planner, own = read_planner_section(section, BeamSearchConfig, **_AGENT_SETTINGS)
+        self.planning_seed = own["seed"]
         cfg = self.model_config
         n_act = int(np.prod(self.action_space.shape or (1,)))
         obs_dim = int(np.prod(self.observation_space.shape or (1,)))
@@ -157,10 +156,10 @@ class TrajectoryTransformerAgent(SequenceAgent):
             env_id=env_id,
             env_kwargs=dict(env_kwargs or {}),
             preprocessing={"discretizer": discretizer_kind, "n_bins": n_bins},
-            inference={"planner": _planner_section(*_planner_settings(planner or {}))},
+            inference={"planner": dict(planner or {})},  # completed by _with_overrides
             library_version=__version__,
         )
-        return cls(TrajectoryTransformer(config), discretizer, spec, device)
+        return cls._with_overrides(TrajectoryTransformer(config), discretizer, spec, device, {})
 
     @classmethod
     def _from_config(
@@ -236,7 +235,7 @@ class TrajectoryTransformerAgent(SequenceAgent):
                 "n_bins": model_config.vocab_size,
                 "discretizer_source": str(dataset or thresholds_file),
             },
-            inference={"planner": _planner_section(*_planner_settings(planner))},
+            inference={"planner": planner},  # completed by _with_overrides
         )
         network = TrajectoryTransformer(model_config)
         load_weights(network, state, files.model_id)
@@ -264,17 +263,16 @@ class TrajectoryTransformerAgent(SequenceAgent):
                 "TrajectoryTransformerAgent takes no target_return: TT plans for the highest "
                 "predicted return (beam search); pass planner settings such as beam_width="
             )
-        section = dict(spec.inference.get("planner", {}))
-        if "seed" in overrides:  # the agent's planning seed
-            section["seed"] = overrides.pop("seed")
-        planner, seed = _planner_settings(section)
-        # The other overrides are beam-search settings: one replace, one validation.
-        spec.inference["planner"] = _planner_section(planner.replace(**overrides), seed)
+        # The other overrides are beam-search settings (and the agent's planning seed).
+        spec.inference["planner"] = override_planner_section(
+            spec.inference.get("planner", {}), BeamSearchConfig, overrides, **_AGENT_SETTINGS
+        )
         return cls(network, discretizer, spec, device)
 
     def _sync_spec(self) -> None:
         super()._sync_spec()
-        self.spec.inference["planner"] = _planner_section(self.planner, self.planning_seed)
+        planner_section = write_planner_section(self.planner, seed=self.planning_seed)
+        self.spec.inference["planner"] = planner_section
 
     def _state_dict_to_save(self) -> dict[str, torch.Tensor]:
         state = dict(self.network.state_dict())
