@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -17,8 +18,9 @@ import seqagents.planning.discretizer as discretizer_module
 from seqagents.models.kv_cache import ConcatKV
 from seqagents.models.tt import TrajectoryTransformer, past_length
 from seqagents.planning import BeamSearchConfig, Discretizer, beam_plan, trajectory_transitions
-from seqagents.planning.beam_search import _beam_plan_reference, _filter_cdf
+from seqagents.planning.beam_search import _filter_cdf
 from tests._tt import CONFIG, random_context, tiny_discretizer, tiny_tt
+from tests._tt_reference import beam_plan_per_beam, beam_plan_reference
 
 # ------------------------------------------------------------------------------------------------
 # Discretizer
@@ -163,7 +165,7 @@ def test_cached_plan_equals_recomputing_reference(
     context = _context(n_context)
     config = BeamSearchConfig(**PLANNER, horizon=horizon, k_act=4)
     cached = beam_plan(model, disc, context, config, generator=_seeded(3))
-    reference = _beam_plan_reference(model, disc, context, config, generator=_seeded(3))
+    reference = beam_plan_reference(model, disc, context, config, generator=_seeded(3))
     _assert_same_plan(cached, reference)
     assert cached.tokens.shape == (horizon, 7) and cached.action.shape == (2,)
     # The first planned transition starts with the current observation.
@@ -183,21 +185,25 @@ class _Recorder:
         return self.model(tokens, past=past, pad=pad)
 
 
-def test_window_crop_and_cache_reuse(model: TrajectoryTransformer, disc: Discretizer) -> None:
+@pytest.mark.parametrize("planner", [beam_plan, beam_plan_per_beam], ids=["shared", "per-beam"])
+def test_window_crop_and_cache_reuse(
+    model: TrajectoryTransformer, disc: Discretizer, planner: Callable[..., beam_search.Plan]
+) -> None:
     recorder = _Recorder(model)
     horizon = 5
     config = BeamSearchConfig(horizon=horizon, **PLANNER)
-    beam_plan(recorder, disc, _context(4), config, generator=_seeded(0))
+    planner(recorder, disc, _context(4), config, generator=_seeded(0))
     window = 3 * CONFIG.transition_dim - 1  # max_context_transitions * transition_dim - 1
     assert max(past + new for past, new in recorder.calls) <= window
     fresh = [i for i, (past, _) in enumerate(recorder.calls) if past == 0]
     # The context once, then once per planned transition when the window slides.
     assert len(fresh) == horizon
-    # A fresh call covers the beams' common prefix (once per env); the next call the rest of the
-    # window (once per beam); every other call decodes one token on the cache.
-    special = set(fresh) | {i + 1 for i in fresh}
-    assert all(new == 1 for i, (_, new) in enumerate(recorder.calls) if i not in special)
     assert sum(new > 1 for _, new in recorder.calls) > horizon  # prefixes were shared
+    if planner is beam_plan_per_beam:
+        # A fresh call covers the beams' common prefix (once per env); the next call the rest
+        # of the window (once per beam); every other call decodes one token on the cache.
+        special = set(fresh) | {i + 1 for i in fresh}
+        assert all(new == 1 for i, (_, new) in enumerate(recorder.calls) if i not in special)
 
 
 def test_same_seed_same_plan(model: TrajectoryTransformer, disc: Discretizer) -> None:

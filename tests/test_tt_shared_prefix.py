@@ -17,8 +17,9 @@ from seqagents.models.kv_cache import (
 )
 from seqagents.models.tt import TrajectoryTransformer
 from seqagents.planning import BeamSearchConfig, Discretizer, Plan, beam_plan
-from seqagents.planning.beam_search import _beam_plan_cached, _beam_plan_reference
+from seqagents.planning.beam_decoder import BeamDecoder
 from tests._tt import CONFIG, random_context, tiny_discretizer, tiny_tt
+from tests._tt_reference import beam_plan_per_beam, beam_plan_reference
 
 PLANNER = dict(n_expand=2, max_context_transitions=3, k_act=4)  # window of 20 tokens
 
@@ -100,7 +101,7 @@ CASES = {  # context, generators (None: one), horizon, beam width, other setting
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_shared_prefix_plan_equals_cached_and_reference(
+def test_shared_prefix_plan_equals_per_beam_and_reference(
     model: TrajectoryTransformer,
     disc: Discretizer,
     monkeypatch: pytest.MonkeyPatch,
@@ -117,40 +118,39 @@ def test_shared_prefix_plan_equals_cached_and_reference(
     assert counter.grouped == counter.decoding  # and read once per env when decoding
     assert counter.siblings > 0  # expanded beams read their parent's keys once
     calls = counter.calls
-    cached = _beam_plan_cached(model, disc, context, config, generator=_generators(n_generators))
-    reference = _beam_plan_reference(
+    per_beam = beam_plan_per_beam(model, disc, context, config, generator=_generators(n_generators))
+    reference = beam_plan_reference(
         model, disc, context, config, generator=_generators(n_generators)
     )
-    assert counter.calls == calls  # neither of those uses SharedPrefixKV
-    _assert_same_plan(shared, cached)
+    assert counter.calls == calls  # neither of those shares keys
+    _assert_same_plan(shared, per_beam)
     _assert_same_plan(shared, reference)
 
 
-def test_float32_plan_equals_cached(disc: Discretizer) -> None:
+def test_float32_plan_equals_per_beam(disc: Discretizer) -> None:
     torch.manual_seed(2)
     model = TrajectoryTransformer(CONFIG).eval()
     config = BeamSearchConfig(**PLANNER, horizon=4, beam_width=5)
     contexts = [_context(4, seed=6), _context(1, seed=7)]
     shared = beam_plan(model, disc, contexts, config, generator=_generators(2))
-    cached = _beam_plan_cached(model, disc, contexts, config, generator=_generators(2))
-    assert torch.equal(shared.tokens, cached.tokens)
-    torch.testing.assert_close(shared.value, cached.value, atol=1e-5, rtol=1e-5)
+    per_beam = beam_plan_per_beam(model, disc, contexts, config, generator=_generators(2))
+    assert torch.equal(shared.tokens, per_beam.tokens)
+    torch.testing.assert_close(shared.value, per_beam.value, atol=1e-5, rtol=1e-5)
 
 
-def test_models_without_the_flag_get_the_per_beam_cache(
+def test_any_token_model_gets_the_shared_caches(
     model: TrajectoryTransformer, disc: Discretizer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    class Wrapped:  # a TokenModel that does not declare SharedPrefixKV support
+    class Wrapped:  # a TokenModel that only passes the caches on: they answer for themselves
         config = CONFIG
 
         def __call__(self, tokens, past=None, pad=None):  # type: ignore[no-untyped-def]
-            assert past is None or all(isinstance(p, KVBuffer) for p in past)
             return model(tokens, past=past, pad=pad)
 
     counter = _CountAttend(monkeypatch)
     config = BeamSearchConfig(**PLANNER, horizon=3, beam_width=3)
     plan = beam_plan(Wrapped(), disc, _context(2), config, generator=_generators(None))
-    assert counter.calls == 0
+    assert counter.calls > 0
     _assert_same_plan(
         plan, beam_plan(model, disc, _context(2), config, generator=_generators(None))
     )
@@ -241,8 +241,6 @@ def test_shared_prefix_kv_equals_attention_over_copied_prefix(order: str, prefix
 
 @torch.inference_mode()
 def test_window_recompute_runs_each_distinct_history_once(model: TrajectoryTransformer) -> None:
-    from seqagents.planning.beam_search import _SharedPrefixDecoder
-
     # 6 beams of one env over a 17-token window: a shared s^0 (3 tokens), then two
     # transitions-from-an-action chunks ending before each action: [3, 10) and [10, 17).
     # Beams 0-2 and 3-5 branch at the first chunk; in the second, beams 0 and 1 drew the
@@ -262,7 +260,7 @@ def test_window_recompute_runs_each_distinct_history_once(model: TrajectoryTrans
     fed: list[tuple[int, int]] = []
     handle = model.register_forward_pre_hook(lambda _, args: fed.append(tuple(args[0].shape)))
     try:
-        decoder = _SharedPrefixDecoder(model, 20, [0])
+        decoder = BeamDecoder(model, 20, [0])
         logits = decoder._recompute(window)  # (6, 1, V)
     finally:
         handle.remove()

@@ -127,9 +127,6 @@ class _DimensionHeads(nn.Module):
 class TrajectoryTransformer(nn.Module):
     """The TT sequence model: discretized trajectory tokens -> next-token logits."""
 
-    # ``forward`` accepts SharedPrefixKV caches as ``past`` (the beam-search planner checks it).
-    supports_shared_prefix = True
-
     def __init__(self, config: TTConfig) -> None:
         super().__init__()
         self.config = config

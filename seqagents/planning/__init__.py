@@ -1,6 +1,7 @@
 """Planners: pure functions that take a model (TT discretizer and beam search; LEAP refinement)."""
 
-from seqagents.planning.beam_search import BeamSearchConfig, Plan, TokenModel, beam_plan
+from seqagents.planning.beam_decoder import TokenModel
+from seqagents.planning.beam_search import BeamSearchConfig, Plan, beam_plan
 from seqagents.planning.discretizer import Discretizer, trajectory_transitions
 from seqagents.planning.refinement import LEAPPlan, RefinementConfig, plan_energy, refine_plan
 
