@@ -1,4 +1,9 @@
-"""LEAP agent: plans by iterative energy minimization inside ``predict`` (Chen et al. 2023)."""
+"""LEAP agent: plans by iterative energy minimization inside ``predict`` (Chen et al. 2023).
+
+Owns the agent's side of LEAP: the context of state embeddings, executing a plan for
+``replan_every`` steps, one seeded generator per env, loading and saving. The refinement
+settings are the planner's (:class:`~seqagents.planning.RefinementConfig`), held whole.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""Trajectory Transformer agent: a TT world model + beam-search planning inside ``predict``."""
+"""Trajectory Transformer agent: a TT world model + beam-search planning inside ``predict``.
+
+Owns the agent's side of TT: the context of completed transitions, the discretizer, one seeded
+generator per env, loading (native and transformers checkpoints) and saving. The search
+settings are the planner's (:class:`~seqagents.planning.BeamSearchConfig`), held whole.
+"""
 
 from __future__ import annotations
 

@@ -153,7 +153,8 @@ def capture_attention(agent: Any, *, calls: str = "all") -> Iterator[AttentionRe
             B, T, H = x.shape
             with torch.no_grad():
                 q = module.c_attn(x)[..., :H]  # (B, T, H), the forward's own queries
-                q = q.view(B, T, module.n_head, H // module.n_head).transpose(1, 2)
+                q = q.view(B, T, module.n_head, H // module.n_head)  # (B, T, nh, hd)
+                q = q.transpose(1, 2)  # (B, nh, T, hd)
                 if kept is not None:  # dropped keys are hidden ones
                     attn_mask = kept if attn_mask is None else attn_mask & kept
                 weights = _weights(q, keys, attn_mask, is_causal)  # (B, nh, T, S)

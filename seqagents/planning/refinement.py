@@ -1,5 +1,8 @@
 """LEAP planning: iterative refinement of an action plan by energy minimization.
 
+Owns the planner (:func:`refine_plan`), its settings (:class:`RefinementConfig`, each default
+and bound written once), the plan energy (:func:`plan_energy`) and the slow reference loop.
+
 The energy of a plan ``a_{c..c+h-1}`` is its negative pseudo-log-likelihood under the masked
 model, ``E = -sum_j log p(a_j | window with a_j masked)`` (LEAP paper, Fig. 2). Two modes:
 
@@ -257,7 +260,8 @@ def _site_constraint(
         indexing="ij",
     )  # (B, k, n) each
     candidates[b, j, v, sites[b, j]] = v
-    return constraint_energy(candidates.reshape(-1, h)).float().reshape(B, k, n_actions)
+    energy = constraint_energy(candidates.reshape(-1, h))  # (B * k * n, h) plans -> (B * k * n,)
+    return energy.float().reshape(B, k, n_actions)  # (B, k, n)
 
 
 def refine_plan_reference(

@@ -171,12 +171,13 @@ class SharedPrefixKV:
         env and the suffixes have room for the copies' tokens; else :meth:`select`."""
         E, R = self.keys.shape[0], len(self.env)
         copies = torch.arange(R, device=index.device).view(E, 1, R // E)  # (E, 1, R / E)
+        copies = copies.expand(E, n_copies, R // E).reshape(-1)  # (E * n * R / E,) the layout
         room = self.suffix.keys.shape[2] - self.suffix.length
         if (
             n_copies == 1
             or not self._rows_grouped()
             or room < n_copies * n_tokens
-            or not torch.equal(index, copies.expand(E, n_copies, R // E).reshape(-1))
+            or not torch.equal(index, copies)
         ):
             return self.select(index)
         return SiblingKV(self, n_copies, n_tokens)
@@ -187,7 +188,8 @@ class SharedPrefixKV:
             n_envs, n_rows = self.keys.shape[0], len(self.env)
             expected = torch.arange(n_envs, device=self.env.device)  # (E,)
             self._grouped = n_rows % n_envs == 0 and torch.equal(
-                self.env, expected.repeat_interleave(n_rows // n_envs)
+                self.env,
+                expected.repeat_interleave(n_rows // n_envs),  # (R,)
             )
         return self._grouped
 
@@ -208,6 +210,7 @@ class SharedPrefixKV:
             return PrefixMask(visible=visible[:, None, None, :])  # (E, 1, 1, P)
         kept = visible.nonzero()[:, 1].view(E, -1)  # (E, P') positions of the visible keys
         index = kept[:, None, :, None].expand(E, self.keys.shape[1], -1, self.keys.shape[3])
+        # index: (E, nh, P', hd)
         self.keys = self.keys.gather(2, index)  # (E, nh, P', hd): the hidden keys dropped
         self.values = self.values.gather(2, index)  # (E, nh, P', hd)
         return PrefixMask(kept=kept)
@@ -307,10 +310,10 @@ class SiblingKV(SharedPrefixKV):
             )
         per_env = n_parents // n_envs
         env = parent.env.view(n_envs, 1, per_env).expand(n_envs, n_copies, per_env)  # (E, n, B)
+        env = env.reshape(-1)  # (R,) rows (env, copy, beam)
         super().__init__(
-            parent.keys, parent.values, env.reshape(-1), parent.suffix, parent.n_prefix,
-            parent.prefix_mask,
-        )  # fmt: skip
+            parent.keys, parent.values, env, parent.suffix, parent.n_prefix, parent.prefix_mask
+        )
         self.n_copies, self.n_tokens, self.filled = n_copies, n_tokens, 0
         # Masked keys get weight 0, but 0 * NaN is NaN: no uninitialised memory in the slots.
         self._slots(self.suffix.keys).zero_()
@@ -326,7 +329,7 @@ class SiblingKV(SharedPrefixKV):
         G, n_head, _, head_dim = buffer.shape
         start = self.suffix.length
         slots = buffer[:, :, start : start + self.n_copies * self.n_tokens]  # (G, nh, n * t, hd)
-        return slots.view(G, n_head, self.n_copies, self.n_tokens, head_dim)
+        return slots.view(G, n_head, self.n_copies, self.n_tokens, head_dim)  # (G, nh, n, t, hd)
 
     def _by_parent(self, x: torch.Tensor) -> torch.Tensor:
         """``(R, *rest)`` rows in (env, copy, beam) order -> ``(G, n, *rest)`` by parent."""
@@ -354,13 +357,15 @@ class SiblingKV(SharedPrefixKV):
         if j + T > t:
             raise ValueError(f"SiblingKV holds {t} tokens per copy, {j + T} needed")
         # Each copy's new keys/values go to its slots: (G, nh, n, T, hd).
-        self._slots(self.suffix.keys)[:, :, :, j : j + T] = self._by_parent(k).transpose(1, 2)
-        self._slots(self.suffix.values)[:, :, :, j : j + T] = self._by_parent(v).transpose(1, 2)
+        for buffer, new in ((self.suffix.keys, k), (self.suffix.values, v)):
+            slots = self._slots(buffer)[:, :, :, j : j + T]  # (G, nh, n, T, hd)
+            slots[...] = self._by_parent(new).transpose(1, 2)  # (G, n, nh, T, hd) -> its slots
         self.filled = j + T
         G = len(self.env) // n
         width = S + n * t
         # Queries of a parent's copies together: (G, nh, n * T, hd).
-        q_parent = self._by_parent(q).transpose(1, 2).reshape(G, n_head, n * T, head_dim)
+        q_parent = self._by_parent(q).transpose(1, 2)  # (G, nh, n, T, hd)
+        q_parent = q_parent.reshape(G, n_head, n * T, head_dim)  # (G, nh, n * T, hd)
         # Mask over the parent's keys and all copies' slots: each copy sees the parent's keys
         # and its own filled slots, as ``mask`` (over the parent's suffix, then its own tokens)
         # says; never another copy's slots.
@@ -390,7 +395,8 @@ class SiblingKV(SharedPrefixKV):
             lse = None
 
         def to_rows(x: torch.Tensor) -> torch.Tensor:  # (G, nh, n * T, d) -> (R, nh, T, d)
-            return self._to_rows(x.view(G, n_head, n, T, x.shape[-1]).transpose(1, 2))
+            x = x.view(G, n_head, n, T, x.shape[-1]).transpose(1, 2)  # (G, n, nh, T, d)
+            return self._to_rows(x)
 
         return to_rows(out), None if lse is None else to_rows(lse)
 
