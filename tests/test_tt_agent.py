@@ -111,12 +111,18 @@ def test_planner_settings_override_and_validation(tmp_path):
     with pytest.raises(TypeError, match="unknown planner settings"):
         TrajectoryTransformerAgent.from_pretrained(tmp_path / "tt", beam=8)
     for setting, message in (
-        ({"horizon": 0}, "horizon=0"),
+        ({"horizon": 0}, "horizon must be an int >= 1, got 0"),
         ({"beam_width": -1}, "beam_width"),
         ({"max_context_transitions": 1}, "max_context_transitions"),
     ):
         with pytest.raises(ValueError, match=message):
             TrajectoryTransformerAgent.from_pretrained(tmp_path / "tt", **setting)
+    # None: the model's whole block_size (the agent keeps enough transitions to fill it)
+    whole = TrajectoryTransformerAgent.from_pretrained(
+        tmp_path / "tt", max_context_transitions=None
+    )
+    assert whole.predict(np.zeros(3, np.float32))[0].shape == (1,)
+    assert whole._ctx is not None and whole._ctx.context_len == 6  # block_size 36 / 6 tokens
 
 
 # ---------------------------------------------------------------- foreign (transformers) format

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from seqagents.checkpoints.tt_convert import convert_trajectory_transformer_state_dict
-from seqagents.models.transformer import KVBuffer
+from seqagents.models.kv_cache import KVBuffer
 from seqagents.models.tt import TrajectoryTransformer, TTConfig, past_length
 
 SMALL = dict(
@@ -43,7 +43,7 @@ def test_config_validates_transition_dim() -> None:
         TTConfig.from_dict({"n_layers": 3})
 
 
-@pytest.mark.parametrize("buffered", [False, True], ids=["tuple-cache", "KVBuffer"])
+@pytest.mark.parametrize("buffered", [False, True], ids=["ConcatKV", "KVBuffer"])
 def test_kv_cached_decoding_matches_full_recompute(buffered: bool) -> None:
     model = _model()
     tokens = _tokens(model, 3, 34)

@@ -167,7 +167,8 @@ def train_leap(
             ``n_actions`` come from the data when missing.
         train_config: :class:`TrainConfig` fields; missing ones take
             :data:`LEAP_TRAIN_DEFAULTS`. ``out_dir`` defaults to ``runs/leap/<dataset id>``.
-        planner: :class:`~seqagents.agents.leap.LEAPPlannerConfig` fields stored as defaults.
+        planner: :class:`~seqagents.planning.RefinementConfig` fields, ``replan_every`` and
+            ``seed``, stored as defaults.
         objective: ``"sweep"`` (official) or ``"random"`` (see module docstring).
         mask_prob: masking probability of the ``random`` objective.
         return_scale: returns-to-go are divided by this (return-conditioned models).

@@ -86,7 +86,8 @@ def train_tt(
         model_config: :class:`~seqagents.models.tt.TTConfig` fields (dims come from the data;
             ``block_size`` from ``sequence_transitions``).
         train_config: :class:`TrainConfig` fields; missing ones take :data:`TT_TRAIN_DEFAULTS`.
-        planner: :class:`~seqagents.agents.tt.PlannerConfig` fields stored as inference defaults.
+        planner: :class:`~seqagents.planning.BeamSearchConfig` fields and ``seed``, stored as
+            inference defaults.
         n_bins: N, bins per dimension (paper: 100).
         discretizer_kind: ``"quantile"`` (paper) or ``"uniform"``.
         sequence_transitions: transitions per training sequence (paper: 10).
