@@ -31,13 +31,17 @@ from seqagents.agents.dt import DecisionTransformerAgent
 from seqagents.data import TrajectoryData, WindowSampler, load_dataset, to_trajectory_data
 from seqagents.envs import describe_space, spaces_match
 from seqagents.models.dt import DTConfig
-from seqagents.training.trainer import Batch, TrainConfig, Trainer, _resolve_train_device
+from seqagents.training.trainer import (
+    CHECKPOINT_DIR,
+    Batch,
+    TrainConfig,
+    Trainer,
+    _resolve_train_device,
+)
 
 __all__ = ["dt_loss", "train_dt"]
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINT_DIR = "checkpoint"  # the agent's save_pretrained folder inside out_dir
 
 
 def dt_loss(network: nn.Module, batch: Batch) -> torch.Tensor:
