@@ -90,7 +90,7 @@ def test_force_with_a_misspelt_dataset_deletes_nothing_in_the_working_folder(tmp
         "train", "dt/halfcheetah-medium", "--dataset", "mujoco/halfcheetah/medum-v0",
         "--out", ".", "--force", cwd=work,
     )  # fmt: skip
-    one_error_line(result, "train", "medum-v0")
+    one_error_line(result, "train", "not a seqagents run folder", "thesis.tex")
     assert snapshot(work) == before
 
 
