@@ -25,8 +25,10 @@ from pathlib import Path
 __all__ = [
     "TEMP_MARKERS",
     "check_regular_file",
+    "apply_umask",
     "current_umask",
-    "folder_identity",
+    "read_files",
+    "remove_entry",
     "remove_folder",
     "swap_into_place",
     "temp_sibling",
@@ -87,14 +89,18 @@ def remove_entry(path: Path) -> None:
         ) from None
 
 
-def apply_umask(folder: Path) -> None:
-    """Give every regular file directly in ``folder`` the mode ``0o666 & ~umask`` (libraries
-    such as safetensors create their files 0600) and the folder ``0o777 & ~umask``."""
+def apply_umask(folder: Path, names: list[str] | None = None) -> None:
+    """Give the regular files ``names`` in ``folder`` the mode ``0o666 & ~umask`` (libraries
+    such as safetensors create their files 0600). Without ``names``: the folder itself gets
+    ``0o777 & ~umask`` (a temporary folder is made private) and its files are left alone."""
     mask = current_umask()
-    for entry in os.scandir(folder):
-        if entry.is_file(follow_symlinks=False):
-            os.chmod(entry.path, 0o666 & ~mask)
-    os.chmod(folder, 0o777 & ~mask)
+    if names is None:
+        os.chmod(folder, 0o777 & ~mask)
+        return
+    for name in names:
+        path = folder / name
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, 0o666 & ~mask)
 
 
 def _renameat2() -> object | None:
@@ -155,21 +161,64 @@ def remove_folder(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def folder_identity(path: Path) -> tuple[int, int, int] | None:
-    """What changes when :func:`swap_into_place` replaces the folder ``path`` (its inode,
-    device and change time), or None when it is missing."""
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_ino, info.st_dev, info.st_ctime_ns
+READ_ATTEMPTS = 20
+"""Reads of a folder that keeps being replaced while it is read, before giving up."""
 
 
-def check_regular_file(path: Path | str, error: type[Exception] = OSError) -> None:
-    """Raise ``error`` naming ``path`` unless it is a regular file (links are followed; a
-    missing file raises ``FileNotFoundError``): a FIFO, socket or device would block a reader
-    for ever or feed it without end."""
-    mode = os.stat(path).st_mode
+def read_files(
+    folder: Path, names: list[str], error: type[Exception] = OSError
+) -> dict[str, bytes]:
+    """The bytes of the files ``names`` in ``folder`` (those that exist), all from one version
+    of a folder that :func:`swap_into_place` may replace meanwhile.
+
+    Every file is opened (relative to the folder opened once) before any is read, and the
+    folder must still be the one at ``folder`` once they are open; otherwise it is read again.
+    Files are opened without blocking and must be regular files (``error`` otherwise), so a
+    FIFO in place of a file never hangs the reader.
+    """
+    if not hasattr(os, "O_DIRECTORY") or os.open not in os.supports_dir_fd:  # not POSIX
+        return _read_files_by_path(folder, names, error)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(READ_ATTEMPTS):
+        directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        handles: dict[str, int] = {}
+        try:
+            for name in names:
+                try:
+                    handles[name] = os.open(name, flags, dir_fd=directory)
+                except FileNotFoundError:
+                    continue
+            opened, current = os.fstat(directory), os.stat(folder)
+            if (opened.st_ino, opened.st_dev) != (current.st_ino, current.st_dev):
+                continue  # replaced while the files were opened: read the new folder
+            for name, handle in handles.items():
+                _check_regular(os.fstat(handle).st_mode, folder / name, error)
+            return {name: _read_all(handle) for name, handle in handles.items()}
+        finally:
+            for handle in handles.values():
+                os.close(handle)
+            os.close(directory)
+    raise error(f"{folder} was replaced {READ_ATTEMPTS} times while it was read; try again")
+
+
+def _read_files_by_path(folder: Path, names: list[str], error: type[Exception]) -> dict:
+    found = {}
+    for name in names:
+        path = folder / name
+        if os.path.exists(path):
+            check_regular_file(path, error)
+            found[name] = path.read_bytes()
+    return found
+
+
+def _read_all(handle: int) -> bytes:
+    chunks = []
+    while chunk := os.read(handle, 1 << 24):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_regular(mode: int, path: Path | str, error: type[Exception]) -> None:
     if stat.S_ISREG(mode):
         return
     if stat.S_ISFIFO(mode):
@@ -179,3 +228,10 @@ def check_regular_file(path: Path | str, error: type[Exception] = OSError) -> No
     else:
         kind = "a device or socket"
     raise error(f"{path} is {kind}, not a regular file; replace it with the real file")
+
+
+def check_regular_file(path: Path | str, error: type[Exception] = OSError) -> None:
+    """Raise ``error`` naming ``path`` unless it is a regular file (links are followed; a
+    missing file raises ``FileNotFoundError``): a FIFO, socket or device would block a reader
+    for ever or feed it without end."""
+    _check_regular(os.stat(path).st_mode, path, error)

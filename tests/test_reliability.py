@@ -153,3 +153,134 @@ def test_out_that_is_a_file_is_one_line(tmp_path, tiny_zoo):
     result = seqagents("train", "pendulum-random", "--out", str(out), "--force", env=tiny_zoo)
     one_error_line(result, "train", "is not a folder")
     assert out.read_text() == "mine"
+
+
+# ------------------------------------------------------------------ 2. atomic checkpoint writes
+SAVE_VERSION = """
+import sys, torch
+sys.path.insert(0, {root!r})
+from tests.test_hardening_runtime import dt_agent
+
+def version(agent, k):
+    # one config field and one weight that change together
+    agent.reset(target_return=float(k))
+    with torch.no_grad():
+        next(agent.network.parameters()).fill_(float(k))
+    return agent
+"""
+
+
+def saved_version(folder: Path) -> tuple[float, float]:
+    """(config's target return, the first weight) of the checkpoint in ``folder``."""
+    from seqagents import load_agent
+
+    agent = load_agent(folder, device="cpu")
+    return agent.target_return, float(next(agent.network.parameters()).detach().flatten()[0])
+
+
+def python(code: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, **kwargs
+    )
+
+
+def test_a_save_stopped_by_a_full_disk_leaves_the_old_checkpoint(tmp_path):
+    folder = tmp_path / "ckpt"
+    setup = SAVE_VERSION.format(root=str(ROOT))
+    first = python(setup + f"version(dt_agent(), 1).save_pretrained({str(folder)!r})")
+    assert first.returncode == 0, first.stderr
+    before = snapshot(folder)
+    # The new config fits under the limit, the weights do not (as a disk that fills up).
+    limit = len(before["config.json"]) + 512
+    assert len(before["model.safetensors"]) > limit
+    second = python(
+        setup
+        + "import resource, signal\n"
+        + "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill\n"
+        + "agent = version(dt_agent(seed=1), 2)\n"
+        + f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
+        + f"agent.save_pretrained({str(folder)!r})\n"
+    )
+    assert second.returncode != 0 and "File too large" in second.stderr, second.stderr
+    assert snapshot(folder) == before
+    assert saved_version(folder) == (1.0, 1.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary folder left
+
+
+def test_a_loader_racing_a_re_saver_never_sees_a_mix(tmp_path):
+    folder = tmp_path / "ckpt"
+    stop = tmp_path / "stop"
+    writer_code = SAVE_VERSION.format(root=str(ROOT)) + (
+        "import os\n"
+        "agent, k = dt_agent(), 0\n"
+        f"while not os.path.exists({str(stop)!r}):\n"
+        f"    version(agent, k % 50).save_pretrained({str(folder)!r})\n"
+        "    k += 1\n"
+        "print(k)\n"
+    )
+    writer = subprocess.Popen(
+        [sys.executable, "-c", writer_code], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        import time
+
+        while not (folder / "model.safetensors").exists():
+            time.sleep(0.05)
+        versions = [saved_version(folder) for _ in range(60)]
+    finally:
+        stop.touch()
+        out, err = writer.communicate(timeout=60)
+    assert writer.returncode == 0, err
+    assert int(out) > 10  # the saves did overlap the loads
+    mixed = [v for v in versions if v[0] != v[1]]
+    assert not mixed, f"{len(mixed)} of {len(versions)} loads mixed two saves: {mixed[:3]}"
+    assert len(set(versions)) > 1
+
+
+def test_saving_never_writes_through_a_link_and_keeps_other_files(tmp_path):
+    from tests.test_hardening_runtime import dt_agent
+
+    folder = tmp_path / "ckpt"
+    agent = dt_agent()
+    agent.save_pretrained(folder)
+    outside = tmp_path / "blob"
+    outside.write_text("a file the link points to (a Hub cache blob)")
+    (folder / "README.md").unlink()
+    (folder / "README.md").symlink_to(outside)
+    (folder / "metrics.jsonl").write_text("{}\n")  # a file save_pretrained does not write
+    agent.save_pretrained(folder)
+    assert outside.read_text() == "a file the link points to (a Hub cache blob)"
+    assert not (folder / "README.md").is_symlink()
+    assert "DecisionTransformerAgent" in (folder / "README.md").read_text()
+    assert (folder / "metrics.jsonl").read_text() == "{}\n"
+    # The checkpoint folder itself a link: replaced by a folder, its target left alone.
+    (tmp_path / "link").symlink_to(folder)
+    before = snapshot(folder)
+    agent.save_pretrained(tmp_path / "link")
+    assert snapshot(folder) == before and not (tmp_path / "link").is_symlink()
+    assert saved_version(tmp_path / "link") == saved_version(folder)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_checkpoint_files_follow_the_umask(tmp_path, mask):
+    from tests.test_hardening_runtime import dt_agent
+
+    old = os.umask(mask)
+    try:
+        dt_agent().save_pretrained(tmp_path / "ckpt")
+        dt_agent().save_pretrained(tmp_path / "ckpt")  # a re-save as well
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "ckpt").iterdir()}
+    assert modes == dict.fromkeys(["README.md", "config.json", "model.safetensors"], 0o666 & ~mask)
+    assert (tmp_path / "ckpt").stat().st_mode & 0o777 == 0o777 & ~mask
+
+
+def test_saving_onto_a_file_is_an_error_and_keeps_it(tmp_path):
+    from tests.test_hardening_runtime import dt_agent
+
+    (tmp_path / "ckpt").write_text("mine")
+    with pytest.raises(FileExistsError, match="is a file"):
+        dt_agent().save_pretrained(tmp_path / "ckpt")
+    assert (tmp_path / "ckpt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]

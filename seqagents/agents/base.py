@@ -25,6 +25,7 @@ from huggingface_hub.errors import HFValidationError
 from safetensors.torch import save_file
 from torch import nn
 
+from seqagents._files import check_regular_file, read_files
 from seqagents.checkpoints.native import (
     CONFIG_NAME,
     FORMAT,
@@ -631,24 +632,69 @@ class SequenceAgent(
                 f"{repo_id_or_path!r} is neither an existing local folder, a zoo entry nor a Hub "
                 f"repo id of the form 'user/name'{did_you_mean(str(repo_id_or_path))}"
             )
+        agent = cls._read_checkpoint(
+            path,
+            str(repo_id_or_path),
+            revision=revision,
+            cache_dir=cache_dir,
+            token=token,
+            local_files_only=local_files_only,
+            force_download=force_download,
+            device=device,
+            overrides=overrides,
+        )
+        if env is not None:
+            agent.check_env(env)
+        return agent
+
+    @classmethod
+    def _read_checkpoint(
+        cls: type[_AgentT],
+        path: Path,
+        repo_id_or_path: str,
+        *,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        token: str | bool | None,
+        local_files_only: bool,
+        force_download: bool,
+        device: str,
+        overrides: dict,
+    ) -> _AgentT:
+        """Read the checkpoint (see :meth:`from_pretrained`).
+
+        A local folder's ``config.json`` and ``model.safetensors`` are read at once, from one
+        version of the folder (:func:`seqagents._files.read_files`): a folder re-saved meanwhile
+        (``save_pretrained`` swaps in a whole new one) gives the old or the new checkpoint,
+        never one's config with the other's weights.
+        """
+        if path.is_dir():
+            preloaded = read_files(path, [CONFIG_NAME, WEIGHTS_NAME], CheckpointError)
+            config = None
+            if CONFIG_NAME in preloaded:
+                config = _read_config(path / CONFIG_NAME, preloaded[CONFIG_NAME])
+            return cls._from_pretrained(
+                model_id=repo_id_or_path,
+                revision=revision,
+                cache_dir=cache_dir,
+                force_download=force_download,
+                local_files_only=local_files_only,
+                token=token,
+                config=config,
+                device=device,
+                overrides=overrides,
+                preloaded=preloaded,
+            )
         try:
-            # config.json read here first, local or from the Hub: bad JSON or a non-object is an
-            # error naming the file (the mixin would raise a bare JSONDecodeError/AttributeError)
-            if not path.is_dir():
-                files = CheckpointFiles(
-                    str(repo_id_or_path),
-                    revision,
-                    cache_dir,
-                    force_download,
-                    local_files_only,
-                    token,
-                )
-                _read_config(files.path(CONFIG_NAME))
-            elif (path / CONFIG_NAME).is_file():
-                _read_config(path / CONFIG_NAME)
+            # config.json read here first from the Hub: bad JSON or a non-object is an error
+            # naming the file (the mixin would raise a bare JSONDecodeError/AttributeError)
+            files = CheckpointFiles(
+                repo_id_or_path, revision, cache_dir, force_download, local_files_only, token
+            )
+            _read_config(files.path(CONFIG_NAME))
             with quiet_hub_retries():
-                agent = super().from_pretrained(
-                    str(repo_id_or_path),
+                return super().from_pretrained(
+                    repo_id_or_path,
                     revision=revision,
                     cache_dir=cache_dir,
                     token=token,
@@ -660,10 +706,7 @@ class SequenceAgent(
         except HFValidationError as e:
             raise CheckpointError(f"{repo_id_or_path!r} is not a valid Hub repo id: {e}") from e
         except hub_errors() as e:
-            raise not_found(str(repo_id_or_path), e) from e
-        if env is not None:
-            agent.check_env(env)
-        return agent
+            raise not_found(repo_id_or_path, e) from e
 
     @classmethod
     def _from_pretrained(
@@ -678,10 +721,11 @@ class SequenceAgent(
         config: dict | None = None,
         device: str = "auto",
         overrides: dict | None = None,
+        preloaded: dict[str, bytes] | None = None,
         **_: Any,
     ) -> Any:
         files = CheckpointFiles(
-            model_id, revision, cache_dir, force_download, local_files_only, token
+            model_id, revision, cache_dir, force_download, local_files_only, token, preloaded
         )
         if config is None and not os.path.isdir(model_id):
             files.path(CONFIG_NAME)  # the mixin swallows Hub misses: raise the real reason
@@ -717,6 +761,60 @@ class SequenceAgent(
 
         return cls._registry[algorithm]._from_foreign(config, files, device, overrides or {})
 
+    def save_pretrained(  # type: ignore[override]
+        self,
+        save_directory: str | Path,
+        *,
+        push_to_hub: bool = False,
+        repo_id: str | None = None,
+        **push_to_hub_kwargs: Any,
+    ) -> str | None:
+        """Write the checkpoint folder: ``config.json``, ``model.safetensors``, ``README.md``.
+
+        The write is atomic: the folder is written as a hidden temporary sibling and swapped
+        into place, so a save that fails half-way (a full disk, a crash) leaves the previous
+        checkpoint as it was, and a reader (:meth:`from_pretrained`, another process) sees the
+        old checkpoint or the new one, never one's config beside the other's weights. Other
+        files in an existing folder (a replay video, ``metrics.jsonl``) are carried over.
+        Symbolic links are never written through: a link in the folder (a Hub cache snapshot is
+        made of links into its blob store) is replaced by a file, a link as the folder itself by
+        a folder. Files get the modes of the user's umask.
+
+        Args:
+            save_directory: the checkpoint folder (created with its parents if needed).
+            push_to_hub: also upload it with :meth:`push_to_hub` (to ``repo_id``, default the
+                folder name, with ``push_to_hub_kwargs``).
+
+        Raises:
+            FileExistsError: ``save_directory`` is a file.
+            ValueError: ``save_directory`` is the working folder or holds it.
+            OSError: the folder could not be written (the previous checkpoint is unchanged).
+        """
+        from seqagents._files import apply_umask, remove_folder, swap_into_place, temp_sibling
+
+        target = Path(os.path.abspath(save_directory))
+        if Path.cwd().resolve().is_relative_to(target.resolve()):
+            raise ValueError(
+                f"save_pretrained({str(save_directory)!r}): the working folder (or one holding "
+                "it) cannot be replaced; save into a sub-folder"
+            )
+        if target.exists() and not target.is_dir():
+            raise FileExistsError(
+                f"{target} is a file; save_pretrained writes a checkpoint folder: pass a folder"
+            )
+        new = temp_sibling(target)
+        try:
+            self._write_folder(new, location=str(save_directory))
+            _carry_over(target, new)
+            apply_umask(new)
+            swap_into_place(new, target)
+        except BaseException:
+            remove_folder(new)
+            raise
+        if push_to_hub:
+            return self.push_to_hub(repo_id or target.name, **push_to_hub_kwargs)
+        return None
+
     def _save_pretrained(self, save_directory: Path) -> None:
         self._write_folder(Path(save_directory), location=str(save_directory))
 
@@ -725,17 +823,26 @@ class SequenceAgent(
     ) -> None:
         """``config.json``, ``model.safetensors`` and a fresh model card (``README.md``, always
         rewritten so that it describes what is saved) whose usage snippet loads ``location``;
-        a ``video`` is copied in as ``replay<suffix>`` and shown in the card."""
+        a ``video`` is copied in as ``replay<suffix>`` and shown in the card. A link in the way
+        of one of these files is replaced, never written through; the files written get the
+        modes of the user's umask."""
+        from seqagents._files import apply_umask, remove_entry, write_text
+
         self._sync_spec()
-        (directory / CONFIG_NAME).write_text(json.dumps(self.spec.to_dict(), indent=2))
+        write_text(directory / CONFIG_NAME, json.dumps(self.spec.to_dict(), indent=2))
         state = {k: v.detach().cpu().contiguous() for k, v in self._state_dict_to_save().items()}
+        remove_entry(directory / WEIGHTS_NAME)
         save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        written = [CONFIG_NAME, WEIGHTS_NAME, "README.md"]
         replay = None
         if video is not None:
             replay = f"replay{Path(video).suffix}"
-            shutil.copy(video, directory / replay)
+            remove_entry(directory / replay)
+            shutil.copyfile(video, directory / replay)
+            written.append(replay)
         card = model_card(self.spec, type(self).__name__, location=location, replay=replay)
-        card.save(directory / "README.md")
+        write_text(directory / "README.md", str(card))
+        apply_umask(directory, written)
 
     def push_to_hub(  # type: ignore[override]
         self,
@@ -769,10 +876,42 @@ class SequenceAgent(
         return model_card(self.spec, type(self).__name__, location=kwargs.get("location"))
 
 
-def _read_config(path: Path) -> dict:
-    """A checkpoint's ``config.json`` as a dict, or a :class:`CheckpointError` naming the file."""
+def _carry_over(old: Path, new: Path) -> None:
+    """Put into ``new`` the entries of the folder ``old`` that ``new`` lacks (what a save does not
+    write: a replay video, ``metrics.jsonl``): files as hard links where the file system allows
+    (no copy of the data), links as links, folders recursively."""
+    if not old.is_dir():
+        return
+
+    def link_or_copy(source: str, destination: str) -> None:
+        try:
+            os.link(source, destination, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(source, destination, follow_symlinks=False)
+
+    from seqagents._files import TEMP_MARKERS
+
+    for entry in os.scandir(old):
+        if os.path.lexists(new / entry.name):
+            continue
+        if entry.name.startswith(".") and any(m in entry.name for m in TEMP_MARKERS):
+            continue  # another save's temporary folder, not part of the checkpoint
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry.path), new / entry.name)
+        elif entry.is_dir():
+            shutil.copytree(entry.path, new / entry.name, symlinks=True, copy_function=link_or_copy)
+        else:
+            link_or_copy(entry.path, str(new / entry.name))
+
+
+def _read_config(path: Path, data: bytes | None = None) -> dict:
+    """A checkpoint's ``config.json`` (its bytes ``data`` when read already) as a dict, or a
+    :class:`CheckpointError` naming the file."""
     try:
-        config = json.loads(path.read_text())
+        if data is None:
+            check_regular_file(path, CheckpointError)
+            data = path.read_bytes()
+        config = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(
             f"{path} is not valid JSON ({e}); re-save the checkpoint or restore the file"

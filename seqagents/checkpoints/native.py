@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from huggingface_hub import ModelCard, ModelCardData, hf_hub_download
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load, load_file
 from torch import nn
 
 from seqagents.errors import CheckpointError, reject_unknown_keys
@@ -209,6 +209,7 @@ class CheckpointFiles:
         force_download: bool,
         local_files_only: bool,
         token: Any,
+        preloaded: dict[str, bytes] | None = None,
     ) -> None:
         self.model_id, self.revision, self.cache_dir = model_id, revision, cache_dir
         self.force_download, self.local_files_only, self.token = (
@@ -216,12 +217,19 @@ class CheckpointFiles:
             local_files_only,
             token,
         )
+        # Files of a local folder already read, all from one save (seqagents._files.read_files)
+        self.preloaded = dict(preloaded or {})
 
     def path(self, filename: str) -> Path:
         if os.path.isdir(self.model_id):
             path = Path(self.model_id) / filename
-            if not path.is_file():
+            if filename in self.preloaded:
+                return path
+            if not os.path.exists(path):
                 raise CheckpointError(f"{self.model_id}: missing file {filename}")
+            from seqagents._files import check_regular_file
+
+            check_regular_file(path, CheckpointError)  # a FIFO would block the reader
             return path
         try:
             with quiet_hub_retries():
@@ -242,6 +250,8 @@ class CheckpointFiles:
     def load_safetensors(self, filename: str = WEIGHTS_NAME) -> dict[str, torch.Tensor]:
         path = self.path(filename)
         try:
+            if filename in self.preloaded:
+                return load(self.preloaded[filename])
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as e:
             raise CheckpointError(
