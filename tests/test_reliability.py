@@ -284,3 +284,192 @@ def test_saving_onto_a_file_is_an_error_and_keeps_it(tmp_path):
         dt_agent().save_pretrained(tmp_path / "ckpt")
     assert (tmp_path / "ckpt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+# ------------------------------------------------------------------ 3. partial or poisoned data
+def atari_folder(folder: Path, games: int = 4, steps: int = 30) -> Path:
+    """A small Atari dataset in the recorded format (no emulator): ``games`` games of ``steps``
+    steps, one chunk per game."""
+    import numpy as np
+
+    from seqagents.data.atari_collect import AtariDatasetWriter
+
+    rng = np.random.default_rng(0)
+    writer = AtariDatasetWriter(folder, chunk_size=1, metadata={"n_actions": 4})
+    for _ in range(games):
+        rewards = rng.integers(0, 3, steps).astype(np.float32)
+        writer.add_episode(
+            rng.integers(0, 256, (steps, 84, 84), dtype=np.uint8),
+            rng.integers(0, 4, steps),
+            rewards,
+            np.sign(rewards),
+            terminated=True,
+            truncated=False,
+        )
+    writer.close()
+    return folder
+
+
+def rewrite_chunk(chunk: Path, **changes) -> None:
+    import numpy as np
+
+    with np.load(chunk) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    arrays.update(changes)
+    np.savez_compressed(chunk, **arrays)
+
+
+def test_atari_history_with_a_missing_chunk_names_it(tmp_path):
+    from seqagents.data import load_atari_dataset
+
+    folder = atari_folder(tmp_path / "breakout")
+    assert load_atari_dataset(folder).n_episodes == 4
+    (folder / "chunk_00002.npz").unlink()
+    with pytest.raises(FileNotFoundError, match=r"1 of its 4 chunks are missing \(chunk_00002"):
+        load_atari_dataset(folder)
+
+
+def test_atari_history_in_the_cli_missing_chunk_is_one_line(tmp_path, tiny_zoo):
+    folder = atari_folder(tmp_path / "breakout")
+    (folder / "chunk_00003.npz").unlink()  # the last one: nothing else tells it is gone
+    result = seqagents(
+        "train", "pendulum-random", "--dataset", str(folder), "--out", str(tmp_path / "run"),
+        env=tiny_zoo,
+    )  # fmt: skip
+    one_error_line(result, "train", "chunk_00003.npz")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("nan reward", r"chunk_00001.npz: rewards hold NaN or inf \(game 1"),
+        ("inf clipped", r"chunk_00002.npz: clipped_rewards hold NaN or inf \(game 2"),
+        ("float frames", r"chunk_00001.npz: frames are float32"),
+        ("truncated file", r"chunk_00001.npz is not a readable .npz chunk"),
+        ("no metadata", r"metadata.json is missing: the recording did not finish"),
+        ("extra chunk", r"chunk_00007.npz are not among the 4 chunks"),
+        ("count mismatch", r"hold 4 episodes but metadata.json says 5"),
+        ("action range", r"actions range over \[0, 9\] but the game has 4 actions"),
+        ("metadata fifo", r"metadata.json is a FIFO"),
+    ],
+)
+def test_atari_history_faults_name_the_file(tmp_path, case, match):
+    import numpy as np
+
+    from seqagents.data import load_atari_dataset
+
+    folder = atari_folder(tmp_path / "game")
+    chunk = {i: folder / f"chunk_{i:05d}.npz" for i in range(4)}
+    if case == "nan reward":
+        rewrite_chunk(chunk[1], rewards=np.full(30, np.nan, np.float32))
+    elif case == "inf clipped":
+        rewrite_chunk(chunk[2], clipped_rewards=np.full(30, np.inf, np.float32))
+    elif case == "float frames":
+        rewrite_chunk(chunk[1], frames=np.full((30, 84, 84), 0.5, np.float32))
+    elif case == "truncated file":
+        chunk[1].write_bytes(chunk[1].read_bytes()[:1000])
+    elif case == "no metadata":
+        (folder / "metadata.json").unlink()
+    elif case == "extra chunk":
+        (folder / "chunk_00007.npz").write_bytes(chunk[0].read_bytes())
+    elif case == "count mismatch":
+        meta = json.loads((folder / "metadata.json").read_text())
+        (folder / "metadata.json").write_text(json.dumps({**meta, "n_episodes": 5}))
+    elif case == "action range":
+        rewrite_chunk(chunk[3], actions=np.full(30, 9, np.int16))
+    elif case == "metadata fifo":
+        (folder / "metadata.json").unlink()
+        os.mkfifo(folder / "metadata.json")
+    with pytest.raises((ValueError, FileNotFoundError), match=match):
+        load_atari_dataset(folder)
+
+
+def minari_with(tmp_path, monkeypatch, poison) -> str:
+    """A local 3-episode Minari dataset on Pendulum spaces; ``poison(episode_arrays)`` edits
+    episode 1."""
+    import gymnasium as gym
+    import minari
+    import numpy as np
+    from minari.data_collector import EpisodeBuffer
+
+    monkeypatch.setenv(MINARI, str(tmp_path / "minari"))
+    env = gym.make("Pendulum-v1")
+    rng = np.random.default_rng(0)
+    episodes = []
+    for i in range(3):
+        arrays = {
+            "observations": rng.normal(size=(11, 3)).astype(np.float32),
+            "actions": rng.uniform(-2, 2, size=(10, 1)).astype(np.float32),
+            "rewards": rng.normal(size=10),
+        }
+        if i == 1:
+            poison(arrays)
+        episodes.append(
+            EpisodeBuffer(
+                id=i, **{k: list(v) for k, v in arrays.items()},
+                terminations=[False] * 10, truncations=[False] * 9 + [True],
+            )
+        )  # fmt: skip
+    minari.create_dataset_from_buffers(
+        "local/poisoned-v0", episodes, observation_space=env.observation_space,
+        action_space=env.action_space, algorithm_name="none", author="test",
+        code_permalink="none", author_email="none", description="test",
+    )  # fmt: skip
+    return "local/poisoned-v0"
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize(
+    "name, value",
+    [("observations", float("nan")), ("actions", float("inf")), ("rewards", float("-inf"))],
+)
+def test_minari_dataset_with_nan_or_inf_names_the_episode(tmp_path, monkeypatch, name, value):
+    from seqagents.data import load_trajectories
+
+    def poison(arrays):
+        arrays[name][4] = value
+
+    dataset = minari_with(tmp_path, monkeypatch, poison)
+    with pytest.raises(ValueError, match=rf"'local/poisoned-v0', episode 1: {name} hold NaN"):
+        load_trajectories(dataset)
+
+
+def test_in_memory_data_with_nan_or_overflow_names_the_episode():
+    import gymnasium as gym
+    import numpy as np
+
+    from seqagents.data import TrajectoryData
+
+    space = gym.spaces.Box(-np.inf, np.inf, (2,))
+    observations = np.zeros((6, 2))
+    observations[4, 1] = 1e39  # inf once cast to float32
+    with pytest.raises(ValueError, match=r"observations hold NaN or inf .* episode 1 \(its step 1"):
+        TrajectoryData(
+            observations, np.zeros((6, 2)), np.zeros(6), np.zeros(6, bool), np.array([0, 3, 6]),
+            space, space,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "image, match", [(0.5, "non-integer values"), (300, r"range over \[0, 300\]")]
+)
+def test_babyai_data_with_float_or_out_of_range_codes_is_an_error(image, match):
+    import gymnasium as gym
+    import numpy as np
+
+    from seqagents.data import TrajectoryData
+
+    codes = np.zeros((4, 7, 7, 3))
+    codes[2, 0, 0, 0] = image
+    observations = {"image": codes, "direction": np.zeros(4), "mission": ["go to the key"] * 4}
+    space = gym.spaces.Dict(
+        image=gym.spaces.Box(0, 255, (7, 7, 3), np.uint8),
+        direction=gym.spaces.Discrete(4),
+        mission=gym.spaces.Text(100),
+    )
+    with pytest.raises(ValueError, match=match):
+        TrajectoryData(
+            observations, np.zeros(4, int), np.zeros(4), np.zeros(4, bool), np.array([0, 4]),
+            space, gym.spaces.Discrete(3),
+        )  # fmt: skip
