@@ -166,7 +166,10 @@ READ_ATTEMPTS = 20
 
 
 def read_files(
-    folder: Path, names: list[str], error: type[Exception] = OSError
+    folder: Path,
+    names: list[str],
+    error: type[Exception] = OSError,
+    max_bytes: dict[str, int] | None = None,
 ) -> dict[str, bytes]:
     """The bytes of the files ``names`` in ``folder`` (those that exist), all from one version
     of a folder that :func:`swap_into_place` may replace meanwhile.
@@ -174,8 +177,10 @@ def read_files(
     Every file is opened (relative to the folder opened once) before any is read, and the
     folder must still be the one at ``folder`` once they are open; otherwise it is read again.
     Files are opened without blocking and must be regular files (``error`` otherwise), so a
-    FIFO in place of a file never hangs the reader.
+    FIFO in place of a file never hangs the reader; a file larger than its ``max_bytes`` entry
+    is an ``error`` too, raised before it is read.
     """
+    limits = max_bytes or {}
     if not hasattr(os, "O_DIRECTORY") or os.open not in os.supports_dir_fd:  # not POSIX
         return _read_files_by_path(folder, names, error)
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
@@ -192,7 +197,14 @@ def read_files(
             if (opened.st_ino, opened.st_dev) != (current.st_ino, current.st_dev):
                 continue  # replaced while the files were opened: read the new folder
             for name, handle in handles.items():
-                _check_regular(os.fstat(handle).st_mode, folder / name, error)
+                info = os.fstat(handle)
+                _check_regular(info.st_mode, folder / name, error)
+                if info.st_size > limits.get(name, info.st_size):
+                    raise error(
+                        f"{folder / name} has {info.st_size:,} bytes, more than the "
+                        f"{limits[name]:,} a file of its kind may have; it is corrupt or not "
+                        "what its name says"
+                    )
             return {name: _read_all(handle) for name, handle in handles.items()}
         finally:
             for handle in handles.values():

@@ -92,8 +92,10 @@ def _shown(location: str) -> str:
 def _make_eval_env(agent: Any, env_id: str | None, n_envs: int, **kwargs: Any) -> Any:
     import gymnasium as gym
 
-    from seqagents.envs import make_env
+    from seqagents.envs import check_env_id_from_file, make_env
 
+    if not env_id:
+        check_env_id_from_file(agent.env_id, "the checkpoint's config.json")
     env_id = env_id or agent.env_id
     if not env_id:
         raise _UserError("the checkpoint names no env; pass --env ENV_ID")
@@ -204,8 +206,11 @@ def _print_evaluation(report: dict) -> None:
 
 
 def _record(agent: Any, entry: Any, args: argparse.Namespace, path: str, n_episodes: int) -> Path:
+    from seqagents.envs import check_env_id_from_file
     from seqagents.video import record_video
 
+    if not args.env:
+        check_env_id_from_file(agent.env_id, "the checkpoint's config.json")
     env_id = args.env or agent.env_id
     if not env_id:
         raise _UserError("the checkpoint names no env; pass --env ENV_ID")
@@ -483,6 +488,7 @@ def cmd_collect(args: argparse.Namespace) -> None:
         policy,
         overwrite=args.overwrite,
         progress_bar=not args.no_progress,
+        trust_policy_file=args.trust_policy_file,
         **options,
     )
     summary = {
@@ -525,10 +531,11 @@ def _check_model_fields(algo: str, model: dict) -> None:
 
 
 def _check_dataset(dataset: str) -> None:
-    """The dataset exists: an Atari recording folder or a locally stored Minari id."""
+    """The dataset exists: an Atari recording folder or a locally stored Minari id (other
+    kinds, ``scheme:PATH``, are checked by their loader, before the run folder is touched)."""
     from seqagents.data import load_dataset
 
-    if (Path(dataset) / "metadata.json").is_file():
+    if (Path(dataset) / "metadata.json").is_file() or ":" in dataset:
         return
     try:
         load_dataset(dataset)
@@ -834,7 +841,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--policy",
         help="random (default) | babyai-bot[:noise=0.4,full_view=1,unique_goal=1] | "
-        "<sb3 algo>:<model.zip>",
+        "<sb3 algo>:<model.zip> (needs --trust-policy-file unless it ships with the zoo)",
+    )
+    p.add_argument(
+        "--trust-policy-file",
+        action="store_true",
+        help="load the --policy .zip: stable-baselines3 zips hold pickled Python objects that "
+        "run code when loaded, so only a file you made or trust",
     )
     p.add_argument(
         "--env-kwargs",

@@ -4,6 +4,7 @@ processes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -473,3 +474,157 @@ def test_babyai_data_with_float_or_out_of_range_codes_is_an_error(image, match):
             observations, np.zeros(4, int), np.zeros(4), np.zeros(4, bool), np.array([0, 4]),
             space, gym.spaces.Discrete(3),
         )  # fmt: skip
+
+
+# ------------------------------------------------------------------ 4. untrusted files
+PAYLOAD = "payload_ran"
+
+
+def evil_sb3_zip(tmp_path: Path) -> Path:
+    """A SAC zip whose pickled policy kwargs run code when loaded (writes a marker file)."""
+    import base64
+    import zipfile
+
+    import gymnasium as gym
+    from stable_baselines3 import SAC
+
+    path = tmp_path / "sac.zip"
+    SAC("MlpPolicy", gym.make("Pendulum-v1"), policy_kwargs={"net_arch": [8]}).save(path)
+    marker = tmp_path / PAYLOAD
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    import cloudpickle
+
+    evil = base64.b64encode(cloudpickle.dumps(Payload())).decode()
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    data = json.loads(members["data"])
+    data["policy_kwargs"][":serialized:"] = evil
+    members["data"] = json.dumps(data).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return path
+
+
+def test_collect_refuses_an_sb3_zip_without_the_trust_flag(tmp_path):
+    from seqagents.data import collect_dataset
+
+    policy = evil_sb3_zip(tmp_path)
+    result = seqagents(
+        "collect", "local/pendulum/sac-v0", "--env", "Pendulum-v1", "--policy", f"sac:{policy}",
+        "--episodes", "1", "--no-progress", env={MINARI: str(tmp_path / "minari")},
+    )  # fmt: skip
+    one_error_line(result, "collect", "pickled Python objects", "--trust-policy-file")
+    assert not (tmp_path / PAYLOAD).exists()
+    with pytest.raises(PermissionError, match="trust_policy_file=True"):
+        collect_dataset("local/x-v0", "Pendulum-v1", str(policy), n_episodes=1)
+    assert not (tmp_path / PAYLOAD).exists()
+    # With the flag the file is loaded: the user vouched for it (and here its payload runs).
+    with contextlib.suppress(Exception):
+        collect_dataset(
+            "local/x-v0", "Pendulum-v1", f"sac:{policy}", n_episodes=1, max_episode_steps=2,
+            trust_policy_file=True, progress_bar=False,
+        )  # fmt: skip
+    assert (tmp_path / PAYLOAD).exists()
+
+
+def test_a_checkpoint_env_id_never_imports_a_module(tmp_path):
+    from seqagents import load_agent
+    from tests.test_hardening_errors import edit_config
+    from tests.test_hardening_runtime import dt_agent
+
+    (tmp_path / "evil_module.py").write_text(f"open({str(tmp_path / PAYLOAD)!r}, 'w')\n")
+    folder = tmp_path / "ckpt"
+    dt_agent().save_pretrained(folder)
+    edit_config(folder, lambda c: c.__setitem__("env_id", "evil_module:Pendulum-v1"))
+    agent = load_agent(folder)
+    with pytest.raises(ValueError, match="would make gymnasium import the module 'evil_module'"):
+        agent.make_env()
+    for command in ("evaluate", "record"):
+        extra = ["--video", str(tmp_path / "x.gif")] if command == "record" else []
+        result = seqagents(
+            command, str(folder), "--episodes", "1", *extra, cwd=tmp_path,
+            env={"PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"},
+        )  # fmt: skip
+        one_error_line(result, command, "never imports a module named in a file")
+    assert not (tmp_path / PAYLOAD).exists()
+
+
+@pytest.mark.parametrize(
+    "section, key, value, match",
+    [
+        ("model", "n_layer", 1_000_000, r"DTConfig.n_layer is 1,000,000, above the limit 256"),
+        ("model", "hidden_size", 10**6, r"hidden_size is 1,000,000, above the limit"),
+        ("model", "context_len", 10**7, r"context_len is 10,000,000, above the limit"),
+        ("model", "max_ep_len", 10**9, r"max_ep_len is 1,000,000,000, above the limit"),
+        # Each size within its bound, the network too large: counted before allocation.
+        ("model", "state_shape", [10**8], r"network of [\d,]+ parameters, above the limit"),
+        ("model", "hidden_size", 65_536, r"network of [\d,]+ parameters, above the limit"),
+    ],
+)
+def test_oversized_configs_fail_before_allocation(tmp_path, section, key, value, match):
+    import resource
+
+    from seqagents import CheckpointError, load_agent
+    from tests.test_hardening_errors import edit_config
+    from tests.test_hardening_runtime import dt_agent
+
+    folder = tmp_path / "ckpt"
+    dt_agent().save_pretrained(folder)
+    edit_config(folder, lambda c: c[section].__setitem__(key, value))
+    if key == "state_shape":
+        edit_config(folder, lambda c: c["observation_space"].__setitem__("shape", value))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match=match):
+        load_agent(folder)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # KiB
+
+
+def test_a_fifo_as_config_does_not_hang_load_agent_or_info(tmp_path):
+    from seqagents import CheckpointError, load_agent
+    from tests.test_hardening_runtime import dt_agent
+
+    folder = tmp_path / "ckpt"
+    dt_agent().save_pretrained(folder)
+    (folder / "config.json").unlink()
+    os.mkfifo(folder / "config.json")
+    with pytest.raises(CheckpointError, match=r"config.json is a FIFO \(named pipe\)"):
+        load_agent(folder)
+    result = seqagents("info", str(folder), timeout=60)
+    one_error_line(result, "info", "config.json is a FIFO")
+
+
+@pytest.mark.parametrize("dtype", ["int8", "bool", "int64"])
+def test_integer_weights_are_a_checkpoint_error(tmp_path, dtype):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from seqagents import CheckpointError, load_agent
+    from tests.test_hardening_runtime import dt_agent
+
+    folder = tmp_path / "ckpt"
+    dt_agent().save_pretrained(folder)
+    state = load_file(folder / "model.safetensors")
+    name = sorted(state)[0]
+    state[name] = state[name].to(getattr(torch, dtype))
+    save_file(state, folder / "model.safetensors")
+    with pytest.raises(CheckpointError, match=rf"{name}: torch.{dtype} \(expected torch.float32"):
+        load_agent(folder)
+
+
+def test_half_precision_weights_still_load(tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from seqagents import load_agent
+    from tests.test_hardening_runtime import dt_agent
+
+    folder = tmp_path / "ckpt"
+    dt_agent().save_pretrained(folder)
+    state = load_file(folder / "model.safetensors")
+    save_file({k: v.half() for k, v in state.items()}, folder / "model.safetensors")
+    assert next(load_agent(folder).network.parameters()).dtype == torch.float32

@@ -37,7 +37,7 @@ from seqagents.checkpoints.native import (
     not_found,
     quiet_hub_retries,
 )
-from seqagents.envs import describe_space, make_env, spaces_match
+from seqagents.envs import check_env_id_from_file, describe_space, make_env, spaces_match
 from seqagents.errors import CheckpointError
 from seqagents.observations import PRIVILEGED_KEYS, MissionVocabulary, babyai_arrays
 from seqagents.protocol import EvaluationProtocol
@@ -185,6 +185,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 _AgentT = TypeVar("_AgentT", bound="SequenceAgent")
+_MAX_CONFIG_BYTES = 1 << 26  # 64 MB of config.json, far above any real one (< 1 MB)
 
 
 class SequenceAgent(
@@ -253,9 +254,13 @@ class SequenceAgent(
         return self.spec.env_id
 
     def make_env(self, **kwargs: Any) -> gym.Env:
-        """``gymnasium.make`` the checkpoint's env with its kwargs (``kwargs`` override them)."""
+        """``gymnasium.make`` the checkpoint's env with its kwargs (``kwargs`` override them).
+
+        An env id of the form ``module:Env-v0`` (which would import ``module``) is refused: a
+        checkpoint never makes seqagents import code (see :func:`check_env_id_from_file`)."""
         if not self.spec.env_id:
             raise ValueError("this checkpoint names no env id; pass an env explicitly")
+        check_env_id_from_file(self.spec.env_id, "this checkpoint's config.json")
         return make_env(self.spec.env_id, **{**self.spec.env_kwargs, **kwargs})
 
     def check_env(self, env: gym.Env | Any) -> None:
@@ -669,7 +674,11 @@ class SequenceAgent(
         never one's config with the other's weights.
         """
         if path.is_dir():
-            preloaded = read_files(path, [CONFIG_NAME, WEIGHTS_NAME], CheckpointError)
+            from seqagents.checkpoints import native  # MAX_PARAMETERS may be raised at run time
+
+            weights = 8 * native.MAX_PARAMETERS + 2**26  # float64 at most, plus the header
+            limits = {CONFIG_NAME: _MAX_CONFIG_BYTES, WEIGHTS_NAME: weights}
+            preloaded = read_files(path, [CONFIG_NAME, WEIGHTS_NAME], CheckpointError, limits)
             config = None
             if CONFIG_NAME in preloaded:
                 config = _read_config(path / CONFIG_NAME, preloaded[CONFIG_NAME])
@@ -912,7 +921,7 @@ def _read_config(path: Path, data: bytes | None = None) -> dict:
             check_regular_file(path, CheckpointError)
             data = path.read_bytes()
         config = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise CheckpointError(
             f"{path} is not valid JSON ({e}); re-save the checkpoint or restore the file"
         ) from e

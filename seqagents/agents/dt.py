@@ -15,6 +15,7 @@ from seqagents.agents.base import SequenceAgent, encoder_for_space
 from seqagents.checkpoints.native import (
     CheckpointConfig,
     CheckpointFiles,
+    build_network,
     converted_spec,
     load_weights,
     serialize_space,
@@ -140,7 +141,7 @@ class DecisionTransformerAgent(SequenceAgent):
     ) -> DecisionTransformerAgent:
         spec = CheckpointConfig.from_dict(config)
         model_config = DTConfig.from_dict(spec.model)
-        network = DecisionTransformer(model_config)
+        network = build_network(DecisionTransformer, model_config, files.model_id)
         load_weights(network, files.load_safetensors(), files.model_id)
         return cls._with_overrides(network, spec, device, overrides)
 
@@ -188,7 +189,7 @@ class DecisionTransformerAgent(SequenceAgent):
             },
             inference={"target_return": float(targets[0]), "target_returns": list(targets)},
         )
-        network = DecisionTransformer(model_config)
+        network = build_network(DecisionTransformer, model_config, files.model_id)
         state = convert_hf_dt_state_dict(files.load_foreign_weights())
         load_weights(network, state, files.model_id)
         return cls._with_overrides(network, spec, device, agent_overrides)

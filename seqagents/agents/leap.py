@@ -14,6 +14,7 @@ from seqagents.agents.base import SequenceAgent, encoder_for_space
 from seqagents.checkpoints.native import (
     CheckpointConfig,
     CheckpointFiles,
+    build_network,
     load_weights,
     serialize_space,
 )
@@ -190,7 +191,7 @@ class LEAPAgent(SequenceAgent):
         cls, config: dict, files: CheckpointFiles, device: str, overrides: dict
     ) -> LEAPAgent:
         spec = CheckpointConfig.from_dict(config)
-        network = LEAP(LEAPConfig.from_dict(spec.model))
+        network = build_network(LEAP, LEAPConfig.from_dict(spec.model), files.model_id)
         load_weights(network, files.load_safetensors(), files.model_id)
         return cls._with_overrides(network, spec, device, overrides)
 

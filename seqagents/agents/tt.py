@@ -17,6 +17,7 @@ from seqagents.agents.base import SequenceAgent
 from seqagents.checkpoints.native import (
     CheckpointConfig,
     CheckpointFiles,
+    build_network,
     converted_spec,
     load_weights,
     serialize_space,
@@ -190,7 +191,9 @@ class TrajectoryTransformerAgent(SequenceAgent):
         cls, config: dict, files: CheckpointFiles, device: str, overrides: dict
     ) -> TrajectoryTransformerAgent:
         spec = CheckpointConfig.from_dict(config)
-        network = TrajectoryTransformer(TTConfig.from_dict(spec.model))
+        network = build_network(
+            TrajectoryTransformer, TTConfig.from_dict(spec.model), files.model_id
+        )
         state = files.load_safetensors()
         disc_state = {
             k[len(_DISCRETIZER_PREFIX) :]: v
@@ -261,7 +264,7 @@ class TrajectoryTransformerAgent(SequenceAgent):
             },
             inference={"planner": asdict(PlannerConfig.from_dict(planner))},
         )
-        network = TrajectoryTransformer(model_config)
+        network = build_network(TrajectoryTransformer, model_config, files.model_id)
         load_weights(network, state, files.model_id)
         return cls._with_overrides(network, discretizer, spec, device, overrides)
 

@@ -29,7 +29,7 @@ from torch import nn
 from seqagents.agents.base import encoder_for_space
 from seqagents.agents.dt import DecisionTransformerAgent
 from seqagents.data import TrajectoryData, WindowSampler, load_dataset, to_trajectory_data
-from seqagents.envs import describe_space, spaces_match
+from seqagents.envs import check_env_id_from_file, describe_space, spaces_match
 from seqagents.models.dt import DTConfig
 from seqagents.training.trainer import (
     CHECKPOINT_DIR,
@@ -162,6 +162,7 @@ def train_dt(
     data, spec_env_id, spec_env_kwargs = _load_data(dataset, download)
     explicit_env = env_id is not None
     if env_id is None and spec_env_id is not None:
+        check_env_id_from_file(spec_env_id, f"the metadata of dataset {data.dataset_id!r}")
         env_id = spec_env_id
         if env_kwargs is None:
             env_kwargs = spec_env_kwargs
