@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).parents[1]
@@ -628,3 +629,85 @@ def test_half_precision_weights_still_load(tmp_path):
     state = load_file(folder / "model.safetensors")
     save_file({k: v.half() for k, v in state.items()}, folder / "model.safetensors")
     assert next(load_agent(folder).network.parameters()).dtype == torch.float32
+
+
+# ------------------------------------------------------------------ 5. inputs outside the space
+@pytest.mark.parametrize(
+    "frames, match",
+    [
+        ("scaled", r"dtype float32; this agent expects uint8 values in \[0, 255\]"),
+        ("float64 pixels", r"dtype float64; this agent expects uint8 values in \[0, 255\]"),
+        ("int 300", r"values range over \[0, 300\]; this agent expects uint8 values in \[0, 255"),
+        ("int -1", r"values range over \[-1, 2\]"),
+    ],
+)
+def test_atari_frames_outside_uint8_0_255_are_an_error(frames, match):
+    import numpy as np
+
+    from tests.test_observations import _atari_agent
+
+    agent = _atari_agent()
+    pixels = np.random.default_rng(0).integers(0, 255, (4, 84, 84), dtype=np.uint8)
+    given = {
+        "scaled": (pixels / 255.0).astype(np.float32),
+        "float64 pixels": pixels.astype(np.float64),
+        "int 300": np.where(pixels > 250, 300, pixels.astype(np.int64)),
+        "int -1": np.minimum(pixels, 3).astype(np.int16) - 1,
+    }[frames]
+    with pytest.raises(ValueError, match=match):
+        agent.predict(given)
+    assert agent.n_envs == 0  # nothing stored
+    # Integer frames within the bounds act exactly as their uint8 copy.
+    same = _atari_agent()
+    assert agent.predict(pixels.astype(np.int64))[0] == same.predict(pixels)[0]
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda o: o.update(image=o["image"] / 10.0), r"image has dtype float64; expected"),
+        (lambda o: o.update(image=o["image"].astype(np.float32)), r"image has dtype float32"),
+        (lambda o: o["image"].__setitem__((0, 0, 0), 11), r"object code 11; object codes are 0-10"),
+        (lambda o: o["image"].__setitem__((0, 0, 1), 6), r"colour code 6; colour codes are 0-5"),
+        (lambda o: o["image"].__setitem__((0, 0, 2), 4), r"state code 4; state codes are 0-3"),
+        (lambda o: o.update(direction=1.5), r"direction has dtype float64"),
+        (lambda o: o.update(direction=4), r"direction \[4\] is out of range; expected 0-3"),
+    ],
+)
+@pytest.mark.parametrize("algo", ["dt", "leap"])
+def test_babyai_observations_outside_the_codes_are_an_error(algo, edit, match):
+    from seqagents import DecisionTransformerAgent, LEAPAgent, make_env
+    from tests.test_observations import LEVEL, _babyai_agent
+
+    env = make_env(LEVEL)
+    agent = _babyai_agent({"dt": DecisionTransformerAgent, "leap": LEAPAgent}[algo], env)
+    obs, _ = env.reset(seed=0)
+    obs = {**obs, "image": obs["image"].copy()}
+    edit(obs)
+    with pytest.raises(ValueError, match=match):
+        agent.predict(obs)
+
+
+@pytest.mark.parametrize("target", [float("nan"), float("inf"), -float("inf"), "many"])
+def test_non_finite_target_return_is_a_clear_error(tmp_path, target):
+    import gymnasium as gym
+
+    from seqagents import CheckpointError, evaluate_policy, load_agent
+    from tests.test_hardening_errors import edit_config
+    from tests.test_hardening_runtime import dt_agent
+
+    agent = dt_agent()
+    with pytest.raises(ValueError, match="target_return must be a finite number"):
+        agent.reset(target_return=target)
+    with pytest.raises(ValueError, match="target_return must be a finite number"):
+        evaluate_policy(agent, gym.make("Pendulum-v1"), n_eval_episodes=1, target_return=target)
+    assert agent.target_return == -300.0  # unchanged
+    agent.save_pretrained(tmp_path / "ckpt")
+    with pytest.raises(CheckpointError, match="target_return must be a finite number"):
+        load_agent(tmp_path / "ckpt", target_return=target)
+    if isinstance(target, float) and target != target:  # NaN in the file (JSON writes NaN)
+        edit_config(
+            tmp_path / "ckpt", lambda c: c["inference"].__setitem__("target_return", target)
+        )
+        with pytest.raises(CheckpointError, match="inference.target_return must be a finite"):
+            load_agent(tmp_path / "ckpt")

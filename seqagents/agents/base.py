@@ -147,6 +147,21 @@ def check_return_scale(value: Any) -> float:
     return scale
 
 
+def check_target_return(value: Any) -> float:
+    """``value`` as a float, or a ``ValueError`` unless it is a finite number (the returns-to-go
+    start from it: NaN or inf would make every prediction NaN)."""
+    try:
+        target = float(value)
+    except (TypeError, ValueError):
+        target = float("nan")
+    if not np.isfinite(target):
+        raise ValueError(
+            f"target_return must be a finite number (the return to condition on, in reward "
+            f"units), got {value!r}"
+        )
+    return target
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:1"``,
     ``"mps"`` as :class:`torch.device`, checked to exist here.
@@ -225,6 +240,7 @@ class SequenceAgent(
         self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(torch.initial_seed())
         self._warned: set[str] = set()  # one-time warnings already given (by key)
+        self._obs_bounds: tuple[int, int] | None = None  # integer Box spaces: (low, high)
         self._vocabulary = self.mission_vocabulary
         self.n_envs = 0  # batch size of the current contexts (0 = none yet)
         self._t = np.zeros(0, dtype=np.int64)  # (n_envs,) steps taken in each env's episode
@@ -318,9 +334,13 @@ class SequenceAgent(
             warnings.warn(message, UserWarning, stacklevel=stacklevel)
 
     def reset(self, target_return: float | None = None) -> None:
-        """Forget every env's context; optionally set a new target return (DT)."""
+        """Forget every env's context; optionally set a new target return (DT).
+
+        Raises:
+            ValueError: a target return that is not a finite number.
+        """
         if target_return is not None:
-            self._set_target_return(float(target_return))
+            self._set_target_return(check_target_return(target_return))
         self.n_envs = 0
         self._pending_reward, self._pending_done = None, np.zeros(0, dtype=bool)
 
@@ -524,6 +544,8 @@ class SequenceAgent(
                 f"observation has shape {obs.shape}; expected {shape} (one env) or "
                 f"(n_envs, *{shape}) for {describe_space(space)}"
             )
+        if np.issubdtype(space.dtype, np.integer):  # e.g. Atari frames: uint8 in [0, 255]
+            obs = self._check_integer_observation(obs)
         if obs.dtype == np.uint8:
             return torch.as_tensor(obs, dtype=torch.uint8, device=self.device), single
         if obs.dtype == np.float32:
@@ -539,6 +561,31 @@ class SequenceAgent(
                 f"float32 max {np.finfo(np.float32).max:.3g}); the agent computes in float32"
             )
         return torch.as_tensor(cast, device=self.device), single
+
+    def _check_integer_observation(self, obs: np.ndarray) -> np.ndarray:
+        """An observation of an integer Box space (Atari frames: uint8 0-255) must hold
+        integers within the space's bounds: frames scaled to [0, 1] would be divided by 255
+        again by the encoder, and out-of-range values read as other pixels."""
+        space = self.observation_space
+        if self._obs_bounds is None:  # computed once: an Atari stack has 28,224 bounds
+            self._obs_bounds = (int(np.min(space.low)), int(np.max(space.high)))
+        low, high = self._obs_bounds
+        kind = np.dtype(space.dtype).name
+        expected = f"{kind} values in [{low}, {high}] ({describe_space(space)})"
+        if obs.dtype.kind not in "iu":
+            raise ValueError(
+                f"observation has dtype {obs.dtype}; this agent expects {expected}, as the env "
+                "gives them: pass frames unscaled (not divided by 255) and uncast"
+            )
+        info = np.iinfo(obs.dtype)
+        if info.min < low or info.max > high:  # the dtype itself does not bound the values
+            if obs.min() < low or obs.max() > high:
+                raise ValueError(
+                    f"observation values range over [{obs.min()}, {obs.max()}]; this agent "
+                    f"expects {expected}"
+                )
+            obs = obs.astype(space.dtype)
+        return obs
 
     @property
     def mission_vocabulary(self) -> MissionVocabulary | None:

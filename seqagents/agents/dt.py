@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from seqagents import __version__
-from seqagents.agents.base import SequenceAgent, encoder_for_space
+from seqagents.agents.base import SequenceAgent, check_target_return, encoder_for_space
 from seqagents.checkpoints.native import (
     CheckpointConfig,
     CheckpointFiles,
@@ -56,7 +56,10 @@ class DecisionTransformerAgent(SequenceAgent):
         cfg: DTConfig = network.config
         self.model_config = cfg
         self._setup_states(cfg.state_shape)
-        self.target_return = float(spec.inference.get("target_return", 0.0))
+        try:
+            self.target_return = check_target_return(spec.inference.get("target_return", 0.0))
+        except ValueError as e:
+            raise CheckpointError(f"inference.{e}") from e
         self._check_spaces()
         self._ctx: RollingContext | None = None
 
@@ -218,7 +221,7 @@ class DecisionTransformerAgent(SequenceAgent):
             )
         agent = cls(network, spec, device)
         if target is not None:
-            agent.reset(target_return=float(target))
+            agent.reset(target_return=target)
         return agent
 
     @property
