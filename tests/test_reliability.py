@@ -711,3 +711,82 @@ def test_non_finite_target_return_is_a_clear_error(tmp_path, target):
         )
         with pytest.raises(CheckpointError, match="inference.target_return must be a finite"):
             load_agent(tmp_path / "ckpt")
+
+
+# ------------------------------------------------------------------ 6. one agent, two threads
+def in_thread(function, *args):
+    """``function(*args)`` in a new thread: its result, or the exception it raised."""
+    import threading
+
+    out: list = []
+
+    def run():
+        try:
+            out.append(function(*args))
+        except Exception as e:  # noqa: BLE001 - handed back to the test
+            out.append(e)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    return out[0]
+
+
+@pytest.mark.parametrize("algo", ["dt", "tt", "leap"])
+def test_a_second_thread_on_live_contexts_is_a_clear_error(algo):
+    import copy
+
+    import gymnasium as gym
+
+    from tests.test_hardening_runtime import dt_agent, leap_agent, tt_agent
+
+    agent = {"dt": dt_agent, "tt": tt_agent, "leap": leap_agent}[algo]()
+    env = gym.make("CartPole-v1" if algo == "leap" else "Pendulum-v1")
+    obs, _ = env.reset(seed=0)
+    agent.predict(obs)  # this thread's episode is in the contexts
+    error = in_thread(agent.predict, obs)
+    assert isinstance(error, RuntimeError), error
+    assert "another thread" in str(error) and "copy.deepcopy(agent)" in str(error)
+    assert isinstance(in_thread(agent.observe, 0.0, False), RuntimeError)
+    # This thread's episode goes on untouched.
+    agent.predict(obs, reward=0.0)
+    assert agent._t.tolist() == [2]
+    # A copy per thread works; after reset() another thread may take the agent over.
+    twin = copy.deepcopy(agent)
+    result = in_thread(lambda: twin.predict(obs, reward=0.0))
+    assert not isinstance(result, Exception), result
+    agent.reset()
+    assert not isinstance(in_thread(agent.predict, obs), Exception)
+    with pytest.raises(RuntimeError, match="another thread"):  # now the other thread's
+        agent.predict(obs)
+
+
+def test_two_threads_looping_on_one_agent_fail_instead_of_mixing():
+    import threading
+
+    import gymnasium as gym
+
+    from tests.test_hardening_runtime import dt_agent
+
+    agent = dt_agent()
+    errors: list[Exception] = []
+    start = threading.Barrier(2)
+
+    def loop(seed: int) -> None:
+        env = gym.make("Pendulum-v1")
+        obs, _ = env.reset(seed=seed)
+        reward = None
+        start.wait()
+        try:
+            for _ in range(50):
+                action, _ = agent.predict(obs, reward=reward)
+                obs, reward, *_ = env.step(action)
+        except RuntimeError as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=loop, args=(seed,)) for seed in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(errors) == 1 and "another thread" in str(errors[0])

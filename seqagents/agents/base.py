@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
@@ -214,6 +215,8 @@ class SequenceAgent(
     The agent keeps each env's context (past states, actions, rewards, ...) internally on
     ``self.device``. Call ``predict`` once per env step; pass the reward received after the
     previous action (``reward=``) or report it with ``observe`` — sequence agents condition on it.
+    One thread at a time steps an agent (``predict`` raises otherwise): give each thread its own
+    (``copy.deepcopy(agent)``).
     """
 
     algorithm: ClassVar[str] = ""
@@ -242,6 +245,9 @@ class SequenceAgent(
         self._warned: set[str] = set()  # one-time warnings already given (by key)
         self._obs_bounds: tuple[int, int] | None = None  # integer Box spaces: (low, high)
         self._vocabulary = self.mission_vocabulary
+        # The thread that owns the current contexts: {id(self): thread id}, claimed with one
+        # atomic dict.setdefault by the first predict after a reset (see predict).
+        self._owner: dict[int, int] = {}
         self.n_envs = 0  # batch size of the current contexts (0 = none yet)
         self._t = np.zeros(0, dtype=np.int64)  # (n_envs,) steps taken in each env's episode
         self._pending_reward: np.ndarray | None = None  # r_{t-1} reported through observe()
@@ -341,6 +347,7 @@ class SequenceAgent(
         """
         if target_return is not None:
             self._set_target_return(check_target_return(target_return))
+        self._owner.clear()  # another thread may take the agent over now
         self.n_envs = 0
         self._pending_reward, self._pending_done = None, np.zeros(0, dtype=bool)
 
@@ -350,6 +357,7 @@ class SequenceAgent(
         For loops that cannot pass ``reward=`` into ``predict`` (e.g. a VecEnv wrapper). An env
         whose ``done`` is True starts a new episode at its next ``predict``.
         """
+        self._claim("observe")
         n = max(self.n_envs, 1)
         self._pending_reward = _per_env(reward, n, "observe: reward", np.float32).copy()
         done = _per_env(done, n, "observe: done", bool)
@@ -383,7 +391,14 @@ class SequenceAgent(
 
         Returns:
             ``(action, state)``: action of shape ``action_space.shape`` or ``(n_envs, ...)``.
+
+        Raises:
+            RuntimeError: called from another thread than the one whose episodes are in the
+                contexts. An agent holds one set of contexts: two threads stepping it would mix
+                their episodes. Use one agent per thread (``copy.deepcopy(agent)`` or load it
+                once per thread); a thread takes an agent over after ``agent.reset()``.
         """
+        self._claim("predict")
         obs, single = self._check_observation(observation)
         n = (obs["image"] if isinstance(obs, dict) else obs).shape[0]
         if n == 0:
@@ -411,6 +426,20 @@ class SequenceAgent(
         self._pending_reward, self._pending_done = None, np.zeros(0, dtype=bool)
         actions = actions.cpu().numpy()
         return (actions[0] if single else actions), state
+
+    def _claim(self, method: str) -> None:
+        """Make the calling thread the owner of the contexts, or raise if another thread owns
+        them (they would mix the two threads' episodes, with no other sign)."""
+        me = threading.get_ident()
+        owner = self._owner.setdefault(id(self), me)  # atomic: one thread claims it
+        if owner != me:
+            raise RuntimeError(
+                f"{type(self).__name__}.{method} called from another thread than the one whose "
+                "episodes are in this agent's contexts; an agent steps one set of episodes at "
+                "a time, so threads would mix them. Use one agent per thread "
+                "(copy.deepcopy(agent), or load the checkpoint once per thread), or call "
+                "agent.reset() before another thread takes it over"
+            )
 
     # ------------------------------------------------------------------ subclass hooks
     def _sync_spec(self) -> None:
