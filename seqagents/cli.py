@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
 import sys
 import time
@@ -91,8 +92,10 @@ def _shown(location: str) -> str:
 def _make_eval_env(agent: Any, env_id: str | None, n_envs: int, **kwargs: Any) -> Any:
     import gymnasium as gym
 
-    from seqagents.envs import make_env
+    from seqagents.envs import check_env_id_from_file, make_env
 
+    if not env_id:
+        check_env_id_from_file(agent.env_id, "the checkpoint's config.json")
     env_id = env_id or agent.env_id
     if not env_id:
         raise _UserError("the checkpoint names no env; pass --env ENV_ID")
@@ -203,8 +206,11 @@ def _print_evaluation(report: dict) -> None:
 
 
 def _record(agent: Any, entry: Any, args: argparse.Namespace, path: str, n_episodes: int) -> Path:
+    from seqagents.envs import check_env_id_from_file
     from seqagents.video import record_video
 
+    if not args.env:
+        check_env_id_from_file(agent.env_id, "the checkpoint's config.json")
     env_id = args.env or agent.env_id
     if not env_id:
         raise _UserError("the checkpoint names no env; pass --env ENV_ID")
@@ -635,6 +641,7 @@ def cmd_collect(args: argparse.Namespace) -> None:
         policy,
         overwrite=args.overwrite,
         progress_bar=not args.no_progress,
+        trust_policy_file=args.trust_policy_file,
         **options,
     )
     summary = {
@@ -663,6 +670,64 @@ def cmd_train(args: argparse.Namespace) -> None:
         torch.distributed.destroy_process_group()
 
 
+def _check_model_fields(algo: str, model: dict) -> None:
+    """Unknown or mistyped model config fields (the entry's with --model over them)."""
+    from seqagents.errors import reject_unknown_keys
+    from seqagents.models.dt import DTConfig
+    from seqagents.models.leap import LEAPConfig
+    from seqagents.models.tt import TTConfig
+
+    config = {"dt": DTConfig, "tt": TTConfig, "leap": LEAPConfig}.get(algo)
+    if config is not None:
+        message = "unknown model fields (--model or the entry)"
+        reject_unknown_keys(config, model, message, _UserError)
+
+
+def _check_dataset(dataset: str) -> None:
+    """The dataset exists: an Atari recording folder or a locally stored Minari id (other
+    kinds, ``scheme:PATH``, are checked by their loader, before the run folder is touched)."""
+    from seqagents.data import load_dataset
+
+    if (Path(dataset) / "metadata.json").is_file() or ":" in dataset:
+        return
+    try:
+        load_dataset(dataset)
+    except (FileNotFoundError, ValueError) as e:
+        raise _UserError(f"--dataset {dataset}: {e}") from e
+
+
+def _check_run_folder(out: Path, args: argparse.Namespace) -> None:
+    """``--out``: a new folder, an empty one, a run to --resume, or a run to replace (--force)."""
+    from seqagents.training.trainer import foreign_run_entries
+
+    if not os.path.lexists(out) or (args.resume and out.is_dir()):
+        return
+    if out.is_symlink() and args.force:
+        raise _UserError(
+            f"--out {out} is a symbolic link; --force replaces only a real run folder: pass "
+            "the folder it points to, or another --out"
+        )
+    if not out.is_dir():
+        raise _UserError(f"--out {out} is not a folder; pass --out DIR for the run folder")
+    if not any(out.iterdir()):
+        return
+    if not args.force:
+        raise _UserError(
+            f"run folder {out} already exists; pass --resume to continue it, --force to "
+            "overwrite it, or --out DIR for a new one"
+        )
+    foreign = foreign_run_entries(out)
+    if foreign:
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        shown = ", ".join(foreign[:5]) + more
+        raise _UserError(
+            f"--out {out} is not a seqagents run folder (it holds {shown}); --force replaces "
+            "only a previous run: pass --out DIR for a new folder"
+        )
+    if Path.cwd().resolve().is_relative_to(out.resolve()):
+        raise _UserError(f"--out {out} is the working folder (or holds it); run from elsewhere")
+
+
 def _train(args: argparse.Namespace, main_rank: bool) -> None:
     from seqagents.protocol import EvaluationProtocol
     from seqagents.training import train_dt, train_leap, train_tt
@@ -682,21 +747,19 @@ def _train(args: argparse.Namespace, main_rank: bool) -> None:
     ):
         if getattr(args, key) is not None:
             training[key] = getattr(args, key)
+    # Everything that can be checked is checked before the run folder is looked at; --force
+    # then replaces it only when the new run starts (Trainer, TrainConfig.overwrite).
+    model = {**entry.model, **_json_object(args.model, "--model")}
+    _check_model_fields(entry.algo, model)
     out = Path(args.out or f"runs/{entry.algo}-{entry.name}")
-    if out.exists() and any(out.iterdir()) and not (args.resume or args.force) and main_rank:
-        raise _UserError(
-            f"run folder {out} already exists; pass --resume to continue it, --force to "
-            "overwrite it, or --out DIR for a new one"
-        )
-    if args.force and not args.resume and out.exists() and main_rank:
-        import shutil
-
-        shutil.rmtree(out)
+    if main_rank:
+        _check_run_folder(out, args)
+    dataset = args.dataset or entry.dataset.id
+    _check_dataset(dataset)
     training["out_dir"] = str(out)
+    training["overwrite"] = bool(args.force and not args.resume)
     if args.tensorboard:
         training["tensorboard"] = True
-    dataset = args.dataset or entry.dataset.id
-    model = {**entry.model, **_json_object(args.model, "--model")}
     common = dict(
         env_id=entry.env_id,
         model_config=model,
@@ -978,7 +1041,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--policy",
         help="random (default) | babyai-bot[:noise=0.4,full_view=1,unique_goal=1] | "
-        "<sb3 algo>:<model.zip>",
+        "<sb3 algo>:<model.zip> (needs --trust-policy-file unless it ships with the zoo)",
+    )
+    p.add_argument(
+        "--trust-policy-file",
+        action="store_true",
+        help="load the --policy .zip: stable-baselines3 zips hold pickled Python objects that "
+        "run code when loaded, so only a file you made or trust",
     )
     p.add_argument(
         "--env-kwargs",

@@ -17,6 +17,7 @@ from seqagents.errors import require
 
 __all__ = [
     "make_env",
+    "check_env_id_from_file",
     "ensure_headless_gl",
     "register_env_package",
     "describe_space",
@@ -72,6 +73,27 @@ def register_env_package(env_id: str) -> None:
     for prefix, module, extra in _ENV_PACKAGES:
         if env_id.startswith(prefix) and env_id not in gym.registry:
             gym.register_envs(require(module, extra))
+
+
+def check_env_id_from_file(env_id: str | None, source: str) -> None:
+    """Refuse an env id read from a file (a checkpoint's config, a dataset's metadata) that
+    names a module: ``gymnasium.make("pkg.module:Env-v0")`` imports ``pkg.module``, which runs
+    its code, so a downloaded checkpoint could run code by naming one. An id the user passes
+    (``make_env(...)``, ``--env``) is theirs to trust and is not checked.
+
+    Example:
+        >>> check_env_id_from_file("evil.payload:Env-v0", "config.json")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: config.json names the env 'evil.payload:Env-v0', which would make ...
+    """
+    if env_id and ":" in env_id:
+        module = env_id.split(":", 1)[0]
+        raise ValueError(
+            f"{source} names the env {env_id!r}, which would make gymnasium import the module "
+            f"{module!r} and run its code; seqagents never imports a module named in a file. If "
+            "you trust it, import it yourself and pass the env (or the id, e.g. --env) yourself"
+        )
 
 
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:

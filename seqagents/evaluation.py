@@ -525,7 +525,9 @@ def _reset_model(model: Any, target_return: float | None, *, sequence_agent: boo
                 f"target_return={target_return} needs a model with reset(target_return=...); "
                 f"{type(model).__name__} has none"
             )
-        reset(target_return=float(target_return))
+        from seqagents.agents.base import check_target_return
+
+        reset(target_return=check_target_return(target_return))
     elif sequence_agent and callable(reset):
         reset()  # start from empty contexts, keep the target return
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "BABYAI_CODE_COUNTS",
     "BABYAI_WORDS",
     "BABYAI_KEYS",
     "PRIVILEGED_KEYS",
@@ -37,6 +38,10 @@ BABYAI_KEYS = ("image", "direction", "mission")
 """Keys of a BabyAI observation the agents read."""
 PRIVILEGED_KEYS = ("agent_pos", "goal_pos")
 """Extra keys of LEAP's privileged observation (full grid, agent and goal coordinates)."""
+BABYAI_CODE_COUNTS = (11, 6, 4)
+"""Values of each categorical channel of minigrid's grid encoding: object type (0-10), colour
+(0-5), state (door 0-2; the agent's direction 0-3 in FullyObsWrapper's encoding)."""
+BABYAI_CHANNELS = ("object", "colour", "state")
 
 BABYAI_WORDS = (
     "a after and ball behind blue box door front go green grey in key left next of on open pick "
@@ -197,10 +202,23 @@ def babyai_arrays(
         )
     if image.shape[-1] != 3:
         raise ValueError(f"BabyAI image has shape {image.shape}; the last axis must hold 3 codes")
+    _check_integers(image, "image", "minigrid's uint8 (object, colour, state) codes")
+    for channel, (name, count) in enumerate(zip(BABYAI_CHANNELS, BABYAI_CODE_COUNTS)):
+        codes = image[..., channel]
+        if codes.min() < 0 or codes.max() >= count:
+            bad = codes[(codes < 0) | (codes >= count)]
+            raise ValueError(
+                f"BabyAI image holds {name} code {int(bad.flat[0])}; {name} codes are 0-"
+                f"{count - 1} (minigrid's encoding). Pass the env's observation unchanged"
+            )
     n = image.shape[0]
     missions = observation["mission"]
     missions = [missions] if isinstance(missions, str) else list(np.asarray(missions).reshape(-1))
-    direction = np.asarray(observation["direction"], dtype=np.int64).reshape(-1)  # (n,)
+    direction = np.asarray(observation["direction"])
+    _check_integers(direction, "direction", "an integer 0-3")
+    direction = direction.astype(np.int64).reshape(-1)  # (n,)
+    if direction.size and (direction.min() < 0 or direction.max() > 3):
+        raise ValueError(f"BabyAI direction {direction.tolist()} is out of range; expected 0-3")
     if len(missions) != n or direction.shape != (n,):
         raise ValueError(
             f"BabyAI observation batch sizes differ: {n} images, {direction.size} directions, "
@@ -213,6 +231,18 @@ def babyai_arrays(
     }
     for key in PRIVILEGED_KEYS:
         if key in observation:
-            value = np.asarray(observation[key], dtype=np.int64)
+            value = np.asarray(observation[key])
+            _check_integers(value, key, "integer grid coordinates")
+            size = max(image.shape[1], image.shape[2])  # the full grid (privileged setting)
+            if value.size and (value.min() < 0 or value.max() >= size):
+                raise ValueError(f"BabyAI {key} {value.tolist()} is outside the {size}x{size} grid")
+            value = value.astype(np.int64)
             out[key] = value[None] if single else value  # (n, 2)
     return out
+
+
+def _check_integers(value: np.ndarray, name: str, expected: str) -> None:
+    """BabyAI codes are integers: a float array (e.g. an image scaled to [0, 1]) would be cast
+    to other codes without a word."""
+    if value.dtype.kind not in "iu":
+        raise ValueError(f"BabyAI {name} has dtype {value.dtype}; expected {expected}")

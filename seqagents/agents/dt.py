@@ -11,10 +11,11 @@ import numpy as np
 import torch
 
 from seqagents import __version__
-from seqagents.agents.base import SequenceAgent, encoder_for_space
+from seqagents.agents.base import SequenceAgent, check_target_return, encoder_for_space
 from seqagents.checkpoints.native import (
     CheckpointConfig,
     CheckpointFiles,
+    build_network,
     converted_spec,
     load_weights,
     serialize_space,
@@ -55,7 +56,10 @@ class DecisionTransformerAgent(SequenceAgent):
         cfg: DTConfig = network.config
         self.model_config = cfg
         self._setup_states(cfg.state_shape)
-        self.target_return = float(spec.inference.get("target_return", 0.0))
+        try:
+            self.target_return = check_target_return(spec.inference.get("target_return", 0.0))
+        except ValueError as e:
+            raise CheckpointError(f"inference.{e}") from e
         self._check_spaces()
         self._ctx: RollingContext | None = None
 
@@ -140,7 +144,7 @@ class DecisionTransformerAgent(SequenceAgent):
     ) -> DecisionTransformerAgent:
         spec = CheckpointConfig.from_dict(config)
         model_config = DTConfig.from_dict(spec.model)
-        network = DecisionTransformer(model_config)
+        network = build_network(DecisionTransformer, model_config, files.model_id)
         load_weights(network, files.load_safetensors(), files.model_id)
         return cls._with_overrides(network, spec, device, overrides)
 
@@ -188,7 +192,7 @@ class DecisionTransformerAgent(SequenceAgent):
             },
             inference={"target_return": float(targets[0]), "target_returns": list(targets)},
         )
-        network = DecisionTransformer(model_config)
+        network = build_network(DecisionTransformer, model_config, files.model_id)
         state = convert_hf_dt_state_dict(files.load_foreign_weights())
         load_weights(network, state, files.model_id)
         return cls._with_overrides(network, spec, device, agent_overrides)
@@ -217,7 +221,7 @@ class DecisionTransformerAgent(SequenceAgent):
             )
         agent = cls(network, spec, device)
         if target is not None:
-            agent.reset(target_return=float(target))
+            agent.reset(target_return=target)
         return agent
 
     @property

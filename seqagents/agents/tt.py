@@ -26,6 +26,7 @@ from seqagents.agents.planner_section import (
 from seqagents.checkpoints.native import (
     CheckpointConfig,
     CheckpointFiles,
+    build_network,
     converted_spec,
     load_weights,
     serialize_space,
@@ -171,7 +172,9 @@ class TrajectoryTransformerAgent(SequenceAgent):
         cls, config: dict, files: CheckpointFiles, device: str, overrides: dict
     ) -> TrajectoryTransformerAgent:
         spec = CheckpointConfig.from_dict(config)
-        network = TrajectoryTransformer(TTConfig.from_dict(spec.model))
+        network = build_network(
+            TrajectoryTransformer, TTConfig.from_dict(spec.model), files.model_id
+        )
         state = files.load_safetensors()
         disc_state = {
             k[len(_DISCRETIZER_PREFIX) :]: v
@@ -242,7 +245,7 @@ class TrajectoryTransformerAgent(SequenceAgent):
             },
             inference={"planner": planner},  # completed by _with_overrides
         )
-        network = TrajectoryTransformer(model_config)
+        network = build_network(TrajectoryTransformer, model_config, files.model_id)
         load_weights(network, state, files.model_id)
         return cls._with_overrides(network, discretizer, spec, device, overrides)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from seqagents.errors import check_minimums
+from seqagents.errors import check_maximums, check_minimums
 from seqagents.models.encoders import make_state_encoder
 from seqagents.models.transformer import SequenceModelConfig, Transformer, gpt_init_
 
@@ -65,6 +65,7 @@ class DTConfig(SequenceModelConfig):
         check_minimums(
             self, act_dim=1, hidden_size=1, n_layer=1, n_head=1, max_ep_len=1, context_len=1
         )
+        check_maximums(self)
         if self.position_scheme not in POSITION_SCHEMES:
             raise ValueError(
                 f"position_scheme must be one of {POSITION_SCHEMES}, got {self.position_scheme!r}"

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqagents.errors import reject_unknown_keys
+from seqagents.errors import check_maximums, check_minimums, reject_unknown_keys
 from seqagents.models.kv_cache import KVCache
 from seqagents.models.transformer import Transformer, TransformerConfig, gpt_init_
 
@@ -75,6 +75,8 @@ class TTConfig:
             )
         if self.vocab_size < 1:
             raise ValueError(f"vocab_size={self.vocab_size} must be >= 1")
+        check_minimums(self, block_size=1, n_layer=1, n_head=1, n_embd=1)
+        check_maximums(self)
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
 

@@ -26,6 +26,7 @@ from torch import nn
 
 from seqagents.agents.tt import TrajectoryTransformerAgent
 from seqagents.data import TrajectoryData
+from seqagents.envs import check_env_id_from_file
 from seqagents.planning import trajectory_transitions
 from seqagents.training.dt import CHECKPOINT_DIR, _load_data
 from seqagents.training.trainer import Batch, TrainConfig, Trainer, _resolve_train_device
@@ -125,6 +126,8 @@ def train_tt(
         raise ValueError(
             "Trajectory Transformer training needs flat observations and continuous actions"
         )
+    if not env_id:
+        check_env_id_from_file(spec_env_id, f"the metadata of dataset {data.dataset_id!r}")
     env_id = env_id or spec_env_id
     if config.out_dir is None:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", data.dataset_id or "in-memory")
