@@ -13,7 +13,12 @@ from seqagents.agents import (  # noqa: E402
     TrajectoryTransformerAgent,
     load_agent,
 )
-from seqagents.envs import BabyAIPrivileged, ensure_headless_gl, make_env  # noqa: E402
+from seqagents.envs import (  # noqa: E402
+    BabyAIPrivileged,
+    MissionTokens,
+    ensure_headless_gl,
+    make_env,
+)
 
 ensure_headless_gl()  # before anything imports mujoco
 
@@ -47,6 +52,7 @@ __all__ = [
     "make_env",
     "ensure_headless_gl",
     "BabyAIPrivileged",
+    "MissionTokens",
     # checkpoints
     "CheckpointConfig",
     # errors

@@ -25,6 +25,7 @@ __all__ = [
     # BabyAI
     "PRIVILEGED_KWARG",
     "BabyAIPrivileged",
+    "MissionTokens",
     "QuietStdout",
     "babyai_goal_candidates",
     "is_babyai_env",
@@ -240,7 +241,18 @@ def spaces_match(a: gym.Space, b: gym.Space) -> bool:
         )
     if _is_text(a) and _is_text(b):  # minigrid's MissionSpace is stored as Text in datasets
         return True
+    if (_is_text(a) and _is_token_box(b)) or (_is_token_box(a) and _is_text(b)):
+        return True  # mission text vs the word ids of MissionTokens (checked when read)
     return a == b
+
+
+def _is_token_box(space: gym.Space) -> bool:
+    """A 1-D integer Box: the word ids :class:`MissionTokens` puts in place of mission text."""
+    return (
+        isinstance(space, gym.spaces.Box)
+        and len(space.shape) == 1
+        and np.issubdtype(space.dtype, np.integer)
+    )
 
 
 def _is_text(space: gym.Space) -> bool:
@@ -445,6 +457,55 @@ class BabyAIPrivileged(gym.Wrapper, gym.utils.RecordConstructorArgs):
             "agent_pos": np.asarray(base.agent_pos, dtype=np.int64),  # (2,)
             "goal_pos": self._goal_pos.copy(),  # (2,)
         }
+
+
+class MissionTokens(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+    """BabyAI's mission text as a fixed-size array of word ids, for vector envs that hold arrays.
+
+    Stable-Baselines3's ``DummyVecEnv``/``SubprocVecEnv`` (and ``make_vec_env``) allocate one
+    numpy buffer per observation key and cannot hold minigrid's ``MissionSpace``; this wrapper
+    replaces ``mission`` by ``Box(0, vocabulary.size - 1, (vocabulary.max_len,), int64)``: the
+    ids :meth:`MissionVocabulary.encode <seqagents.observations.MissionVocabulary.encode>`
+    gives (left-padded with 0). seqagents' BabyAI agents read this form as they read the text,
+    provided the ids come from their own vocabulary (``agent.mission_vocabulary``); the other
+    keys (``image``, ``direction``, the privileged ones) pass unchanged.
+
+    Args:
+        env: a BabyAI env (any wrapper, privileged included) with a ``mission`` key.
+        vocabulary: the agent's mission vocabulary (``agent.mission_vocabulary``).
+
+    Example:
+        >>> from seqagents import load_agent
+        >>> agent = load_agent("dt/babyai-gotolocal-s7n5", device="cpu")
+        >>> env = MissionTokens(agent.make_env(), agent.mission_vocabulary)
+        >>> obs, _ = env.reset(seed=0)
+        >>> obs["mission"].shape == (agent.mission_vocabulary.max_len,)
+        True
+    """
+
+    def __init__(self, env: gym.Env, vocabulary: Any) -> None:
+        from seqagents.observations import MissionVocabulary
+
+        if not isinstance(vocabulary, MissionVocabulary):
+            raise TypeError(
+                f"vocabulary must be a MissionVocabulary (agent.mission_vocabulary), got "
+                f"{type(vocabulary).__name__}; non-BabyAI agents need no MissionTokens"
+            )
+        gym.utils.RecordConstructorArgs.__init__(self, vocabulary=vocabulary)
+        gym.ObservationWrapper.__init__(self, env)
+        spaces = env.observation_space
+        if not isinstance(spaces, gym.spaces.Dict) or "mission" not in spaces.spaces:
+            raise ValueError(
+                f"MissionTokens needs a Dict observation space with a 'mission' key (BabyAI), "
+                f"got {describe_space(spaces)}"
+            )
+        self.vocabulary = vocabulary
+        tokens = gym.spaces.Box(0, vocabulary.size - 1, (vocabulary.max_len,), np.int64)
+        self.observation_space = gym.spaces.Dict({**spaces.spaces, "mission": tokens})
+
+    def observation(self, observation: dict[str, Any]) -> dict[str, Any]:
+        ids = self.vocabulary.encode([observation["mission"]])[0]  # (L,) int64
+        return {**observation, "mission": ids}
 
 
 def _wrap_babyai(env: gym.Env, privileged: bool) -> gym.Env:
