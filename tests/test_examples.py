@@ -158,3 +158,12 @@ def test_babyai_in_sb3_vec_envs_needs_mission_tokens(zoo_dir):
                 "mission": np.full(vocab.max_len, vocab.size),
             }
         )
+
+
+def test_mission_tokens_docstring_example(zoo_dir):
+    import doctest
+
+    from seqagents import envs
+
+    tests = doctest.DocTestFinder().find(envs.MissionTokens, globs=vars(envs))
+    assert tests and all(doctest.DocTestRunner().run(t).failed == 0 for t in tests)
