@@ -363,6 +363,7 @@ class SequenceAgent(
         Returns:
             ``(action, state)``: action of shape ``action_space.shape`` or ``(n_envs, ...)``.
         """
+        _check_gym_habits(observation, state, reward)
         obs, single = self._check_observation(observation)
         n = (obs["image"] if isinstance(obs, dict) else obs).shape[0]
         if n == 0:
@@ -576,7 +577,9 @@ class SequenceAgent(
                 raise ValueError(
                     f"{type(self).__name__}.predict needs the reward received after the previous "
                     "action: call predict(obs, reward=r) or agent.observe(reward, done) after "
-                    "each env.step (episode_start=True begins a new episode instead)"
+                    "each env.step. If a new episode begins here (after env.reset()), call "
+                    "agent.reset() first or pass predict(obs, episode_start=True); with several "
+                    "envs, episode_start=[...] marks the ones that begin"
                 )
             return np.zeros(n, dtype=np.float32)
         rewards = np.array(reward, dtype=np.float32).reshape(-1)  # a copy: written below
@@ -788,6 +791,38 @@ def _read_config(path: Path) -> dict:
             "save_pretrained)"
         )
     return config
+
+
+def _check_gym_habits(observation: Any, state: Any, reward: Any) -> None:
+    """Errors that name the fix for two old-gym habits (issue 28): passing what
+    ``env.reset()`` returns, the ``(obs, info)`` tuple, as the observation; and passing the
+    reward by position, where SB3's signature has ``state``."""
+    if (
+        isinstance(observation, tuple)
+        and len(observation) == 2
+        and isinstance(observation[1], dict)
+    ):
+        raise ValueError(
+            "predict got a tuple (observation, info): gymnasium's env.reset() returns both; "
+            "unpack it first: obs, info = env.reset(); action, _ = agent.predict(obs)"
+        )
+    if reward is None and state is not None and _is_number(state):
+        raise ValueError(
+            f"predict got {state!r} as its second positional argument, which is SB3's `state` "
+            "(unused here), not the reward: pass the reward by keyword, "
+            "predict(obs, reward=r)"
+        )
+
+
+def _is_number(value: Any) -> bool:
+    """A real number or a numeric array of at most one axis (what a reward looks like)."""
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, int | float | np.number):
+        return True
+    if isinstance(value, list) and value:  # one reward per env
+        return all(_is_number(v) for v in value)
+    return isinstance(value, np.ndarray) and value.ndim <= 1 and value.dtype.kind in "iuf"
 
 
 def _per_env(value: Any, n: int, name: str, dtype: Any) -> np.ndarray:
