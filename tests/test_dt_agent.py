@@ -140,9 +140,12 @@ def test_hub_checkpoint_round_trips_to_native_format(hf_dt_repo, tmp_path):
 
 
 def test_unknown_hf_repo_needs_normalization_stats(hf_dt_repo, tmp_path):
-    folder = seed_hub_cache(REPO, {})
+    import shutil
+
+    folder = tmp_path / "unknown"  # not named like, nor a Hub cache snapshot of, a known repo
+    shutil.copytree(seed_hub_cache(REPO, {}), folder)
     with pytest.raises(CheckpointError, match="state_mean"):
-        DecisionTransformerAgent.from_pretrained(str(folder), device="cpu")  # folder name: sha
+        DecisionTransformerAgent.from_pretrained(str(folder), device="cpu")
     agent = DecisionTransformerAgent.from_pretrained(
         str(folder),
         state_mean=[0.0] * 17,
@@ -434,7 +437,9 @@ def test_transformers_folder_with_model_safetensors_loads_like_the_bin(hf_dt_rep
     (st_folder / "config.json").write_text((bin_folder / "config.json").read_text())
     state = torch.load(bin_folder / "pytorch_model.bin", weights_only=True)
     save_file({k: v.clone() for k, v in state.items()}, str(st_folder / "model.safetensors"))
-    stats = dict(state_mean=[0.1] * 17, state_std=[2.0] * 17, env_id="HalfCheetah-v5")
+    stats = dict(
+        state_mean=[0.1] * 17, state_std=[2.0] * 17, env_id="HalfCheetah-v5", target_return=6e3
+    )
     a = DecisionTransformerAgent.from_pretrained(str(bin_folder), device="cpu", **stats)
     b = DecisionTransformerAgent.from_pretrained(str(st_folder), device="cpu", **stats)
     env = gym.make("HalfCheetah-v5")
