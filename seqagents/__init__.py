@@ -18,9 +18,11 @@ from seqagents.envs import (  # noqa: E402
     MissionTokens,
     ensure_headless_gl,
     make_env,
+    register_known_envs,
 )
 
 ensure_headless_gl()  # before anything imports mujoco
+register_known_envs()  # ALE and BabyAI ids for plain gym.make; MuJoCo's warnings to logging
 
 from seqagents.errors import CheckpointError, MissingDependencyError  # noqa: E402
 from seqagents.evaluation import (  # noqa: E402
