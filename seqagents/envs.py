@@ -82,7 +82,7 @@ def register_known_envs() -> None:
       (importing it costs about 60 ms).
     - BabyAI/MiniGrid (``BabyAI-GoToLocalS7N5-v0``, ...): importing minigrid costs about 0.6 s
       (pygame), so its ids are registered lazily, read off ``minigrid/__init__.py`` with their
-      entry points and kwargs (about 20 ms); the first ``gym.make`` of one imports minigrid,
+      entry points and kwargs (about 30 ms); the first ``gym.make`` of one imports minigrid,
       which then registers its own specs in their place (no "Overriding environment" warnings,
       also when the user imports minigrid).
     - MuJoCo: its C-level warnings (gymnasium's models trigger ``settotalmass`` at every load)
@@ -167,8 +167,8 @@ def _register_minigrid_lazily() -> None:
         env_id = kwargs.get("id")
         if not is_babyai_env(env_id) or env_id in gym.registry or node.args:
             continue
-        try:
-            gym.register(**kwargs)
+        try:  # the spec gym.register would store, without its O(registry) checks per id
+            gym.registry[env_id] = gym.envs.registration.EnvSpec(**kwargs)
         except (TypeError, gym.error.Error):
             continue
         _LAZY_MINIGRID.add(env_id)
