@@ -12,13 +12,10 @@ import pytest
 import torch
 
 from seqagents import CheckpointError, DecisionTransformerAgent, load_agent, zoo
-from seqagents.checkpoints.hf_dt import dt_config_from_hf
 from seqagents.cli import main
-from seqagents.models.dt import DecisionTransformer
-from tests._hub import edbeeching_config, seed_hub_cache
+from tests._hub import edbeeching_config, foreign_dt_state_dict, seed_hub_cache
 
 REPO = "edbeeching/decision-transformer-gym-halfcheetah-medium"
-_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
 
 @pytest.fixture(autouse=True)
@@ -90,31 +87,11 @@ def test_make_demo_name_still_works_from_the_cli(capsys, caplog):
 
 
 # ------------------------------------------------------------------ local copies of known repos
-def _transformers_state_dict(network: DecisionTransformer, n_positions: int) -> dict:
-    """Our DT's weights in transformers' DecisionTransformerModel layout (the inverse of
-    seqagents.checkpoints.hf_dt.convert_hf_dt_state_dict), so no transformers is needed."""
-    state = {}
-    for key, value in network.state_dict().items():
-        if key == "position_bias":
-            wpe = torch.randn(n_positions, value.shape[0])
-            wpe[0] = value
-            state["encoder.wpe.weight"] = wpe
-            continue
-        new = key.replace("transformer.", "encoder.", 1) if key.startswith("transformer.") else key
-        state[new] = value.t().contiguous() if key.endswith(_CONV1D) else value.clone()
-    return state
-
-
 @pytest.fixture
 def edbeeching_files(tmp_path):
     """``config.json`` and ``pytorch_model.bin`` of the known repo (random weights)."""
     config = edbeeching_config("halfcheetah-medium")
-    torch.manual_seed(0)
-    network = DecisionTransformer(dt_config_from_hf(config))
-    with torch.no_grad():
-        for p in network.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    torch.save(_transformers_state_dict(network, config["n_positions"]), tmp_path / "w.bin")
+    torch.save(foreign_dt_state_dict(config), tmp_path / "w.bin")
     return {"config.json": config, "pytorch_model.bin": tmp_path / "w.bin"}
 
 
