@@ -772,6 +772,18 @@ class SequenceAgent(
             )
         return str(getattr(info, "commit_url", info))
 
+    def export(self, path: str | Path, **kwargs: Any) -> dict[str, Any]:
+        """Write the greedy policy, preprocessing inside, to ``path`` (``.pt``: TorchScript,
+        ``.onnx``: ONNX) for use without seqagents; see :func:`seqagents.export.export_policy`
+        (Decision Transformer agents with Box observations).
+
+        Example:
+            >>> agent.export("policy.onnx")  # doctest: +SKIP
+        """
+        from seqagents.export import export_policy
+
+        return export_policy(self, path, **kwargs)
+
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
         """A model card with the measured results as Hub ``model-index`` metadata."""
         return model_card(self.spec, type(self).__name__, location=kwargs.get("location"))
