@@ -231,8 +231,24 @@ def _record(agent: Any, entry: Any, args: argparse.Namespace, path: str, n_episo
 
 # ---------------------------------------------------------------------------- commands
 def cmd_zoo(args: argparse.Namespace) -> None:
-    from seqagents.zoo import list_entries
+    from seqagents.zoo import list_entries, publish_zoo
 
+    if args.publish:
+        from seqagents.checkpoints.native import hub_errors
+        from seqagents.errors import HubError
+
+        try:
+            published = publish_zoo(args.publish)
+        except HubError as e:
+            raise _UserError(str(e)) from e
+        except (*hub_errors(), OSError) as e:  # an upload failed half-way: safe to rerun
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise _UserError(
+                f"publishing to {args.publish} failed ({type(e).__name__}: {first}); rerun "
+                f"`seqagents zoo --publish {args.publish}` (uploads are idempotent)"
+            ) from e
+        print(f"published {len(published)} checkpoints to {args.publish}")
+        return
     entries = {k: v for k, v in list_entries().items() if "/" in k}
     if args.json:
         print(
@@ -386,43 +402,137 @@ def cmd_record(args: argparse.Namespace) -> None:
 
 
 def cmd_push(args: argparse.Namespace) -> None:
-    """Evaluate, record a replay, write the model card with the results, upload (or --out)."""
+    """Evaluate, record a replay, write the folder with the model card, then upload it.
+
+    Nothing is lost to the network (issue 23): the Hub login is checked before the evaluation
+    runs, the folder (``--out``, else ``runs/push/<repo name>``) is written before the upload,
+    and a failed upload names the folder and the command that retries it
+    (``seqagents push --from-folder DIR REPO``). With ``--out`` nothing is uploaded.
+    """
     import tempfile
 
     from seqagents.errors import require
 
+    if args.from_folder:
+        return _push_prepared_folder(args)
+    if args.repo is None:
+        raise _UserError("push needs MODEL and REPO (or --from-folder DIR REPO)")
     if args.video:
         require("moviepy", "video")
+    without_hub = "or pass --out DIR to write the folder without uploading"
+    repo = _hub_access(args.repo, without_hub, login=not args.out)
+    folder = Path(args.out or Path("runs") / "push" / repo.rpartition("/")[2])
+    try:
+        folder.mkdir(parents=True, exist_ok=True)  # a folder we cannot write fails here, first
+    except OSError as e:
+        raise _UserError(f"cannot create the push folder {folder}: {e.strerror or e}") from e
     args.env, args.n_envs, args.all_targets = None, 1, False
     report = _evaluate(args)
     agent, entry = report.pop("_agent"), report.pop("_entry")
+    agent.spec.evaluation = _push_evaluation(args, report, repo)
+    with tempfile.TemporaryDirectory() as tmp:
+        video = _record(agent, entry, args, f"{tmp}/replay.mp4", 1) if args.video else None
+        for stale in folder.glob("replay.*"):  # an earlier push's replay is not this card's
+            stale.unlink()
+        agent._write_folder(folder, location=repo, video=video, public=True)
+    shown = _shown(str(folder))
+    url = None if args.out else _upload_prepared(folder, repo, args.private)
+    summary = {"repo": repo, "uploaded": url is not None, "folder": shown, "at": url or shown}
+    if args.json:
+        print(json.dumps({**summary, **agent.spec.evaluation}))
+    elif url is None:
+        print(f"{repo}: wrote {shown}; upload it with: seqagents push --from-folder {shown} {repo}")
+    else:
+        print(f"{repo}: {url} (mean return {agent.spec.evaluation['mean_reward']:.2f})")
+
+
+def _push_evaluation(args: argparse.Namespace, report: dict, repo: str) -> dict:
+    """The push's measured results as stored in the checkpoint (the card's model-index), with
+    the ``seqagents evaluate`` command that measures them again from the Hub repo."""
     row = report["results"][0]
-    agent.spec.evaluation = {
+    command = f"seqagents evaluate {repo} --episodes {args.episodes} --seed {args.seed}"
+    if args.target_return:
+        command += f" --target-return {args.target_return[0]:g}"
+    command += {None: "", True: " --deterministic", False: " --stochastic"}[args.deterministic]
+    if args.max_steps:
+        command += f" --max-steps {args.max_steps}"
+    measured = {
+        "normalized_score": row.get("normalized_mean"),
+        "normalized_score_std": row.get("normalized_std"),
+        "success_rate": row.get("success_rate"),
+        "max_episode_steps": report["max_episode_steps"],
+    }
+    return {
         "env_id": report["env"],
         "target_return": row["target_return"],
         "mean_reward": row["mean_return"],
         "std_reward": row["std_return"],
-        **({"normalized_score": row["normalized_mean"]} if "normalized_mean" in row else {}),
-        **({"success_rate": row["success_rate"]} if "success_rate" in row else {}),
+        **{key: value for key, value in measured.items() if value is not None},
         "mean_length": row["mean_length"],
         "n_episodes": args.episodes,
         "seed": args.seed,
         "deterministic": report["deterministic"],
-        "command": f"seqagents push {args.model} {args.repo} --episodes {args.episodes} "
-        f"--seed {args.seed}"
-        + {None: "", True: " --deterministic", False: " --stochastic"}[args.deterministic],
+        "command": command,
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        video = _record(agent, entry, args, f"{tmp}/replay.mp4", 1) if args.video else None
-        if args.out:
-            out = Path(args.out)
-            out.mkdir(parents=True, exist_ok=True)
-            agent._write_folder(out, location=args.repo, video=video)
-            where = str(out)
-        else:
-            where = agent.push_to_hub(args.repo, video=video, private=args.private)
-    summary = {"repo": args.repo, "uploaded": not args.out, "at": where, **agent.spec.evaluation}
-    print(json.dumps(summary) if args.json else f"{args.repo}: {where} ({row['mean_return']:.2f})")
+
+
+def _hub_access(repo: str, otherwise: str, login: bool = True) -> str:
+    """The full repo id once the Hub login is known to work (``login=False``: once the id is
+    well formed), else a one-line error (exit 2) that says how to log in and, ``otherwise``,
+    what to do without the Hub."""
+    from seqagents.checkpoints.hub import check_hub_access, check_repo_id
+    from seqagents.errors import HubError
+
+    try:
+        if not login:
+            check_repo_id(repo)
+            return repo
+        return check_hub_access(repo)
+    except HubError as e:
+        raise _UserError(f"{e}; {otherwise}" if login else str(e)) from e
+
+
+def _upload_prepared(folder: Path, repo: str, private: bool) -> str:
+    """Upload ``folder`` to ``repo``; any failure is one line naming the folder to retry with."""
+    from seqagents.checkpoints.hub import upload_folder
+    from seqagents.checkpoints.native import quiet_hub_retries
+
+    shown = _shown(str(folder))
+    try:
+        with quiet_hub_retries():
+            return upload_folder(folder, repo, private=private or None)
+    except Exception as e:  # whatever failed, the work is on disk: say how to upload it later
+        logging.getLogger(__name__).info("upload of %s failed", shown, exc_info=True)
+        reason = (str(e).strip().splitlines() or [""])[0][:200]
+        raise _UserError(
+            f"upload to {repo} failed ({type(e).__name__}: {reason}); the prepared folder is "
+            f"kept in {shown}; retry with: seqagents push --from-folder {shown} {repo}"
+        ) from e
+
+
+def _push_prepared_folder(args: argparse.Namespace) -> None:
+    """``seqagents push --from-folder DIR REPO``: upload a folder an earlier push prepared."""
+    from seqagents.checkpoints.native import CONFIG_NAME, WEIGHTS_NAME
+
+    if args.repo is not None or args.out:
+        raise _UserError("--from-folder takes only REPO: seqagents push --from-folder DIR REPO")
+    folder = Path(args.from_folder)
+    missing = [n for n in (CONFIG_NAME, WEIGHTS_NAME, "README.md") if not (folder / n).is_file()]
+    if missing:
+        raise _UserError(
+            f"{folder} is not a folder prepared by seqagents push (no {', '.join(missing)}); "
+            "prepare one with: seqagents push MODEL REPO --out DIR"
+        )
+    repo = _hub_access(args.model, "nothing was uploaded")  # the one positional is REPO
+    if repo not in (folder / "README.md").read_text():
+        raise _UserError(
+            f"{folder} was prepared for another repo (its card does not name {repo}); prepare "
+            f"it again with: seqagents push MODEL {repo} --out {folder}"
+        )
+    url = _upload_prepared(folder, repo, args.private)
+    shown = _shown(str(folder))
+    summary = {"repo": repo, "uploaded": True, "folder": shown, "at": url}
+    print(json.dumps(summary) if args.json else f"{repo}: {url} (uploaded {shown})")
 
 
 def _collect_learning_history(args: argparse.Namespace) -> None:
@@ -783,8 +893,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="seqagents COMMAND --help for its options",
     )
 
-    p = sub.add_parser("zoo", help="list zoo entries")
+    p = sub.add_parser("zoo", help="list zoo entries (or --publish them to the Hub)")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.add_argument(
+        "--publish",
+        metavar="ORG",
+        help="push every bundled checkpoint with its card to ORG/<name> on the Hub "
+        "(the zoo's home is seqagents)",
+    )
     p.set_defaults(func=cmd_zoo)
 
     p = sub.add_parser("info", help="what a checkpoint is: algorithm, env, spaces, defaults")
@@ -823,9 +939,18 @@ def build_parser() -> argparse.ArgumentParser:
         "push",
         help="evaluate a checkpoint, record a replay and upload it with a model card of the "
         "results to a Hub repo (as rl-zoo's push_to_hub)",
+        usage="seqagents push [options] MODEL REPO\n       seqagents push --from-folder DIR REPO",
+        description="The Hub login is checked first; the folder (--out, else runs/push/<repo "
+        "name>) is written before the upload, so a failed upload loses nothing: retry it with "
+        "--from-folder.",
     )
     _model_options(p, video=False)
-    p.add_argument("repo", help="Hub repo id to create or update, e.g. me/dt-halfcheetah")
+    p.add_argument(
+        "repo",
+        nargs="?",
+        help="Hub repo id to create or update, e.g. me/dt-halfcheetah (with --from-folder the "
+        "only positional)",
+    )
     p.add_argument(
         "--video",
         action=argparse.BooleanOptionalAction,
@@ -836,7 +961,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out",
         metavar="DIR",
-        help="write the folder that would be uploaded to DIR instead of uploading it",
+        help="write the folder that would be uploaded to DIR and do not upload it",
+    )
+    p.add_argument(
+        "--from-folder",
+        metavar="DIR",
+        help="upload DIR, a folder an earlier push wrote (--out, or the one a failed upload "
+        "named), without evaluating again",
     )
     p.set_defaults(func=cmd_push)
 

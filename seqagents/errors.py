@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "MissingDependencyError", "reject_unknown_keys"]
+__all__ = ["CheckpointError", "HubError", "MissingDependencyError", "reject_unknown_keys"]
 
 
 class CheckpointError(ValueError):
     """A checkpoint cannot be found, read, or does not match what it is used with."""
+
+
+class HubError(RuntimeError):
+    """The Hugging Face Hub cannot be used for an upload (no token, unreachable, refused)."""
 
 
 class MissingDependencyError(ImportError):

@@ -26,6 +26,7 @@ from seqagents.errors import reject_unknown_keys
 
 __all__ = [
     "SHORT_NAME_ORDER",
+    "ZOO_HUB_ORG",
     "ZooEntry",
     "zoo_dir",
     "list_entries",
@@ -48,6 +49,11 @@ def zoo_dir() -> Path:
     package = Path(__file__).resolve().parent
     checkout = package.parent / "zoo"
     return checkout if (checkout / "dt.yml").is_file() else package / "_zoo"
+
+
+def _in_checkout() -> bool:
+    """Whether the zoo is a repository checkout's ``zoo/`` (not a wheel's package data)."""
+    return zoo_dir().resolve() == (Path(__file__).resolve().parent.parent / "zoo").resolve()
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
@@ -106,10 +112,23 @@ class PaperScore:
     source: str = ""  # paper, table
 
 
+ZOO_HUB_ORG = "seqagents"
+"""The Hugging Face Hub organization that holds every checkpoint the zoo bundles, each in the
+repo named after its folder (``zoo/checkpoints/dt-breakout`` -> ``seqagents/dt-breakout``)."""
+
+
 @dataclass
 class CheckpointSpec:
     path: str | None = None  # bundled checkpoint, relative to the zoo folder
-    hub_id: str | None = None  # Hugging Face Hub repo
+    hub_id: str | None = None  # a Hub repo of someone else's checkpoint (edbeeching's DTs)
+    alternative: str | None = None  # another Hub checkpoint of the entry (e.g. transformers')
+
+    @property
+    def repo_id(self) -> str | None:
+        """The Hub repo of this checkpoint: ``hub_id``, else ours, ``ZOO_HUB_ORG/<folder>``."""
+        if self.hub_id:
+            return self.hub_id
+        return f"{ZOO_HUB_ORG}/{Path(self.path).name}" if self.path else None
 
 
 @dataclass
@@ -132,12 +151,16 @@ class ZooEntry:
     sources: list[str] = field(default_factory=list)  # where the numbers come from
 
     def checkpoint_location(self) -> str | None:
-        """The bundled checkpoint folder if it exists, else the Hub id (or None)."""
+        """The bundled checkpoint folder if it exists (a checkout keeps them all, the wheel only
+        the demo's), else the Hub repo it is downloaded from; None for an entry not trained yet
+        (a checkout without its folder)."""
         if self.checkpoint.path:
             path = zoo_dir() / self.checkpoint.path
             if (path / "config.json").exists():
                 return str(path)
-        return self.checkpoint.hub_id
+            if _in_checkout():  # the repository keeps every trained checkpoint
+                return self.checkpoint.hub_id
+        return self.checkpoint.repo_id
 
 
 _NESTED = {
@@ -267,7 +290,44 @@ def resolve_model(model: str) -> tuple[str, ZooEntry | None]:
     entry = entries[model]
     location = entry.checkpoint_location()
     if location is None:
+        alternative = entry.checkpoint.alternative
         raise LookupError(
             f"zoo entry {model!r} has no checkpoint yet; train one with `seqagents train {model}`"
+            + (f", or load its alternative {alternative}" if alternative else "")
         )
     return location, entry
+
+
+def publish_zoo(
+    org: str, *, token: str | None = None, log: Any = print
+) -> list[tuple[str, str, str]]:
+    """Push every bundled checkpoint, with its model card, to ``org/<folder name>`` on the Hub
+    (``org`` is ``ZOO_HUB_ORG`` for the zoo's own home). The login and the right to write to
+    ``org`` are checked once, before anything is uploaded.
+
+    Args:
+        org: the Hub user or organization to publish to.
+        token: a Hub token; ``None`` uses the saved one.
+        log: called with one line per published checkpoint.
+
+    Returns:
+        ``(entry, repo id, commit URL)`` for each published checkpoint.
+
+    Raises:
+        HubError: not logged in, the Hub unreachable, or no right to write to ``org``.
+    """
+    from seqagents.agents import load_agent
+    from seqagents.checkpoints.hub import check_hub_access
+
+    check_hub_access(f"{org}/zoo", token)
+    published = []
+    for key, entry in list_entries().items():
+        path = entry.checkpoint.path
+        if "/" not in key or not path or not (zoo_dir() / path / "config.json").is_file():
+            continue
+        repo_id = f"{org}/{Path(path).name}"
+        agent = load_agent(zoo_dir() / path, device="cpu")
+        url = agent.push_to_hub(repo_id, token=token, commit_message=f"seqagents zoo: {key}")
+        log(f"{key}: {repo_id} ({url})")
+        published.append((key, repo_id, url))
+    return published

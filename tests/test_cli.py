@@ -310,8 +310,8 @@ def test_push_evaluates_records_and_writes_a_card_without_placeholders(
     assert {p.name for p in out.iterdir()} == {
         "README.md", "config.json", "model.safetensors", "replay.mp4"
     }  # fmt: skip
-    assert f"{summary['mean_reward']:.2f}" in card and "![replay](replay.mp4)" in card
-    assert 'from_pretrained("me/dt-pendulum")' in card and "<" not in card.split("---")[2]
+    assert f"{summary['mean_reward']:.2f}" in card and "/resolve/main/replay.mp4" in card
+    assert 'from_pretrained("me/dt-pendulum")' in card and "<repo" not in card
     again = DecisionTransformerAgent.from_pretrained(out, device="cpu")
     assert again.spec.evaluation["n_episodes"] == 2
 
@@ -321,6 +321,9 @@ def test_push_evaluates_records_and_writes_a_card_without_placeholders(
         def __init__(self, token=None):
             pass
 
+        def whoami(self):
+            return {"name": "me", "orgs": []}
+
         def create_repo(self, repo_id, private=None, exist_ok=False):
             return type("Repo", (), {"repo_id": repo_id})()
 
@@ -329,6 +332,8 @@ def test_push_evaluates_records_and_writes_a_card_without_placeholders(
             return type("Info", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/1"})()
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_fake")
+    monkeypatch.chdir(tmp_path)  # push writes runs/push/<name> before uploading it
     assert main([*args, "--no-video"]) == 0
     assert uploads == [("me/dt-pendulum", ["README.md", "config.json", "model.safetensors"])]
     assert "commit/1" in capsys.readouterr().out

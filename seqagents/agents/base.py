@@ -34,6 +34,7 @@ from seqagents.checkpoints.native import (
     hub_errors,
     model_card,
     not_found,
+    public_spec,
     quiet_hub_retries,
 )
 from seqagents.envs import describe_space, make_env, spaces_match
@@ -729,13 +730,20 @@ class SequenceAgent(
         self._write_folder(Path(save_directory), location=str(save_directory))
 
     def _write_folder(
-        self, directory: Path, location: str, video: str | Path | None = None
+        self,
+        directory: Path,
+        location: str,
+        video: str | Path | None = None,
+        public: bool = False,
     ) -> None:
         """``config.json``, ``model.safetensors`` and a fresh model card (``README.md``, always
         rewritten so that it describes what is saved) whose usage snippet loads ``location``;
-        a ``video`` is copied in as ``replay<suffix>`` and shown in the card."""
+        a ``video`` is copied in as ``replay<suffix>`` and shown in the card. ``public``: the
+        folder is for the Hub, so its ``config.json`` holds no local path either (the card
+        never does)."""
         self._sync_spec()
-        (directory / CONFIG_NAME).write_text(json.dumps(self.spec.to_dict(), indent=2))
+        spec = public_spec(self.spec) if public else self.spec
+        (directory / CONFIG_NAME).write_text(json.dumps(spec.to_dict(), indent=2))
         state = {k: v.detach().cpu().contiguous() for k, v in self._state_dict_to_save().items()}
         save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
         replay = None
@@ -756,21 +764,29 @@ class SequenceAgent(
         branch: str | None = None,
     ) -> str:
         """Upload the checkpoint (config, weights, model card) and an optional replay video to
-        the Hub repo ``repo_id``, creating it if needed; returns the commit URL.
+        the Hub repo ``repo_id``, creating it if needed; returns the commit URL. The uploaded
+        config and card hold no local path (the run folder is dropped, absolute paths are
+        reduced to their names).
 
         Example:
             >>> agent.push_to_hub("me/dt-halfcheetah", video="replay.mp4")  # doctest: +SKIP
         """
         from huggingface_hub import HfApi
 
-        api = HfApi(token=token)
-        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        from seqagents.checkpoints.hub import upload_folder
+
+        if "/" not in repo_id:  # the card's snippet names the full id
+            repo_id = f"{HfApi(token=token).whoami()['name']}/{repo_id}"
         with tempfile.TemporaryDirectory() as tmp:
-            self._write_folder(Path(tmp), location=repo_id, video=video)
-            info = api.upload_folder(
-                repo_id=repo_id, folder_path=tmp, revision=branch, commit_message=commit_message
+            self._write_folder(Path(tmp), location=repo_id, video=video, public=True)
+            return upload_folder(
+                tmp,
+                repo_id,
+                private=private,
+                token=token,
+                branch=branch,
+                commit_message=commit_message,
             )
-        return str(getattr(info, "commit_url", info))
 
     def export(self, path: str | Path, **kwargs: Any) -> dict[str, Any]:
         """Write the greedy policy, preprocessing inside, to ``path`` (``.pt``: TorchScript,

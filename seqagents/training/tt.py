@@ -157,12 +157,18 @@ def train_tt(
         return {"tokens": seq[:, :-1], "targets": seq[:, 1:]}  # (B, L*D - 1) each
 
     def on_checkpoint(step: int, summary: dict[str, Any]) -> None:
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         agent.spec.training = {
+            "trainer": "seqagents.training.train_tt",
             "dataset_id": data.dataset_id,
+            "n_episodes": data.n_episodes,
+            "n_transitions": data.n_transitions,
             "steps": step,
             "seed": config.seed,
+            "final_loss": summary.get("loss"),  # mean over the last logging interval
+            "loss": "weighted_cross_entropy",
+            "world_size": torch.distributed.get_world_size() if distributed else 1,
             "train_config": config.to_dict(),
-            "final_loss": summary.get("loss"),
             "sequence_transitions": sequence_transitions,
         }
         agent.save_pretrained(Path(config.out_dir) / CHECKPOINT_DIR)
