@@ -13,9 +13,16 @@ from seqagents.agents import (  # noqa: E402
     TrajectoryTransformerAgent,
     load_agent,
 )
-from seqagents.envs import BabyAIPrivileged, ensure_headless_gl, make_env  # noqa: E402
+from seqagents.envs import (  # noqa: E402
+    BabyAIPrivileged,
+    MissionTokens,
+    ensure_headless_gl,
+    make_env,
+    register_known_envs,
+)
 
 ensure_headless_gl()  # before anything imports mujoco
+register_known_envs()  # ALE and BabyAI ids for plain gym.make; MuJoCo's warnings to logging
 
 from seqagents.errors import CheckpointError, MissingDependencyError  # noqa: E402
 from seqagents.evaluation import (  # noqa: E402
@@ -47,6 +54,7 @@ __all__ = [
     "make_env",
     "ensure_headless_gl",
     "BabyAIPrivileged",
+    "MissionTokens",
     # checkpoints
     "CheckpointConfig",
     # errors

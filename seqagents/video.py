@@ -361,13 +361,14 @@ def _check_env(env: Any, env_kwargs: dict[str, Any] | None) -> None:
         raise ValueError("env_kwargs only apply when record_video makes the env from an id")
     if not isinstance(env, gym.Env):
         raise TypeError(
-            f"record_video records one gymnasium.Env, got {type(env).__name__}; pass an env id "
-            "or a single env made with render_mode='rgb_array'"
+            f"record_video records one gymnasium.Env, got {type(env).__name__}; pass "
+            "agent.make_env(render_mode='rgb_array') (one env) or an env id"
         )
     if env.render_mode != "rgb_array":
         raise ValueError(
             f"record_video needs frames, but the env has render_mode={env.render_mode!r}: make "
-            "it with gym.make(env_id, render_mode='rgb_array'), or pass the env id instead"
+            "it with agent.make_env(render_mode='rgb_array') (the checkpoint's env and kwargs), "
+            "or pass the env id (record_video(agent, agent.env_id, ...)) and it is made here"
         )
 
 

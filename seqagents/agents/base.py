@@ -405,6 +405,7 @@ class SequenceAgent(
                 once per thread); a thread takes an agent over after ``agent.reset()``.
         """
         self._claim("predict")
+        _check_gym_habits(observation, state, reward)
         obs, single = self._check_observation(observation)
         n = (obs["image"] if isinstance(obs, dict) else obs).shape[0]
         if n == 0:
@@ -659,7 +660,9 @@ class SequenceAgent(
                 raise ValueError(
                     f"{type(self).__name__}.predict needs the reward received after the previous "
                     "action: call predict(obs, reward=r) or agent.observe(reward, done) after "
-                    "each env.step (episode_start=True begins a new episode instead)"
+                    "each env.step. If a new episode begins here (after env.reset()), call "
+                    "agent.reset() first or pass predict(obs, episode_start=True); with several "
+                    "envs, episode_start=[...] marks the ones that begin"
                 )
             return np.zeros(n, dtype=np.float32)
         rewards = np.array(reward, dtype=np.float32).reshape(-1)  # a copy: written below
@@ -976,6 +979,18 @@ class SequenceAgent(
                 commit_message=commit_message,
             )
 
+    def export(self, path: str | Path, **kwargs: Any) -> dict[str, Any]:
+        """Write the greedy policy, preprocessing inside, to ``path`` (``.pt``: TorchScript,
+        ``.onnx``: ONNX) for use without seqagents; see :func:`seqagents.export.export_policy`
+        (Decision Transformer agents with Box observations).
+
+        Example:
+            >>> agent.export("policy.onnx")  # doctest: +SKIP
+        """
+        from seqagents.export import export_policy
+
+        return export_policy(self, path, **kwargs)
+
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
         """A model card with the measured results as Hub ``model-index`` metadata."""
         return model_card(self.spec, type(self).__name__, location=kwargs.get("location"))
@@ -1027,6 +1042,38 @@ def _read_config(path: Path, data: bytes | None = None) -> dict:
             "save_pretrained)"
         )
     return config
+
+
+def _check_gym_habits(observation: Any, state: Any, reward: Any) -> None:
+    """Errors that name the fix for two old-gym habits (issue 28): passing what
+    ``env.reset()`` returns, the ``(obs, info)`` tuple, as the observation; and passing the
+    reward by position, where SB3's signature has ``state``."""
+    if (
+        isinstance(observation, tuple)
+        and len(observation) == 2
+        and isinstance(observation[1], dict)
+    ):
+        raise ValueError(
+            "predict got a tuple (observation, info): gymnasium's env.reset() returns both; "
+            "unpack it first: obs, info = env.reset(); action, _ = agent.predict(obs)"
+        )
+    if reward is None and state is not None and _is_number(state):
+        raise ValueError(
+            f"predict got {state!r} as its second positional argument, which is SB3's `state` "
+            "(unused here), not the reward: pass the reward by keyword, "
+            "predict(obs, reward=r)"
+        )
+
+
+def _is_number(value: Any) -> bool:
+    """A real number or a numeric array of at most one axis (what a reward looks like)."""
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, int | float | np.number):
+        return True
+    if isinstance(value, list) and value:  # one reward per env
+        return all(_is_number(v) for v in value)
+    return isinstance(value, np.ndarray) and value.ndim <= 1 and value.dtype.kind in "iuf"
 
 
 def _per_env(value: Any, n: int, name: str, dtype: Any) -> np.ndarray:
