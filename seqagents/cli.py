@@ -655,10 +655,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     from seqagents.training import init_distributed
 
+    train = _train_algorithm if args.entry in _ALGORITHMS else _train
     if not init_distributed(args.device or "auto"):
-        return _train(args, main_rank=True)
+        return train(args, main_rank=True)
     try:
-        _train(args, main_rank=torch.distributed.get_rank() == 0)
+        train(args, main_rank=torch.distributed.get_rank() == 0)
     finally:
         torch.distributed.destroy_process_group()
 
@@ -746,6 +747,94 @@ def _train(args: argparse.Namespace, main_rank: bool) -> None:
         agent.save_pretrained(target)
         print(f"installed checkpoint: {target}")
     print(f"checkpoint: {out / 'checkpoint'}")
+
+
+# ``seqagents train ALGORITHM --dataset ...``: an algorithm name instead of a zoo entry trains on
+# the user's own data with the trainer's defaults (DT: TrainConfig, the DT paper; TT:
+# TT_TRAIN_DEFAULTS; LEAP: LEAP_TRAIN_DEFAULTS), as d3rlpy's ``fit`` on any dataset.
+_ALGORITHMS = ("dt", "tt", "leap")
+
+
+def _train_algorithm(args: argparse.Namespace, main_rank: bool) -> None:
+    """``seqagents train dt|tt|leap --dataset ID_OR_PATH [--env ENV_ID]``."""
+    from seqagents.training import train_dt, train_leap, train_tt
+    from seqagents.training.dt import _load_data
+
+    algo = args.entry
+    if not args.dataset:
+        raise _UserError(
+            f"train {algo} needs --dataset ID_OR_PATH (a Minari dataset id, an Atari dataset "
+            "folder or dqn-replay:PATH), or a zoo entry name instead of the algorithm "
+            "(seqagents zoo lists them)"
+        )
+    if args.install:
+        raise _UserError("--install needs a zoo entry; an algorithm name has no zoo checkpoint")
+    data, spec_env_id, spec_env_kwargs = _load_data(args.dataset, args.download)
+    env_id = args.env or spec_env_id
+    if env_id is None:
+        raise _UserError(
+            f"the dataset {args.dataset} names no env (its metadata has no env spec); pass "
+            "--env ENV_ID, the gymnasium id it was recorded in"
+        )
+    env_kwargs = dict(spec_env_kwargs) if env_id == spec_env_id else {}
+    training = {
+        key: getattr(args, key)
+        for key in (
+            "steps",
+            "batch_size",
+            "seed",
+            "device",
+            "eval_every",
+            "warmup_steps",
+            "learning_rate",
+            "checkpoint_every",
+            "log_every",
+        )
+        if getattr(args, key, None) is not None
+    }
+    slug = "".join(c if c.isalnum() or c in "._-" else "_" for c in data.dataset_id or algo)
+    out = Path(args.out or f"runs/{algo}-{slug}")
+    _check_run_folder(out, args, main_rank)
+    training["out_dir"] = str(out)
+    if args.tensorboard:
+        training["tensorboard"] = True
+    if algo in ("dt", "leap"):  # TT's trainer does not evaluate
+        training["eval_episodes"] = args.eval_episodes
+    scale = {"return_scale": args.return_scale} if args.return_scale is not None else {}
+    common = dict(
+        env_id=env_id,
+        model_config=_json_object(args.model, "--model"),
+        train_config=training,
+        resume=args.resume,
+        progress_bar=not args.no_progress,
+    )
+    if algo == "tt" and scale:
+        raise _UserError("--return-scale is for dt and leap; TT discretizes returns")
+    try:
+        if algo == "dt":
+            agent = train_dt(data, env_kwargs=env_kwargs, **scale, **common)
+        elif algo == "tt":
+            agent = train_tt(data, **common)
+        else:
+            agent = train_leap(data, env_kwargs=env_kwargs, **scale, **common)
+    except TypeError as e:  # a --model key the algorithm's config does not have
+        raise _UserError(f"--model: {e}") from e
+    if main_rank:
+        print(f"checkpoint: {out / 'checkpoint'}")
+        agent.reset()
+
+
+def _check_run_folder(out: Path, args: argparse.Namespace, main_rank: bool) -> None:
+    """Refuse to write into a non-empty run folder unless --resume or --force says how."""
+    if out.exists() and any(out.iterdir()) and not (args.resume or args.force) and main_rank:
+        raise _UserError(
+            f"run folder {out} already exists; pass --resume to continue it, --force to "
+            "overwrite it, or --out DIR for a new one"
+        )
+    if args.force and not args.resume and out.exists() and main_rank:
+        import shutil
+
+        shutil.rmtree(out)
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
@@ -1013,32 +1102,81 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_collect)
 
-    p = sub.add_parser("train", help="train a zoo entry on its dataset")
-    p.add_argument("entry", help="zoo entry name (seqagents zoo lists them)")
+    p = sub.add_parser(
+        "train",
+        help="train a zoo entry on its dataset, or dt/tt/leap on --dataset",
+        description="seqagents train ENTRY trains a zoo entry with its recipe; seqagents train "
+        "dt|tt|leap --dataset ID_OR_PATH [--env ENV_ID] trains that algorithm on your own data "
+        "with the trainer's defaults (DT: the DT paper's; TT, LEAP: the original code's), "
+        "which the options below override.",
+    )
+    p.add_argument(
+        "entry",
+        metavar="ENTRY_OR_ALGO",
+        help="zoo entry name (seqagents zoo lists them), or dt, tt or leap with --dataset",
+    )
     p.add_argument(
         "--dataset",
         help="Minari dataset id, Atari dataset folder, or dqn-replay:PATH[?num_buffers=N&"
-        "num_steps=N] for the DQN Replay Dataset (default: the entry's)",
+        "num_steps=N] for the DQN Replay Dataset (default: the entry's; needed with dt/tt/leap)",
     )
-    p.add_argument("--steps", type=_count(1), help="gradient steps (default: the entry's)")
-    p.add_argument("--batch-size", type=_count(1), help="windows per step (default: the entry's)")
-    p.add_argument("--learning-rate", type=float, help="peak learning rate (default: the entry's)")
-    p.add_argument("--warmup-steps", type=_count(0), help="linear warmup (default: the entry's)")
-    p.add_argument("--seed", type=int, help="training seed (default: the entry's)")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 (default: the entry's, auto)")
     p.add_argument(
-        "--eval-every", type=_count(0), help="evaluate every N steps (default: the entry's)"
+        "--env",
+        metavar="ENV_ID",
+        help="dt/tt/leap: gymnasium id to evaluate in and record in the checkpoint (default: "
+        "the dataset's env spec)",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch a Minari dataset id from the Minari remote if it is not stored locally",
+    )
+    p.add_argument(
+        "--return-scale",
+        type=float,
+        help="dt/leap: returns-to-go are divided by this (default: DT 1000, LEAP 1)",
+    )
+    p.add_argument(
+        "--steps", type=_count(1), help="gradient steps (default: the entry's, else the trainer's)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_count(1),
+        help="windows per step (default: the entry's, else the trainer's)",
+    )
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        help="peak learning rate (default: the entry's, else the trainer's)",
+    )
+    p.add_argument(
+        "--warmup-steps",
+        type=_count(0),
+        help="linear warmup (default: the entry's, else the trainer's)",
+    )
+    p.add_argument(
+        "--seed", type=int, help="training seed (default: the entry's, else the trainer's)"
+    )
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 (default: the entry's, else auto)")
+    p.add_argument(
+        "--eval-every",
+        type=_count(0),
+        help="evaluate every N steps (default: the entry's, else the trainer's)",
     )
     p.add_argument(
         "--eval-episodes", type=_count(1), default=5, help="episodes per evaluation (default 5)"
     )
     p.add_argument(
-        "--checkpoint-every", type=_count(0), help="save every N steps (default 10000; 0: end)"
+        "--checkpoint-every",
+        type=_count(0),
+        help="save every N steps (default: the entry's, else 10000; 0: end)",
     )
     p.add_argument(
         "--model", metavar="JSON", help="model config overrides, e.g. '{\"n_layer\": 2}'"
     )
-    p.add_argument("--out", help="run folder (default runs/<algo>-<entry>)")
+    p.add_argument(
+        "--out", help="run folder (default runs/<algo>-<entry>, runs/<algo>-<dataset id>)"
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--force", action="store_true", help="overwrite an existing run folder")
     p.add_argument(
