@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import platform
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "checkpoint_overrides", "cli_words"]
 
 
 class _UserError(Exception):
@@ -27,7 +28,12 @@ class _UserError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with its usage errors on one line (``seqagents evaluate: error: ...``)."""
+    """argparse with its usage errors on one line (``seqagents evaluate: error: ...``) and no
+    prefix matching (``--dataset`` must never silently become ``--dataset-best``; issue 28)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -71,12 +77,68 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, str]:
         location, entry = resolve_model(args.model)
     except LookupError as e:
         raise _UserError(str(e)) from e
-    overrides = {"dataset": args.dataset} if getattr(args, "dataset", None) else {}
     try:
-        agent = load_agent(location, device=args.device, **overrides)
+        agent = load_agent(location, device=args.device, **checkpoint_overrides(args))
     except TypeError as e:  # an option the checkpoint's agent does not take
         raise _UserError(str(e)) from e
     return agent, entry, _shown(location)
+
+
+def checkpoint_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``from_pretrained`` keywords of the --dataset, --discretizer and --download options (a
+    transformers Trajectory Transformer checkpoint's discretizer source)."""
+    dataset, discretizer = getattr(args, "dataset", None), getattr(args, "discretizer", None)
+    if getattr(args, "download", False) and not dataset:
+        raise _UserError("--download fetches the Minari dataset of --dataset; pass --dataset ID")
+    overrides: dict[str, Any] = {"dataset": dataset} if dataset else {}
+    if discretizer:
+        overrides["discretizer"] = discretizer
+    if getattr(args, "download", False):
+        overrides["download"] = True
+    return overrides
+
+
+# Library messages name Python keywords; a CLI user is told the option instead (issue 28:
+# "every message speaks the language of the caller"). Keyword -> option of every command that
+# can raise it; tests/test_cli_language.py checks each option exists.
+_CLI_OPTIONS = {
+    "dataset": "--dataset",
+    "discretizer": "--discretizer",
+    "download": "--download",
+    "env_id": "--env",
+    "eval_every": "--eval-every",
+    "target_return": "--target-return",
+}
+_CLI_METAVARS = {"--dataset": "ID_OR_PATH", "--env": "ENV_ID"}
+_PYTHON_KEYWORD = re.compile(
+    r"(?<![\w.-])(" + "|".join(_CLI_OPTIONS) + r")=(True|False|\.\.\.|'[^']*'|\d[\d.]*|)"
+)
+
+
+def cli_words(message: str) -> str:
+    """A library message as a CLI user reads it: ``dataset=...`` -> ``--dataset ...``,
+    ``download=True`` -> ``--download``, ``discretizer='f.safetensors'`` -> ``--discretizer
+    f.safetensors``; ``force_download=True`` (no option: the HF cache) -> how to do it.
+
+    Example:
+        >>> cli_words("rebuild it with dataset=... or load it with download=True")
+        'rebuild it with --dataset ID_OR_PATH or load it with --download'
+    """
+
+    def option(match: re.Match) -> str:
+        flag, value = _CLI_OPTIONS[match.group(1)], match.group(2)
+        if value in ("True", ""):
+            return flag
+        if value == "False":
+            return f"without {flag}"
+        if value == "...":  # a placeholder: the option's metavar
+            return f"{flag} {_CLI_METAVARS.get(flag, '...')}"
+        return f"{flag} {value.strip(chr(39))}"
+
+    message = message.replace(
+        "(force_download=True)", "(delete its folder in the Hugging Face cache)"
+    )
+    return _PYTHON_KEYWORD.sub(option, message)
 
 
 def _shown(location: str) -> str:
@@ -915,6 +977,27 @@ def _protocol_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _discretizer_options(p: argparse.ArgumentParser) -> None:
+    """--dataset/--discretizer/--download: the discretizer of a transformers TT checkpoint."""
+    p.add_argument(
+        "--dataset",
+        metavar="ID_OR_PATH",
+        help="transformers Trajectory Transformer checkpoints only: the Minari id or D4RL .hdf5 "
+        "its discretizer is rebuilt from (they do not store it)",
+    )
+    p.add_argument(
+        "--discretizer",
+        metavar="FILE",
+        help="transformers TT checkpoints: a safetensors file holding the discretizer "
+        "thresholds (instead of --dataset)",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="with --dataset: fetch the Minari id from the Minari remote if not stored locally",
+    )
+
+
 def _model_options(
     p: argparse.ArgumentParser, video: bool = True, episodes: int | None = 10
 ) -> None:
@@ -938,11 +1021,7 @@ def _model_options(
     p.add_argument("--seed", type=int, default=0, help="env reset seed (default 0)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
     _protocol_options(p)
-    p.add_argument(
-        "--dataset",
-        help="transformers Trajectory Transformer checkpoints only: the Minari id or D4RL .hdf5 "
-        "its discretizer is rebuilt from (they do not store it)",
-    )
+    _discretizer_options(p)
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--camera", help="MuJoCo camera name for videos (default: the zoo entry's)")
@@ -995,7 +1074,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="what a checkpoint is: algorithm, env, spaces, defaults")
     p.add_argument("model", help="zoo entry name, local checkpoint folder or Hub repo id")
     p.add_argument("--device", default="cpu", help="device to load it on (default cpu)")
-    p.add_argument("--dataset", help="transformers TT checkpoints: see `evaluate --help`")
+    _discretizer_options(p)
     p.add_argument("--json", action="store_true", help="the full config as JSON on stdout")
     p.set_defaults(func=cmd_info)
 
@@ -1243,6 +1322,7 @@ def main(argv: list[str] | None = None) -> int:
         gym.error.Error,
     ) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        message = cli_words(str(message))  # the option, not the Python keyword (issue 28)
         print(f"seqagents {args.command}: error: {message}", file=sys.stderr)
         return 2
     return 0

@@ -42,7 +42,9 @@ def add_subcommands(sub: Any) -> None:
         >>> parser.parse_args(["plot", "runs/x"]).run_dir
         'runs/x'
     """
-    p = sub.add_parser("analyze", help="attention maps and the seed's analyses of an agent")
+    p = sub.add_parser(
+        "analyze", help="attention maps and the seed's analyses of an agent", allow_abbrev=False
+    )
     p.add_argument("model", help="zoo entry name, local checkpoint folder or Hub repo id")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNGs and JSON")
     p.add_argument(
@@ -89,26 +91,51 @@ def add_subcommands(sub: Any) -> None:
     p.add_argument(
         "--dataset-best", type=float, metavar="R", help="targets figure: best return in the data"
     )
+    p.add_argument(
+        "--dataset",
+        metavar="ID_OR_PATH",
+        help="transformers Trajectory Transformer checkpoints only: the Minari id or D4RL .hdf5 "
+        "its discretizer is rebuilt from (see seqagents evaluate --help)",
+    )
+    p.add_argument(
+        "--discretizer",
+        metavar="FILE",
+        help="transformers TT checkpoints: a safetensors file holding the discretizer thresholds",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="with --dataset: fetch the Minari id from the Minari remote if not stored locally",
+    )
     p.add_argument("--json", action="store_true", help="list the files written as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_analyze)
 
-    p = sub.add_parser("plot", help="training curves of a run folder (metrics.jsonl)")
+    p = sub.add_parser(
+        "plot", help="training curves of a run folder (metrics.jsonl)", allow_abbrev=False
+    )
     p.add_argument("run_dir", help="a folder holding metrics.jsonl (e.g. runs/dt-halfcheetah)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN_DIR)")
     p.add_argument("--json", action="store_true", help="list the files written as JSON")
     p.set_defaults(func=cmd_plot)
 
 
-def _load(model: str, device: str) -> Any:
+def _load(model: str, device: str, args: argparse.Namespace | None = None) -> Any:
+    """The agent of MODEL; ``args``: the --dataset/--discretizer/--download of a transformers
+    TT checkpoint (see :func:`seqagents.cli.checkpoint_overrides`)."""
     from seqagents import load_agent
+    from seqagents.cli import checkpoint_overrides
     from seqagents.zoo import resolve_model
 
     try:
         location, _ = resolve_model(model)
     except LookupError as e:
         raise ValueError(str(e)) from e
-    return load_agent(location, device=device)
+    overrides = checkpoint_overrides(args) if args is not None else {}
+    try:
+        return load_agent(location, device=device, **overrides)
+    except TypeError as e:  # an option the checkpoint's agent does not take
+        raise ValueError(str(e)) from e
 
 
 def _chosen(names: list[str] | None, algorithm: str) -> list[str]:
@@ -137,7 +164,7 @@ def cmd_analyze(args: argparse.Namespace) -> list[Path]:
     from seqagents.errors import require
 
     require("matplotlib", "analysis")  # before any episode runs
-    agent = _load(args.model, args.device)
+    agent = _load(args.model, args.device, args)
     algorithm = agent.spec.algorithm
     names = _chosen(args.figures, algorithm)
     if algorithm == "dt" or (algorithm == "leap" and agent.model_config.return_conditioned):
