@@ -1,4 +1,5 @@
-"""The ``seqagents`` command: zoo, info, evaluate, enjoy, record, collect, train, benchmark.
+"""The ``seqagents`` command: zoo, info, evaluate, enjoy, record, push, collect, train, benchmark,
+analyze, plot.
 
 Every command that takes a MODEL accepts a zoo entry name (``halfcheetah-medium``), a local
 checkpoint folder or a Hugging Face Hub repo id. Results go to stdout (a table, or JSON with
@@ -17,8 +18,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
-
-import numpy as np
 
 __all__ = ["main", "build_parser", "checkpoint_overrides", "cli_words"]
 
@@ -176,6 +175,8 @@ def _targets(args: argparse.Namespace, agent: Any, entry: Any) -> list[float | N
 
 
 def _evaluate(args: argparse.Namespace) -> dict:
+    import numpy as np
+
     from seqagents.envs import is_babyai_env
     from seqagents.evaluation import episode_successes, evaluate_policy
     from seqagents.protocol import EvaluationProtocol, resolve_protocol
@@ -742,6 +743,7 @@ def _train(args: argparse.Namespace, main_rank: bool) -> None:
         "warmup_steps",
         "learning_rate",
         "checkpoint_every",
+        "log_every",
     ):
         if getattr(args, key) is not None:
             training[key] = getattr(args, key)
@@ -977,6 +979,10 @@ def _protocol_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+# One --device default for every command (issue 28): auto = CUDA if available, else CPU.
+_DEVICE_HELP = "auto (default: CUDA if available, else CPU), cpu, cuda, cuda:1, mps"
+
+
 def _discretizer_options(p: argparse.ArgumentParser) -> None:
     """--dataset/--discretizer/--download: the discretizer of a transformers TT checkpoint."""
     p.add_argument(
@@ -1019,7 +1025,7 @@ def _model_options(
         help="target return(s) to condition on (DT, LEAP; default: the checkpoint's)",
     )
     p.add_argument("--seed", type=int, default=0, help="env reset seed (default 0)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
+    p.add_argument("--device", default="auto", help=_DEVICE_HELP)
     _protocol_options(p)
     _discretizer_options(p)
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
@@ -1044,7 +1050,7 @@ def _model_options(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="seqagents", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="seqagents")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     parser.add_argument(
         "--threads",
@@ -1073,7 +1079,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="what a checkpoint is: algorithm, env, spaces, defaults")
     p.add_argument("model", help="zoo entry name, local checkpoint folder or Hub repo id")
-    p.add_argument("--device", default="cpu", help="device to load it on (default cpu)")
+    p.add_argument("--device", default="auto", help=_DEVICE_HELP)
     _discretizer_options(p)
     p.add_argument("--json", action="store_true", help="the full config as JSON on stdout")
     p.set_defaults(func=cmd_info)
@@ -1236,7 +1242,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed", type=int, help="training seed (default: the entry's, else the trainer's)"
     )
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 (default: the entry's, else auto)")
+    p.add_argument(
+        "--device", help="auto, cpu, cuda, cuda:1 (default: the entry's, else auto, as everywhere)"
+    )
     p.add_argument(
         "--eval-every",
         type=_count(0),
@@ -1244,6 +1252,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--eval-episodes", type=_count(1), default=5, help="episodes per evaluation (default 5)"
+    )
+    p.add_argument(
+        "--log-every",
+        type=_count(1),
+        help="write a metrics.jsonl record (and TensorBoard scalars) every N steps (default: "
+        "the entry's, else 100)",
     )
     p.add_argument(
         "--checkpoint-every",
@@ -1261,7 +1275,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tensorboard",
         action="store_true",
-        help="also log loss, lr and evaluations to <out>/tensorboard (pip install tensorboard)",
+        help="also log loss, lr and evaluations to <out>/tensorboard (pip install tensorboard); "
+        "at --resume the earlier records of metrics.jsonl are written too",
     )
     p.add_argument(
         "--install",
@@ -1277,7 +1292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-envs", type=_count(1), default=1, help="parallel envs (default 1)")
     p.add_argument("--target-return", type=float, nargs="+", help="targets (default: the entry's)")
     p.add_argument("--seed", type=int, default=0, help="env reset seed (default 0)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1")
+    p.add_argument("--device", default="auto", help=_DEVICE_HELP)
     p.add_argument("--env", default=None, help="gymnasium env id (default: the entry's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _protocol_options(p)
@@ -1285,12 +1300,18 @@ def build_parser() -> argparse.ArgumentParser:
     from seqagents.analysis.cli import add_subcommands  # analyze, plot
 
     add_subcommands(sub)
+    # The description names every command, read from the parser itself (issue 28: 8 of 11).
+    parser.description = (
+        f"Pretrained sequence-model agents (DT, TT, LEAP) for gymnasium. Commands: "
+        f"{', '.join(sub.choices)}. Every --device defaults to auto (CUDA if available, else "
+        "CPU)."
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``seqagents`` command; returns the exit status."""
-    from seqagents.envs import ensure_headless_gl
+    from seqagents._gl import ensure_headless_gl  # not seqagents.envs: --help stays fast
 
     ensure_headless_gl()
     parser = build_parser()

@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from seqagents.analysis import figures as F
-from seqagents.analysis.rollouts import Episode, run_rollouts, sweep
+from seqagents.analysis.catalog import FIGURES
+
+if TYPE_CHECKING:
+    from seqagents.analysis.rollouts import Episode
 
 __all__ = ["add_subcommands", "cmd_analyze", "cmd_plot"]
 
@@ -52,12 +54,14 @@ def add_subcommands(sub: Any) -> None:
         nargs="+",
         metavar="NAME",
         help="figures to draw (default: all that apply): "
-        + "; ".join(f"{k} = {v[0]}" for k, v in F.FIGURES.items()),
+        + "; ".join(f"{k} = {v[0]}" for k, v in FIGURES.items()),
     )
     p.add_argument("--episodes", type=_positive, default=2, help="recorded episodes (default 2)")
     p.add_argument("--max-steps", type=_positive, help="cut each episode after N steps")
     p.add_argument("--seed", type=int, default=0, help="first env reset seed (default 0)")
-    p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda")
+    p.add_argument(
+        "--device", default="auto", help="auto (default: CUDA if available, else CPU), cpu, cuda"
+    )
     p.add_argument(
         "--compare",
         nargs="+",
@@ -140,12 +144,12 @@ def _load(model: str, device: str, args: argparse.Namespace | None = None) -> An
 
 def _chosen(names: list[str] | None, algorithm: str) -> list[str]:
     if not names:
-        return [k for k, (_, algos) in F.FIGURES.items() if algorithm in algos]
+        return [k for k, (_, algos) in FIGURES.items() if algorithm in algos]
     for name in names:
-        if name not in F.FIGURES:
-            raise ValueError(f"unknown figure {name!r}; expected some of {list(F.FIGURES)}")
-        if algorithm not in F.FIGURES[name][1]:
-            kinds = "/".join(_NAMES[a] for a in F.FIGURES[name][1])
+        if name not in FIGURES:
+            raise ValueError(f"unknown figure {name!r}; expected some of {list(FIGURES)}")
+        if algorithm not in FIGURES[name][1]:
+            kinds = "/".join(_NAMES[a] for a in FIGURES[name][1])
             raise ValueError(
                 f"figure {name!r} is for {kinds} checkpoints, this one is {_NAMES[algorithm]}"
             )
@@ -164,6 +168,9 @@ def cmd_analyze(args: argparse.Namespace) -> list[Path]:
     from seqagents.errors import require
 
     require("matplotlib", "analysis")  # before any episode runs
+    from seqagents.analysis import figures as F
+    from seqagents.analysis.rollouts import run_rollouts
+
     agent = _load(args.model, args.device, args)
     algorithm = agent.spec.algorithm
     names = _chosen(args.figures, algorithm)
@@ -200,6 +207,9 @@ def _draw(
     args: argparse.Namespace,
     common: dict,
 ) -> tuple:
+    from seqagents.analysis import figures as F
+    from seqagents.analysis.rollouts import sweep
+
     seed, n = args.seed, args.episodes
     if name == "heatmaps":
         return F.attention_heatmaps(episodes)
@@ -238,6 +248,8 @@ def cmd_plot(args: argparse.Namespace) -> list[Path]:
     from seqagents.errors import require
 
     require("matplotlib", "analysis")
+    from seqagents.analysis import figures as F
+
     fig, data = F.training_curves(F.read_metrics(args.run_dir))
     path = F.save_figure(fig, data, args.out or args.run_dir, "training_curves")
     _report([path], args.json)
