@@ -265,7 +265,14 @@ def _print_evaluation(report: dict) -> None:
         print(line)
 
 
-def _record(agent: Any, entry: Any, args: argparse.Namespace, path: str, n_episodes: int) -> Path:
+def _record(
+    agent: Any,
+    entry: Any,
+    args: argparse.Namespace,
+    path: str,
+    n_episodes: int | None,
+    return_episode_rewards: bool = False,
+) -> Any:
     from seqagents.video import record_video
 
     env_id = args.env or agent.env_id
@@ -289,6 +296,7 @@ def _record(agent: Any, entry: Any, args: argparse.Namespace, path: str, n_episo
         env_kwargs=env_kwargs,
         progress_bar=not args.no_progress,
         overlay=getattr(args, "overlay", False),
+        return_episode_rewards=return_episode_rewards,
     )
 
 
@@ -322,6 +330,8 @@ def cmd_zoo(args: argparse.Namespace) -> None:
                         "env_id": e.env_id,
                         "dataset": e.dataset.id,
                         "paper_score": e.paper.score,
+                        "paper_source": e.paper.source,
+                        "measured": _measured_score(e.checkpoint_location()),
                         "checkpoint": e.checkpoint_location(),
                     }
                     for k, e in entries.items()
@@ -330,10 +340,65 @@ def cmd_zoo(args: argparse.Namespace) -> None:
             )
         )
         return
-    print(f"{'entry':34s} {'env':16s} {'paper':>7s}  checkpoint")
+    rows = [("entry", "env", "paper", "measured", "checkpoint")]
     for key, e in entries.items():
-        paper = "—" if e.paper.score is None else f"{e.paper.score:.1f}"
-        print(f"{key:34s} {e.env_id:16s} {paper:>7s}  {e.checkpoint_location() or '(none)'}")
+        location = e.checkpoint_location()
+        rows.append(
+            (
+                key,
+                e.env_id,
+                _paper_score(e),
+                _measured_score(location),
+                _shown(location) if location else "(none)",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:  # columns padded to their widest cell; numbers right-aligned
+        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]
+        cells += [row[2].rjust(widths[2]), row[3].rjust(widths[3]), row[4]]
+        print("  ".join(cells))
+    print(_ZOO_UNITS)
+
+
+_ZOO_UNITS = """
+paper:    the score its paper reports. norm: D4RL normalized (0 = random, 100 = expert);
+          % success: BabyAI success rate; gamer-norm: DT paper Table 1 (100 = a pro gamer)
+measured: the bundled checkpoint's stored evaluation: norm, % success, or return (mean
+          episode return, raw game score on Atari); seqagents info ENTRY says how it ran"""
+
+
+def _paper_score(entry: Any) -> str:
+    """The paper's score with its unit (a zoo table cell)."""
+    from seqagents.envs import is_babyai_env
+    from seqagents.scores import has_normalized_score
+
+    if entry.paper.score is None:
+        return "—"
+    if entry.env_id.startswith("ALE/"):
+        unit = "gamer-norm"
+    elif has_normalized_score(entry.env_id):
+        unit = "norm"
+    elif is_babyai_env(entry.env_id):
+        unit = "% success"
+    else:
+        unit = ""
+    return f"{entry.paper.score:.1f} {unit}".strip()
+
+
+def _measured_score(location: str | None) -> str:
+    """The stored evaluation of a bundled checkpoint, with its unit and episodes (a zoo table
+    cell); "—" for a Hub checkpoint or one never evaluated. Reads config.json only: no torch."""
+    if not location or not (Path(location) / "config.json").is_file():
+        return "—"
+    evaluation = json.loads((Path(location) / "config.json").read_text()).get("evaluation") or {}
+    episodes = f" ({evaluation['n_episodes']} ep)" if evaluation.get("n_episodes") else ""
+    if evaluation.get("normalized_score") is not None:
+        return f"{evaluation['normalized_score']:.1f} norm{episodes}"
+    if evaluation.get("success_rate") is not None:
+        return f"{100 * evaluation['success_rate']:.1f} % success{episodes}"
+    if evaluation.get("mean_reward") is not None:
+        return f"{evaluation['mean_reward']:.1f} return{episodes}"
+    return "—"
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -460,8 +525,18 @@ def cmd_record(args: argparse.Namespace) -> None:
     agent, entry, _ = _load(args)
     if args.episodes is None:  # rl-zoo style: a clip of --steps frames across episodes
         args.max_frames = args.max_frames or args.steps
-    path = _record(agent, entry, args, args.video, args.episodes)
-    print(json.dumps({"video": str(path)}) if args.json else f"video: {path}")
+    path, returns, lengths = _record(agent, entry, args, args.video, args.episodes, True)
+    # A clip of --steps frames (one per reset and per step) ends inside its last episode.
+    frames = sum(lengths) + len(lengths)
+    cut = args.episodes is None and bool(returns) and frames >= (args.max_frames or 0)
+    if args.json:
+        report = {"video": str(path), "episode_returns": returns, "episode_lengths": lengths}
+        print(json.dumps({**report, "last_episode_cut": cut}))
+        return
+    print(f"video: {path}")
+    for i, (ret, length) in enumerate(zip(returns, lengths)):
+        note = "  (cut where the clip ends: --steps)" if cut and i == len(returns) - 1 else ""
+        print(f"episode {i + 1}: return {ret:.2f}, {length} steps{note}")
 
 
 def cmd_push(args: argparse.Namespace) -> None:
@@ -705,11 +780,14 @@ def cmd_collect(args: argparse.Namespace) -> None:
         "episodes": dataset.total_episodes,
         "steps": dataset.total_steps,
     }
-    print(
-        json.dumps(summary)
-        if args.json
-        else f"{dataset_id}: {summary['episodes']} episodes, {summary['steps']} steps"
-    )
+    if args.json:
+        print(json.dumps({**summary, "min_steps": args.n_steps or options.get("n_steps")}))
+        return
+    line = f"{dataset_id}: {summary['episodes']} episodes, {summary['steps']} steps"
+    asked = options.get("n_steps")
+    if asked and summary["steps"] > asked:  # issue 28: say why it is more than --steps
+        line += f" (at least {asked} asked; the running episodes were finished, not cut)"
+    print(line)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -1160,7 +1238,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="env kwargs (over the zoo entry's), e.g. '{\"privileged\": true}' for LEAP's "
         "privileged BabyAI observations or '{\"doors_open\": true}'",
     )
-    p.add_argument("--steps", dest="n_steps", type=_count(1), help="transitions to record")
+    p.add_argument(
+        "--steps",
+        dest="n_steps",
+        type=_count(1),
+        help="record at least N transitions: no episode starts after N, and the running ones "
+        "finish (episodes are kept whole, so up to --n-envs whole episodes more; --n-envs 1 "
+        "comes closest, --episodes gives an exact count)",
+    )
     p.add_argument("--episodes", dest="n_episodes", type=_count(1), help="episodes to record")
     p.add_argument("--n-envs", type=_count(1), help="parallel envs (default: the recipe's, 8)")
     p.add_argument("--seed", type=int, help="first env seed (default: the recipe's, 0)")

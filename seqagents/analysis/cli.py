@@ -118,8 +118,14 @@ def add_subcommands(sub: Any) -> None:
     p = sub.add_parser(
         "plot", help="training curves of a run folder (metrics.jsonl)", allow_abbrev=False
     )
-    p.add_argument("run_dir", help="a folder holding metrics.jsonl (e.g. runs/dt-halfcheetah)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: RUN_DIR)")
+    p.add_argument(
+        "run_dir",
+        help="a folder holding metrics.jsonl (e.g. runs/dt-halfcheetah), or a folder of such "
+        "runs (e.g. runs): each is listed and plotted",
+    )
+    p.add_argument(
+        "--out", metavar="DIR", help="output folder (default: the run folder; several: DIR/<run>)"
+    )
     p.add_argument("--json", action="store_true", help="list the files written as JSON")
     p.set_defaults(func=cmd_plot)
 
@@ -243,14 +249,39 @@ def _draw(
     raise AssertionError(name)
 
 
+def _runs(run_dir: str) -> list[Path]:
+    """RUN_DIR itself when it holds metrics.jsonl (or is the file), else the run folders in it
+    (a folder of runs such as ``runs/``); a one-line error when there are none."""
+    root = Path(run_dir)
+    if root.is_file() or (root / "metrics.jsonl").is_file():
+        return [root]
+    runs = sorted(p.parent for p in root.glob("*/metrics.jsonl")) if root.is_dir() else []
+    if not runs:
+        raise FileNotFoundError(
+            f"{root} holds no metrics.jsonl, nor does any folder in it: pass a run folder "
+            "(seqagents train writes runs/<algo>-<name>/metrics.jsonl) or a folder of runs"
+        )
+    return runs
+
+
 def cmd_plot(args: argparse.Namespace) -> list[Path]:
-    """Run ``seqagents plot``; returns the PNG written."""
+    """Run ``seqagents plot``; returns the PNGs written: one for RUN_DIR, or one per run when
+    RUN_DIR is a folder of runs (each into its run folder, or ``--out``/<run name>)."""
     from seqagents.errors import require
 
     require("matplotlib", "analysis")
     from seqagents.analysis import figures as F
 
-    fig, data = F.training_curves(F.read_metrics(args.run_dir))
-    path = F.save_figure(fig, data, args.out or args.run_dir, "training_curves")
-    _report([path], args.json)
-    return [path]
+    runs = _runs(args.run_dir)
+    several = runs != [Path(args.run_dir)]
+    written = []
+    for run in runs:
+        folder = run if run.is_dir() else run.parent  # RUN_DIR may name metrics.jsonl itself
+        if args.out:
+            folder = Path(args.out) / run.name if several else Path(args.out)
+        fig, data = F.training_curves(F.read_metrics(run))
+        written.append(F.save_figure(fig, data, folder, "training_curves"))
+    if several and not args.json:  # issue 28: a folder of runs lists them
+        print(f"{len(runs)} runs in {args.run_dir}: {', '.join(run.name for run in runs)}")
+    _report(written, args.json)
+    return written
