@@ -8,7 +8,6 @@ import importlib.abc
 import importlib.util
 import io
 import logging
-import os
 import string
 import sys
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from seqagents._gl import ensure_headless_gl
 from seqagents.errors import require
 
 __all__ = [
@@ -49,30 +49,6 @@ _ENV_PACKAGES = (
     ("MiniGrid-", "minigrid", "babyai"),
     ("ALE/", "ale_py", "atari"),
 )
-
-
-def ensure_headless_gl() -> str | None:
-    """Pick MuJoCo's EGL backend on a Linux machine without a display, unless already chosen.
-
-    Sets ``MUJOCO_GL=egl`` only if ``MUJOCO_GL`` is unset, the platform is Linux and neither
-    ``DISPLAY`` nor ``WAYLAND_DISPLAY`` is set (EGL is not available on macOS/Windows, and with a
-    display MuJoCo's default GLFW backend works and also serves ``render_mode="human"``). It only
-    takes effect if called before ``mujoco`` is imported, e.g. at package import or before the
-    first MuJoCo env is made.
-
-    Returns:
-        The ``MUJOCO_GL`` value now in effect, or None if unset.
-
-    Example:
-        >>> ensure_headless_gl() in (None, "egl", "osmesa", "glfw", "glx")
-        True
-    """
-    headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    if sys.platform.startswith("linux") and headless and "MUJOCO_GL" not in os.environ:
-        if "mujoco" in sys.modules:
-            _logger.debug("mujoco was imported before MUJOCO_GL was set; setting it anyway")
-        os.environ["MUJOCO_GL"] = "egl"
-    return os.environ.get("MUJOCO_GL")
 
 
 def register_known_envs() -> None:

@@ -36,7 +36,7 @@ def tt_halfcheetah_repo(tmp_path):
 
 
 def test_readme_has_the_blocks_this_test_knows():
-    assert len(BLOCKS) == 5, "a README Python block was added or removed: update this test"
+    assert len(BLOCKS) == 6, "a README Python block was added or removed: update this test"
 
 
 def test_every_readme_python_block_runs_verbatim(
@@ -53,3 +53,4 @@ def test_every_readme_python_block_runs_verbatim(
         exec(compile(block, f"README.md block {i + 1}", "exec"), namespace)  # noqa: S102
         assert "agent" in namespace
     assert (tmp_path / "cheetah.mp4").stat().st_size > 0
+    assert (tmp_path / "runs" / "my-dt" / "checkpoint" / "config.json").is_file()  # train_dt

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from seqagents.analysis.capture import key_steps, token_roles
+from seqagents.analysis.catalog import FIGURES  # noqa: F401  (re-exported: F.FIGURES)
 from seqagents.analysis.rollouts import Episode
 from seqagents.errors import require
 
@@ -799,19 +800,3 @@ def training_curves(records: Sequence[Mapping[str, Any]]) -> tuple:
         ax.set_xlabel("gradient step")
     fig.suptitle("training curves")
     return fig, data
-
-
-FIGURES = {
-    "heatmaps": ("attention heatmaps per layer", ("dt", "tt", "leap")),
-    "allocation": ("attention allocation over an episode", ("dt", "tt", "leap")),
-    "rtg": ("return-to-go tracking", ("dt", "leap")),
-    "targets": ("achieved vs target return", ("dt", "leap")),
-    "distance": ("TT attention distance per layer", ("tt",)),
-    "entropy": ("TT attention entropy per layer and head", ("tt",)),
-    "errors": ("DT vs TT error propagation", ("tt",)),
-    "sparsity": ("attention sparsity (with --compare: DT vs TT)", ("dt", "tt", "leap")),
-    "cost": ("TT ms/step vs beam width (--compare: DT/LEAP lines)", ("tt",)),
-    "energy": ("LEAP energy vs refinement iteration", ("leap",)),
-    "iterations": ("LEAP success vs refinement iterations", ("leap",)),
-}
-"""``seqagents analyze --figures`` names: (what it draws, algorithms it applies to)."""
