@@ -132,3 +132,31 @@ def save_foreign(folder: Path, config: dict, state: dict[str, torch.Tensor]) -> 
     (folder / "config.json").write_text(json.dumps(config))
     torch.save(state, folder / "pytorch_model.bin")
     return folder
+
+
+# ------------------------------------------------------------ Hub errors of either client
+# huggingface_hub < 1.0 speaks HTTP through requests, >= 1.0 through httpx: its errors carry
+# that client's Response, and its transport errors are that client's.
+def hub_http_error(message: str, status: int) -> Exception:
+    """``HfHubHTTPError(message)`` with a response of HTTP ``status``, for the installed hub."""
+    from huggingface_hub import errors
+
+    response_type = errors.Response  # requests.Response or httpx.Response
+    if response_type.__module__.startswith("requests"):
+        response = response_type()
+        response.status_code = status
+        return errors.HfHubHTTPError(message, response=response)
+    client = __import__(response_type.__module__.split(".")[0])
+    request = client.Request("GET", "https://huggingface.co/api/whoami-v2")
+    return errors.HfHubHTTPError(message, response=response_type(status, request=request))
+
+
+def hub_connection_error() -> Exception:
+    """What the installed hub's HTTP client raises when the Hub cannot be reached."""
+    from huggingface_hub import errors
+
+    name = errors.Response.__module__.split(".")[0]  # "requests", "httpx" or "httpx2"
+    client = __import__(name)
+    if name == "requests":
+        return client.ConnectionError("connection refused")
+    return client.ConnectError("connection refused")

@@ -193,6 +193,9 @@ def quiet_hub_retries() -> Iterator[None]:
 
 
 def hub_errors() -> tuple[type[BaseException], ...]:
+    """huggingface_hub's errors, and the base error of its HTTP client: ``HTTPError`` is
+    requests' below huggingface_hub 1.0 and httpx's from 1.0 on (whose transport errors, e.g. a
+    refused connection, are not ``OSError`` s)."""
     from huggingface_hub import errors
 
     names = (
@@ -202,6 +205,7 @@ def hub_errors() -> tuple[type[BaseException], ...]:
         "RevisionNotFoundError",
         "EntryNotFoundError",
         "HfHubHTTPError",
+        "HTTPError",
     )
     return tuple(getattr(errors, n) for n in names if hasattr(errors, n))
 
