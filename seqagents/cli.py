@@ -999,8 +999,10 @@ def _train_algorithm(args: argparse.Namespace, main_rank: bool) -> None:
     }
     slug = "".join(c if c.isalnum() or c in "._-" else "_" for c in data.dataset_id or algo)
     out = Path(args.out or f"runs/{algo}-{slug}")
-    _check_run_folder(out, args, main_rank)
+    if main_rank:
+        _check_run_folder(out, args)
     training["out_dir"] = str(out)
+    training["overwrite"] = bool(args.force and not args.resume)  # replaced when the run starts
     if args.tensorboard:
         training["tensorboard"] = True
     if algo in ("dt", "leap"):  # TT's trainer does not evaluate
@@ -1027,19 +1029,6 @@ def _train_algorithm(args: argparse.Namespace, main_rank: bool) -> None:
     if main_rank:
         print(f"checkpoint: {out / 'checkpoint'}")
         agent.reset()
-
-
-def _check_run_folder(out: Path, args: argparse.Namespace, main_rank: bool) -> None:
-    """Refuse to write into a non-empty run folder unless --resume or --force says how."""
-    if out.exists() and any(out.iterdir()) and not (args.resume or args.force) and main_rank:
-        raise _UserError(
-            f"run folder {out} already exists; pass --resume to continue it, --force to "
-            "overwrite it, or --out DIR for a new one"
-        )
-    if args.force and not args.resume and out.exists() and main_rank:
-        import shutil
-
-        shutil.rmtree(out)
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
