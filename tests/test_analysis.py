@@ -189,7 +189,8 @@ def test_attention_figures(recorded: dict, tmp_path) -> None:
         assert len(data["layers"]) == 2 and data["n_steps"] >= 1
         np.testing.assert_allclose(np.sum(data["layers"][0], -1), 1.0, atol=1e-5)
         data = _files(tmp_path, *F.attention_allocation(recorded[name][0]), f"alloc_{name}")
-        parts = np.array([v for k, v in data.items() if k not in ("step", "recent_steps")])
+        skip = ("step", "recent_steps", "window", "smoothed")
+        parts = np.array([v for k, v in data.items() if k not in skip])
         np.testing.assert_allclose(parts.sum(0), 1.0, atol=1e-5)
     data = _files(tmp_path, *F.attention_distance(recorded["tt"]), "distance")
     assert len(data["mean_tokens"]) == 2 and min(data["mean_tokens"]) >= 0

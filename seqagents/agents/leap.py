@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from seqagents import __version__
-from seqagents.agents.base import SequenceAgent, encoder_for_space
+from seqagents.agents.base import SequenceAgent, check_target_return, encoder_for_space
 from seqagents.agents.planner_section import (
     override_planner_section,
     read_planner_section,
@@ -23,6 +23,7 @@ from seqagents.agents.planner_section import (
 from seqagents.checkpoints.native import (
     CheckpointConfig,
     CheckpointFiles,
+    build_network,
     load_weights,
     serialize_space,
 )
@@ -97,7 +98,12 @@ class LEAPAgent(SequenceAgent):
         self.requires_reward = cfg.return_conditioned  # [s, a] models ignore rewards
         self._setup_states(cfg.state_shape)
         target = spec.inference.get("target_return")
-        self.target_return = float(target or 0.0) if cfg.return_conditioned else None
+        self.target_return = None
+        if cfg.return_conditioned:
+            try:
+                self.target_return = check_target_return(target or 0.0)
+            except ValueError as e:
+                raise CheckpointError(f"inference.{e}") from e
         self.constraint_energy: ConstraintEnergy | None = None
         self.last_plan: LEAPPlan | None = None  # the latest plan (numpy), with its env indices
         self.last_plan_envs = np.zeros(0, dtype=np.int64)
@@ -170,7 +176,7 @@ class LEAPAgent(SequenceAgent):
         cls, config: dict, files: CheckpointFiles, device: str, overrides: dict
     ) -> LEAPAgent:
         spec = CheckpointConfig.from_dict(config)
-        network = LEAP(LEAPConfig.from_dict(spec.model))
+        network = build_network(LEAP, LEAPConfig.from_dict(spec.model), files.model_id)
         load_weights(network, files.load_safetensors(), files.model_id)
         return cls._with_overrides(network, spec, device, overrides)
 
@@ -183,7 +189,7 @@ class LEAPAgent(SequenceAgent):
         if "env_id" in overrides:
             spec.env_id = overrides.pop("env_id")
         if "target_return" in overrides:
-            spec.inference["target_return"] = float(overrides.pop("target_return"))
+            spec.inference["target_return"] = check_target_return(overrides.pop("target_return"))
         planner = {k: overrides.pop(k) for k in list(overrides) if k in _PLANNER_KEYS}
         if overrides:
             raise TypeError(

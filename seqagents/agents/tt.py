@@ -26,6 +26,7 @@ from seqagents.agents.planner_section import (
 from seqagents.checkpoints.native import (
     CheckpointConfig,
     CheckpointFiles,
+    build_network,
     converted_spec,
     load_weights,
     serialize_space,
@@ -171,7 +172,9 @@ class TrajectoryTransformerAgent(SequenceAgent):
         cls, config: dict, files: CheckpointFiles, device: str, overrides: dict
     ) -> TrajectoryTransformerAgent:
         spec = CheckpointConfig.from_dict(config)
-        network = TrajectoryTransformer(TTConfig.from_dict(spec.model))
+        network = build_network(
+            TrajectoryTransformer, TTConfig.from_dict(spec.model), files.model_id
+        )
         state = files.load_safetensors()
         disc_state = {
             k[len(_DISCRETIZER_PREFIX) :]: v
@@ -196,12 +199,14 @@ class TrajectoryTransformerAgent(SequenceAgent):
         """transformers ``trajectory_transformer`` checkpoint (e.g. the CarlCochet repos).
 
         Their discretizer is not stored: it is rebuilt from ``dataset=`` (a Minari id or a D4RL
-        hdf5 file) or read from ``discretizer=`` (a safetensors file holding ``thresholds``).
+        hdf5 file; ``download=True`` fetches a Minari id that is not stored locally) or read from
+        ``discretizer=`` (a safetensors file holding ``thresholds``).
         """
         from seqagents.checkpoints.tt_convert import convert_trajectory_transformer_state_dict
 
         dataset = overrides.pop("dataset", None)
         thresholds_file = overrides.pop("discretizer", None)
+        download = bool(overrides.pop("download", False))
         try:
             model_config, state = convert_trajectory_transformer_state_dict(
                 files.load_foreign_weights(), config
@@ -221,7 +226,8 @@ class TrajectoryTransformerAgent(SequenceAgent):
             discretizer = Discretizer(load_file(str(thresholds_file))["thresholds"].float())
         else:
             discretizer = Discretizer.from_data(
-                _dataset_transitions(dataset, model_config), n_bins=model_config.vocab_size
+                _dataset_transitions(dataset, model_config, download),
+                n_bins=model_config.vocab_size,
             )
         match = re.search(
             r"trajectory-transformer-(halfcheetah|hopper|walker2d)-(.+?)-v2", files.model_id
@@ -242,7 +248,7 @@ class TrajectoryTransformerAgent(SequenceAgent):
             },
             inference={"planner": planner},  # completed by _with_overrides
         )
-        network = TrajectoryTransformer(model_config)
+        network = build_network(TrajectoryTransformer, model_config, files.model_id)
         load_weights(network, state, files.model_id)
         return cls._with_overrides(network, discretizer, spec, device, overrides)
 
@@ -258,10 +264,11 @@ class TrajectoryTransformerAgent(SequenceAgent):
         overrides = dict(overrides)
         if "env_id" in overrides:
             spec.env_id = overrides.pop("env_id")
-        if "dataset" in overrides or "discretizer" in overrides:
+        if {"dataset", "discretizer", "download"} & set(overrides):
             raise TypeError(
                 "this TrajectoryTransformerAgent checkpoint stores its discretizer and takes no "
-                "dataset= or discretizer= (those rebuild the one of a transformers checkpoint)"
+                "dataset=, discretizer= or download= (those rebuild the one of a transformers "
+                "checkpoint)"
             )
         if "target_return" in overrides:
             raise TypeError(
@@ -363,8 +370,11 @@ class TrajectoryTransformerAgent(SequenceAgent):
         return action.reshape(-1, *self.action_space.shape)
 
 
-def _dataset_transitions(dataset: str | Path, config: TTConfig) -> np.ndarray:
-    """(obs, action, reward, value) rows of a Minari dataset id or a D4RL hdf5 file."""
+def _dataset_transitions(
+    dataset: str | Path, config: TTConfig, download: bool = False
+) -> np.ndarray:
+    """(obs, action, reward, value) rows of a Minari dataset id (``download``: fetch it from
+    the Minari remote when not stored locally) or a D4RL hdf5 file."""
     path = Path(str(dataset))
     if path.suffix in (".hdf5", ".h5"):
         if not path.exists():
@@ -380,7 +390,7 @@ def _dataset_transitions(dataset: str | Path, config: TTConfig) -> np.ndarray:
     else:
         from seqagents.data import load_trajectories
 
-        data = load_trajectories(str(dataset))
+        data = load_trajectories(str(dataset), download=download)
         obs, act, rew = data.observations, data.actions, data.rewards
         term, offsets = data.terminals, data.episode_starts
     if obs.shape[1] != config.observation_dim or act.shape[1] != config.action_dim:

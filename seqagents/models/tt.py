@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqagents.errors import reject_unknown_keys
+from seqagents.errors import check_maximums, check_minimums, reject_unknown_keys
 from seqagents.models.kv_cache import KVCache
 from seqagents.models.transformer import Transformer, TransformerConfig, gpt_init_
 
@@ -54,6 +54,9 @@ class TTConfig:
     n_head: int = 4  # paper: 4
     n_embd: int = 128  # H; original: 32 per head x 4 heads
     dropout: float = 0.1  # embedding, residual and attention dropout (original: 0.1 each)
+    # Attention-weight dropout if different from ``dropout`` (None: the same). On CPU it costs
+    # ~30% of a training step (it rules out the fused attention kernel; measured, zoo/tt.yml).
+    attn_dropout: float | None = None
     action_weight: float = 5.0  # loss weight of action tokens (original config: 5)
     reward_weight: float = 1.0  # loss weight of reward tokens (original config: 1)
     value_weight: float = 1.0  # loss weight of value tokens (original config: 1)
@@ -72,6 +75,8 @@ class TTConfig:
             )
         if self.vocab_size < 1:
             raise ValueError(f"vocab_size={self.vocab_size} must be >= 1")
+        check_minimums(self, block_size=1, n_layer=1, n_head=1, n_embd=1)
+        check_maximums(self)
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
 
@@ -96,7 +101,7 @@ class TTConfig:
             n_layer=self.n_layer,
             activation="gelu",
             resid_pdrop=self.dropout,
-            attn_pdrop=self.dropout,
+            attn_pdrop=self.dropout if self.attn_dropout is None else self.attn_dropout,
             layer_norm_epsilon=1e-5,
         )
 

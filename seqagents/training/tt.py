@@ -26,6 +26,7 @@ from torch import nn
 
 from seqagents.agents.tt import TrajectoryTransformerAgent
 from seqagents.data import TrajectoryData
+from seqagents.envs import check_env_id_from_file
 from seqagents.planning import trajectory_transitions
 from seqagents.training.dt import CHECKPOINT_DIR, _load_data
 from seqagents.training.trainer import Batch, TrainConfig, Trainer, _resolve_train_device
@@ -125,6 +126,8 @@ def train_tt(
         raise ValueError(
             "Trajectory Transformer training needs flat observations and continuous actions"
         )
+    if not env_id:
+        check_env_id_from_file(spec_env_id, f"the metadata of dataset {data.dataset_id!r}")
     env_id = env_id or spec_env_id
     if config.out_dir is None:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", data.dataset_id or "in-memory")
@@ -158,12 +161,18 @@ def train_tt(
         return {"tokens": seq[:, :-1], "targets": seq[:, 1:]}  # (B, L*D - 1) each
 
     def on_checkpoint(step: int, summary: dict[str, Any]) -> None:
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         agent.spec.training = {
+            "trainer": "seqagents.training.train_tt",
             "dataset_id": data.dataset_id,
+            "n_episodes": data.n_episodes,
+            "n_transitions": data.n_transitions,
             "steps": step,
             "seed": config.seed,
+            "final_loss": summary.get("loss"),  # mean over the last logging interval
+            "loss": "weighted_cross_entropy",
+            "world_size": torch.distributed.get_world_size() if distributed else 1,
             "train_config": config.to_dict(),
-            "final_loss": summary.get("loss"),
             "sequence_transitions": sequence_transitions,
         }
         agent.save_pretrained(Path(config.out_dir) / CHECKPOINT_DIR)
