@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -57,7 +59,7 @@ class _CountAttend:
         self.siblings = 0  # calls on copies of beams that share their parent's keys
         original = SharedPrefixKV.attend
 
-        def attend(cache: SharedPrefixKV, *args: torch.Tensor | None) -> torch.Tensor:
+        def attend(cache: SharedPrefixKV, *args: torch.Tensor | None, **sdpa: Any) -> torch.Tensor:
             self.calls += 1
             self.siblings += isinstance(cache, SiblingKV)
             self.prefix_envs.add(cache.keys.shape[0])
@@ -66,7 +68,7 @@ class _CountAttend:
             if q.shape[2] == 1:  # a decoding step (window recomputes run distinct rows only)
                 self.decoding += 1
                 self.grouped += cache._rows_grouped()
-            return original(cache, *args)
+            return original(cache, *args, **sdpa)
 
         monkeypatch.setattr(shared_kv.SharedPrefixKV, "attend", attend)
 

@@ -137,8 +137,11 @@ class SelfAttention(nn.Module):
         # (B, nh, T, hd) each
         q, k, v = (t.view(B, T, self.n_head, H // self.n_head).transpose(1, 2) for t in (q, k, v))
         cache = ConcatKV() if past is None else past
+        causal = is_causal and attn_mask is None
         dropout_p = self.attn_pdrop if self.training else 0.0
-        y = cache.attend(q, k, v, attn_mask, is_causal, dropout_p)  # (B, nh, T, hd)
+        y = cache.attend(
+            q, k, v, attn_mask, is_causal=causal, dropout_p=dropout_p
+        )  # (B, nh, T, hd)
         y = y.transpose(1, 2).reshape(B, T, H)  # (B, T, H)
         return self.resid_dropout(self.c_proj(y)), cache
 

@@ -247,6 +247,8 @@ def _search(
     config: BeamSearchConfig | None,
     generator: torch.Generator | Sequence[torch.Generator] | None,
 ) -> Plan:
+    """:func:`beam_plan`'s search, fed by the decoder ``make_decoder`` builds (the tests plug
+    reference decoders in here, ``tests/_tt_reference.py``)."""
     settings = BeamSearchConfig() if config is None else config
     horizon, beam_width, n_expand = settings.horizon, settings.beam_width, settings.n_expand
     model_config = model.config

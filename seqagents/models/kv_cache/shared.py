@@ -6,18 +6,23 @@ with the exact split-softmax arithmetic they need (:func:`attention_with_lse`,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from seqagents.models.kv_cache.own import KVBuffer, KVCache
 
 __all__ = ["PrefixMask", "SharedPrefixKV", "SiblingKV", "attention_with_lse", "merge_attention"]
 
+# An attention output (R, nh, T, hd) and its log-sum-exp (R, nh, T, 1), None when not needed.
+_Part = tuple[Tensor, Tensor | None]
+
 
 def attention_with_lse(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """Softmax attention over one part of the keys, with its log-sum-exp.
 
     Args:
@@ -45,9 +50,7 @@ def attention_with_lse(
     return out, total.log_().add_(top)  # lse = top + log(sum exp(scores - top))
 
 
-def merge_attention(
-    out_a: torch.Tensor, lse_a: torch.Tensor, out_b: torch.Tensor, lse_b: torch.Tensor
-) -> torch.Tensor:
+def merge_attention(out_a: Tensor, lse_a: Tensor, out_b: Tensor, lse_b: Tensor) -> Tensor:
     """Exact softmax attention over two disjoint key sets from the two partial attentions.
 
     Attention over the union of the keys is ``w_a * out_a + w_b * out_b`` with ``w_i =
@@ -74,8 +77,8 @@ class PrefixMask:
     """What the first :meth:`SharedPrefixKV.attend` learned of the masks over a shared prefix."""
 
     per_query: bool = False  # masks differ between an env's queries: use the caller's each call
-    visible: torch.Tensor | None = None  # (E, 1, 1, P) keys each env may see; None = all kept
-    kept: torch.Tensor | None = None  # (E, P') positions of the kept keys (the rest dropped)
+    visible: Tensor | None = None  # (E, 1, 1, P) keys each env may see; None = all kept
+    kept: Tensor | None = None  # (E, P') positions of the kept keys (the rest dropped)
 
 
 class SharedPrefixKV:
@@ -96,9 +99,9 @@ class SharedPrefixKV:
 
     def __init__(
         self,
-        keys: torch.Tensor,
-        values: torch.Tensor,
-        env: torch.Tensor,
+        keys: Tensor,
+        values: Tensor,
+        env: Tensor,
         suffix: KVBuffer,
         n_prefix: int | None = None,
         prefix_mask: PrefixMask | None = None,
@@ -112,7 +115,7 @@ class SharedPrefixKV:
         self._grouped: bool | None = None  # rows in env order, equally many per env
 
     @classmethod
-    def from_cache(cls, cache: KVCache, env: torch.Tensor, capacity: int) -> SharedPrefixKV:
+    def from_cache(cls, cache: KVCache, env: Tensor, capacity: int) -> SharedPrefixKV:
         """Prefix = ``cache`` (one row per env, ``(E, nh, P, hd)``), empty suffixes of
         ``capacity`` tokens for the rows ``env``."""
         k, v, _ = cache.dense()
@@ -122,7 +125,7 @@ class SharedPrefixKV:
 
     @classmethod
     def per_row(
-        cls, cache: KVCache, n_envs: int, env: torch.Tensor, capacity: int, rows: torch.Tensor
+        cls, cache: KVCache, n_envs: int, env: Tensor, capacity: int, rows: Tensor
     ) -> SharedPrefixKV:
         """No shared prefix: row ``r`` of the suffixes gets row ``rows[r]`` of ``cache``.
 
@@ -139,12 +142,12 @@ class SharedPrefixKV:
         """Tokens per row: prefix + suffix."""
         return self.n_prefix + self.suffix.length
 
-    def _own(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _own(self) -> tuple[Tensor, Tensor]:
         """``(R, nh, S, hd)`` keys and values of each row's own tokens (after the prefix)."""
         filled = slice(0, self.suffix.length)
         return self.suffix.keys[:, :, filled], self.suffix.values[:, :, filled]
 
-    def dense(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def dense(self) -> tuple[Tensor, Tensor, Tensor | None]:
         (own_k, own_v), P = self._own(), self.n_prefix
         kept = None if self.prefix_mask is None else self.prefix_mask.kept  # (E, P') or None
         parts = []
@@ -161,12 +164,12 @@ class SharedPrefixKV:
         mask[:, :P].scatter_(1, kept[self.env], True)  # (R, P + S): False where dropped
         return parts[0], parts[1], mask[:, None, None, :]  # (R, 1, 1, P + S)
 
-    def select(self, index: torch.Tensor) -> SharedPrefixKV:
+    def select(self, index: Tensor) -> SharedPrefixKV:
         """The rows ``index``: copies the filled suffixes only, not the prefix."""
         env, suffix = self.env[index], self.suffix.select(index)
         return SharedPrefixKV(self.keys, self.values, env, suffix, self.n_prefix, self.prefix_mask)
 
-    def expand(self, index: torch.Tensor, n_copies: int, n_tokens: int) -> SharedPrefixKV:
+    def expand(self, index: Tensor, n_copies: int, n_tokens: int) -> SharedPrefixKV:
         """Copies sharing their parent's keys (:class:`SiblingKV`) when the rows are grouped by
         env and the suffixes have room for the copies' tokens; else :meth:`select`."""
         E, R = self.keys.shape[0], len(self.env)
@@ -193,7 +196,7 @@ class SharedPrefixKV:
             )
         return self._grouped
 
-    def _settle_prefix_mask(self, mask: torch.Tensor | None) -> PrefixMask:
+    def _settle_prefix_mask(self, mask: Tensor | None) -> PrefixMask:
         """First call: keep the visible prefix keys per env if the mask allows (see class doc)."""
         if mask is None:
             return PrefixMask()
@@ -215,61 +218,44 @@ class SharedPrefixKV:
         self.values = self.values.gather(2, index)  # (E, nh, P', hd)
         return PrefixMask(kept=kept)
 
-    def attend(
-        self,
-        q: torch.Tensor,
-        k: torch.Tensor,
-        v: torch.Tensor,
-        attn_mask: torch.Tensor | None,
-        is_causal: bool = False,
-        dropout_p: float = 0.0,
-    ) -> torch.Tensor:
-        """:class:`KVCache` ``attend``; ``attn_mask`` covers prefix, earlier suffix and new keys
-        (``(R or 1, 1, T, P + S + T)``); ``is_causal`` and ``dropout_p`` are ignored."""
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, **sdpa: Any) -> Tensor:
+        """:class:`KVCache` ``attend``; ``mask`` covers prefix, earlier suffix and new keys
+        (``(R or 1, 1, T, P + S + T)``); ``sdpa`` is ignored (inference: no dropout)."""
         P = self.n_prefix
         if P == 0:  # (R, nh, T, hd), exactly as over a KVBuffer
-            return self._own_attention(q, k, v, attn_mask, with_lse=False)[0]
-        suffix_mask = None if attn_mask is None else attn_mask[..., P:]  # (R or 1, 1, T, S + T)
-        out_s, lse_s = self._own_attention(q, k, v, suffix_mask, with_lse=True)  # (R, nh, T, *)
+            return self._attend_own(q, k, v, mask, lse=False)[0]
+        suffix_mask = None if mask is None else mask[..., P:]  # (R or 1, 1, T, S + T)
+        out_s, lse_s = self._attend_own(q, k, v, suffix_mask, lse=True)  # (R, nh, T, *)
         q = q * q.shape[-1] ** -0.5  # (R, nh, T, hd) scaled as in attention_with_lse
         if self.prefix_mask is None:
-            self.prefix_mask = self._settle_prefix_mask(
-                None if attn_mask is None else attn_mask[..., :P]
-            )
+            self.prefix_mask = self._settle_prefix_mask(None if mask is None else mask[..., :P])
         prefix = self.prefix_mask
         if prefix.per_query:  # the given mask, rows gathered
-            assert attn_mask is not None
+            assert mask is not None
             out_p, lse_p = attention_with_lse(
-                q, self.keys[self.env], self.values[self.env], attn_mask[..., :P]
+                q, self.keys[self.env], self.values[self.env], mask[..., :P]
             )  # (R, nh, T, hd), (R, nh, T, 1)
         elif self._rows_grouped():
             out_p, lse_p = self._grouped_prefix_attention(q, prefix.visible)
         else:  # any row order: gather each row's prefix (copies it, as a KVBuffer would)
-            mask = None if prefix.visible is None else prefix.visible[self.env]  # (R, 1, 1, P)
-            out_p, lse_p = attention_with_lse(q, self.keys[self.env], self.values[self.env], mask)
+            visible = None if prefix.visible is None else prefix.visible[self.env]  # (R, 1, 1, P)
+            out_p, lse_p = attention_with_lse(
+                q, self.keys[self.env], self.values[self.env], visible
+            )
         return merge_attention(out_p, lse_p, out_s, lse_s)  # (R, nh, T, hd)
 
-    def _own_attention(
-        self,
-        q: torch.Tensor,
-        k: torch.Tensor,
-        v: torch.Tensor,
-        mask: torch.Tensor | None,
-        with_lse: bool,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _attend_own(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, lse: bool) -> _Part:
         """Append ``(R, nh, T, hd)`` ``k, v`` to the rows' own keys; attention of the (unscaled)
-        queries over those, with its log-sum-exp if ``with_lse`` (else fused SDPA, lse None).
+        queries over those, with its log-sum-exp if ``lse`` (else fused SDPA, lse None).
 
         ``mask``: boolean ``(R or 1, 1, T, S + T)`` over the suffix and new keys, or None.
         """
         suffix_k, suffix_v = self.suffix.append(k, v)  # (R, nh, S + T, hd) views
-        if not with_lse:
+        if not lse:
             return F.scaled_dot_product_attention(q, suffix_k, suffix_v, attn_mask=mask), None
         return attention_with_lse(q * q.shape[-1] ** -0.5, suffix_k, suffix_v, mask)
 
-    def _grouped_prefix_attention(
-        self, q: torch.Tensor, mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _grouped_prefix_attention(self, q: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
         """Prefix part for rows grouped by env: one ``(n * T, hd) @ (hd, P)`` product per env.
 
         ``mask``: None or ``(E, 1, 1, P)`` visible prefix keys per env.
@@ -324,42 +310,35 @@ class SiblingKV(SharedPrefixKV):
         """Tokens per row: prefix + the parent's suffix + the copy's own tokens."""
         return self.n_prefix + self.suffix.length + self.filled
 
-    def _slots(self, buffer: torch.Tensor) -> torch.Tensor:
+    def _slots(self, buffer: Tensor) -> Tensor:
         """``(G, nh, n, n_tokens, hd)`` view of the copies' slots in a parent buffer."""
         G, n_head, _, head_dim = buffer.shape
         start = self.suffix.length
         slots = buffer[:, :, start : start + self.n_copies * self.n_tokens]  # (G, nh, n * t, hd)
         return slots.view(G, n_head, self.n_copies, self.n_tokens, head_dim)  # (G, nh, n, t, hd)
 
-    def _by_parent(self, x: torch.Tensor) -> torch.Tensor:
+    def _by_parent(self, x: Tensor) -> Tensor:
         """``(R, *rest)`` rows in (env, copy, beam) order -> ``(G, n, *rest)`` by parent."""
         E, n = self.keys.shape[0], self.n_copies
         B = len(self.env) // (E * n)
         x = x.view(E, n, B, *x.shape[1:]).transpose(1, 2)  # (E, B, n, *rest)
         return x.reshape(E * B, n, *x.shape[3:])  # (G, n, *rest)
 
-    def _to_rows(self, x: torch.Tensor) -> torch.Tensor:
+    def _to_rows(self, x: Tensor) -> Tensor:
         """Inverse of :meth:`_by_parent`: ``(G, n, *rest)`` -> ``(R, *rest)``."""
         E, n = self.keys.shape[0], self.n_copies
         x = x.view(E, x.shape[0] // E, n, *x.shape[2:]).transpose(1, 2)  # (E, n, B, *rest)
         return x.reshape(len(self.env), *x.shape[3:])  # (R, *rest)
 
-    def _own_attention(
-        self,
-        q: torch.Tensor,
-        k: torch.Tensor,
-        v: torch.Tensor,
-        mask: torch.Tensor | None,
-        with_lse: bool,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _attend_own(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, lse: bool) -> _Part:
         _, n_head, T, head_dim = q.shape
         n, t, j, S = self.n_copies, self.n_tokens, self.filled, self.suffix.length
         if j + T > t:
             raise ValueError(f"SiblingKV holds {t} tokens per copy, {j + T} needed")
         # Each copy's new keys/values go to its slots: (G, nh, n, T, hd).
         for buffer, new in ((self.suffix.keys, k), (self.suffix.values, v)):
-            slots = self._slots(buffer)[:, :, :, j : j + T]  # (G, nh, n, T, hd)
-            slots[...] = self._by_parent(new).transpose(1, 2)  # (G, n, nh, T, hd) -> its slots
+            written = self._slots(buffer)[:, :, :, j : j + T]  # (G, nh, n, T, hd)
+            written[...] = self._by_parent(new).transpose(1, 2)  # (G, n, nh, T, hd) -> its slots
         self.filled = j + T
         G = len(self.env) // n
         width = S + n * t
@@ -388,25 +367,25 @@ class SiblingKV(SharedPrefixKV):
         group_mask = full.view(per_copy.shape[0], 1, n * T, width)  # (G or 1, 1, n * T, width)
         keys = self.suffix.keys[:, :, :width]  # (G, nh, width, hd)
         values = self.suffix.values[:, :, :width]
-        if with_lse:
-            out, lse = attention_with_lse(q_parent * head_dim**-0.5, keys, values, group_mask)
+        out_lse = None
+        if lse:
+            out, out_lse = attention_with_lse(q_parent * head_dim**-0.5, keys, values, group_mask)
         else:
             out = F.scaled_dot_product_attention(q_parent, keys, values, attn_mask=group_mask)
-            lse = None
 
-        def to_rows(x: torch.Tensor) -> torch.Tensor:  # (G, nh, n * T, d) -> (R, nh, T, d)
+        def to_rows(x: Tensor) -> Tensor:  # (G, nh, n * T, d) -> (R, nh, T, d)
             x = x.view(G, n_head, n, T, x.shape[-1]).transpose(1, 2)  # (G, n, nh, T, d)
             return self._to_rows(x)
 
-        return to_rows(out), None if lse is None else to_rows(lse)
+        return to_rows(out), None if out_lse is None else to_rows(out_lse)
 
-    def _parents(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _parents(self, index: Tensor) -> tuple[Tensor, Tensor]:
         """``(R',)`` parent row and copy number of the rows ``index`` (env, copy, beam)."""
         n = self.n_copies
         B = len(self.env) // (self.keys.shape[0] * n)
         return (index // (n * B)) * B + index % B, (index // B) % n
 
-    def _own(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _own(self) -> tuple[Tensor, Tensor]:
         """``(R, nh, S + filled, hd)``: each copy's parent suffix, then its own tokens."""
         parent, copy = self._parents(torch.arange(len(self.env), device=self.env.device))
         S, j = self.suffix.length, self.filled
@@ -415,7 +394,7 @@ class SiblingKV(SharedPrefixKV):
             for x in (self.suffix.keys, self.suffix.values)
         )  # (R, nh, S, hd) inherited + (R, nh, j, hd) own
 
-    def select(self, index: torch.Tensor) -> SharedPrefixKV:
+    def select(self, index: Tensor) -> SharedPrefixKV:
         """A :class:`SharedPrefixKV` with the copies ``index``, each with its own suffix (the
         parent's keys, then the copy's)."""
         parent, copy = self._parents(index)  # (R',) each
@@ -427,6 +406,6 @@ class SiblingKV(SharedPrefixKV):
         env = self.env[index]
         return SharedPrefixKV(self.keys, self.values, env, suffix, self.n_prefix, self.prefix_mask)
 
-    def expand(self, index: torch.Tensor, n_copies: int, n_tokens: int) -> SharedPrefixKV:
+    def expand(self, index: Tensor, n_copies: int, n_tokens: int) -> SharedPrefixKV:
         own = self.select(torch.arange(len(self.env), device=self.env.device))  # own suffixes
         return own.expand(index, n_copies, n_tokens)
