@@ -790,3 +790,101 @@ def test_two_threads_looping_on_one_agent_fail_instead_of_mixing():
     for thread in threads:
         thread.join(60)
     assert len(errors) == 1 and "another thread" in str(errors[0])
+
+
+# ------------------------------------------------------------------ 7. one line, not a traceback
+def corrupt(path: Path, keep: int = 100) -> None:
+    """Truncate a file to its first ``keep`` bytes, as a transfer cut short."""
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+def test_corrupt_files_are_one_line_in_a_real_process(tmp_path, tiny_zoo):
+    import shutil
+
+    from seqagents.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "pendulum-random", "--steps", "2", "--out", str(run)]) == 0
+    # A Minari dataset whose HDF5 file is cut short.
+    minari = Path(tiny_zoo[MINARI]) / "local" / "pendulum"
+    shutil.copytree(minari / "random-v0", minari / "cut-v0")
+    corrupt(next((minari / "cut-v0" / "data").glob("*.hdf5")))
+    result = seqagents(
+        "train", "pendulum-random", "--dataset", "local/pendulum/cut-v0", "--out",
+        str(tmp_path / "other"), env=tiny_zoo,
+    )  # fmt: skip
+    one_error_line(result, "train", "cut-v0", "corrupt or truncated")
+    # A trainer state cut short, on --resume.
+    corrupt(run / "trainer_state.pt", 500)
+    result = seqagents("train", "pendulum-random", "--out", str(run), "--resume", env=tiny_zoo)
+    one_error_line(result, "train", "trainer_state.pt cannot be read", "corrupt or truncated")
+    # A zoo file that is not YAML.
+    zoo = Path(tiny_zoo["SEQAGENTS_ZOO_DIR"])
+    (zoo / "dt.yml").write_text(TINY_ZOO + "broken: [\n")
+    one_error_line(seqagents("zoo", env=tiny_zoo), "zoo", "dt.yml is not valid YAML", "line")
+
+
+def test_user_caused_errors_are_one_line(tmp_path, tiny_zoo, capsys):
+    from seqagents.cli import main
+
+    def error_of(*argv: str) -> str:
+        status = main(list(argv))
+        err = capsys.readouterr().err.strip()
+        assert status == 2 and "Traceback" not in err, err
+        line = err.splitlines()[-1]  # after warnings, if any
+        assert line.startswith(f"seqagents {argv[0]}: error: "), err
+        return line
+
+    run = tmp_path / "run"
+    assert main(["train", "pendulum-random", "--steps", "2", "--out", str(run)]) == 0
+    capsys.readouterr()
+    # An --out under a file: the OSError names the path.
+    assert "/dev/null/x: Not a directory" in error_of(
+        "train", "pendulum-random", "--steps", "2", "--out", "/dev/null/x"
+    )
+    # An existing dataset id (FileExistsError with a message of its own).
+    assert "already exists" in error_of(
+        "collect", "local/pendulum/random-v0", "--env", "Pendulum-v1", "--episodes", "1"
+    )
+    # A metrics log that is not JSON lines, on --resume.
+    (run / "metrics.jsonl").write_text("garbage\n")
+    assert "metrics.jsonl is not a metrics log" in error_of(
+        "train", "pendulum-random", "--steps", "3", "--out", str(run), "--resume"
+    )
+    # Not a zip at all, given as a trusted policy.
+    (tmp_path / "bad.zip").write_text("not a zip")
+    assert "bad.zip" in error_of(
+        "collect", "local/x-v0", "--env", "Pendulum-v1", "--policy", f"sac:{tmp_path}/bad.zip",
+        "--trust-policy-file", "--episodes", "1",
+    )  # fmt: skip
+    # A checkpoint whose config.json is a folder.
+    (tmp_path / "ckpt" / "config.json").mkdir(parents=True)
+    assert "config.json is a folder" in error_of("info", str(tmp_path / "ckpt"))
+
+
+@pytest.mark.parametrize("case", ["default float64", "half", "bfloat16", "double"])
+@pytest.mark.parametrize("algo", ["dt", "tt", "leap"])
+def test_float_dtypes_act_or_say_what_to_do(tmp_path, algo, case):
+    import gymnasium as gym
+    import torch
+
+    from seqagents import evaluate_policy, load_agent
+    from tests.test_hardening_runtime import dt_agent, leap_agent, tt_agent
+
+    make = {"dt": dt_agent, "tt": tt_agent, "leap": leap_agent}[algo]
+    env = gym.make("CartPole-v1" if algo == "leap" else "Pendulum-v1")
+    make().save_pretrained(tmp_path / "ckpt")
+    if case == "default float64":  # built, loaded and run under another default dtype
+        try:
+            torch.set_default_dtype(torch.float64)
+            for agent in (make(), load_agent(tmp_path / "ckpt")):
+                evaluate_policy(agent, env, n_eval_episodes=1, max_episode_steps=3)
+        finally:
+            torch.set_default_dtype(torch.float32)
+        return
+    agent = load_agent(tmp_path / "ckpt")
+    agent.network.to({"half": torch.float16, "bfloat16": torch.bfloat16}.get(case, torch.float64))
+    with pytest.raises(ValueError, match=r"compute in torch.float32.*agent.network.float\(\)"):
+        evaluate_policy(agent, env, n_eval_episodes=1, max_episode_steps=3)
+    agent.network.float()
+    evaluate_policy(agent, env, n_eval_episodes=1, max_episode_steps=3)

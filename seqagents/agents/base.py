@@ -235,7 +235,8 @@ class SequenceAgent(
         except (TypeError, ValueError) as e:
             raise CheckpointError(str(e)) from e
         self.device = resolve_device(device)
-        self.network = network.to(self.device).eval()
+        # float32 whatever torch.get_default_dtype() was when it was built (the inputs are)
+        self.network = network.to(device=self.device, dtype=torch.float32).eval()
         check_finite_weights(self.network, spec.algorithm)
         self.observation_space, self.action_space = spec.spaces()
         # Sampling (deterministic=False) draws from this generator, never torch's global one:
@@ -399,6 +400,12 @@ class SequenceAgent(
                 once per thread); a thread takes an agent over after ``agent.reset()``.
         """
         self._claim("predict")
+        dtype = next(self.network.parameters()).dtype
+        if dtype != torch.float32:
+            raise ValueError(
+                f"the agent's network is {dtype} but seqagents agents compute in torch.float32 "
+                "(their inputs, contexts and statistics are float32): call agent.network.float()"
+            )
         obs, single = self._check_observation(observation)
         n = (obs["image"] if isinstance(obs, dict) else obs).shape[0]
         if n == 0:
@@ -463,7 +470,8 @@ class SequenceAgent(
         self._t = np.zeros(n_envs, dtype=np.int64)
         self._pending_done = np.zeros(0, dtype=bool)  # none reported
         if hasattr(self, "_rtg"):  # return-conditioned agents (see _setup_states)
-            self._rtg = torch.zeros(n_envs, device=self.device)  # (n,) current scaled RTG
+            # (n,) current scaled RTG, float32 whatever the default dtype
+            self._rtg = torch.zeros(n_envs, device=self.device, dtype=torch.float32)
 
     def _step(
         self,
@@ -496,7 +504,8 @@ class SequenceAgent(
             for key, default in (("state_mean", np.zeros), ("state_std", np.ones))
         )
         check_state_stats(self._state_mean, self._state_std, f"{self.spec.algorithm} checkpoint")
-        self._rtg = torch.zeros(0, device=self.device)  # (n,) scaled RTG of each env
+        # (n,) scaled RTG of each env
+        self._rtg = torch.zeros(0, device=self.device, dtype=torch.float32)
 
     def _embed_states(
         self, obs: torch.Tensor | dict[str, torch.Tensor], check: bool = True

@@ -311,8 +311,12 @@ class TrajectoryTransformerAgent(SequenceAgent):
             self.device,
         )
         self._generators = [torch.Generator(self.device) for _ in range(n_envs)]
-        self._last_obs = torch.zeros(n_envs, cfg.observation_dim, device=self.device)
-        self._last_action = torch.zeros(n_envs, cfg.action_dim, device=self.device)
+        self._last_obs = torch.zeros(
+            n_envs, cfg.observation_dim, device=self.device, dtype=torch.float32
+        )
+        self._last_action = torch.zeros(
+            n_envs, cfg.action_dim, device=self.device, dtype=torch.float32
+        )
 
     def _step(
         self, obs: torch.Tensor, rewards: torch.Tensor, starts: np.ndarray, deterministic: bool

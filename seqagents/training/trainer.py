@@ -717,11 +717,33 @@ class Trainer:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
                 (self.out_dir / METRICS_NAME).write_text("")
             return
-        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+        import pickle
+        import zipfile
+
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+            raise ValueError(
+                f"{path} cannot be read ({str(e).split('. ')[0][:200]}); it is corrupt or "
+                "truncated: restore it, or start the run again without resuming"
+            ) from e
+        if not isinstance(state, dict):
+            raise ValueError(f"{path} is not a seqagents trainer state (not a dict)")
+        try:
+            self.load_state_dict(state)
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"{path} is not a complete seqagents trainer state ({e!r})") from e
         logger.info("resumed from %s at step %d", path, self.step)
         metrics = self.out_dir / METRICS_NAME
         if self.is_main and metrics.is_file():
             # Records written after the saved step (a crash between saves) are replayed: drop them.
-            records = [json.loads(line) for line in metrics.read_text().splitlines() if line]
+            try:
+                records = [json.loads(line) for line in metrics.read_text().splitlines() if line]
+                records = [r for r in records if isinstance(r["step"], int)]
+            except (ValueError, TypeError, KeyError) as e:
+                raise ValueError(
+                    f"{metrics} is not a metrics log of JSON records with a step ({e}); restore "
+                    "it or move it away to resume without the earlier records"
+                ) from e
             self.history = [r for r in records if r["step"] <= self.step]
             metrics.write_text("".join(json.dumps(r) + "\n" for r in self.history))
