@@ -888,3 +888,68 @@ def test_float_dtypes_act_or_say_what_to_do(tmp_path, algo, case):
         evaluate_policy(agent, env, n_eval_episodes=1, max_episode_steps=3)
     agent.network.float()
     evaluate_policy(agent, env, n_eval_episodes=1, max_episode_steps=3)
+
+
+# ------------------------------------------------------------------ 8. a resumed run's record
+@pytest.mark.parametrize("algo", ["dt", "leap"])
+def test_an_interrupted_and_resumed_run_records_what_the_whole_run_does(tmp_path, algo):
+    """Killed right after the step-6 save (between two records: log_every 4), resumed: the same
+    metrics records and the same training.final_loss in the checkpoint as the run without a
+    break, not averages that restart at the resumption."""
+    import torch
+
+    from seqagents import load_agent
+    from seqagents.training import train_dt, train_leap
+    from seqagents.training.trainer import Trainer
+    from tests.test_training import TINY, config, synthetic_data
+
+    def train(name: str, **kwargs):
+        settings = config(tmp_path / name, steps=10, log_every=4, checkpoint_every=3)
+        if algo == "dt":
+            return train_dt(
+                synthetic_data(), model_config=TINY, train_config=settings, progress_bar=False,
+                **kwargs,
+            )  # fmt: skip
+        import gymnasium as gym
+
+        from tests.test_training import synthetic_data as make
+
+        data = make()
+        data.action_space = gym.spaces.Discrete(3)
+        data.actions = (np.abs(data.observations[:, 0]) * 3).astype(np.int64).clip(0, 2)
+        leap_model = {"hidden_size": 32, "n_layer": 1, "n_head": 2, "horizon": 2}
+        return train_leap(
+            data, model_config=leap_model, train_config=settings, progress_bar=False, **kwargs
+        )
+
+    whole = train("whole")
+    save = Trainer._save
+
+    def save_then_die(self):
+        save(self)
+        if self.step == 6:
+            raise KeyboardInterrupt  # the process is killed once the step-6 state is on disk
+
+    Trainer._save = save_then_die
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train("broken")
+    finally:
+        Trainer._save = save
+    resumed = train("broken", resume=True)
+
+    def records(name: str) -> list[dict]:
+        lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        return [
+            {k: json.loads(line)[k] for k in ("step", "loss", "lr", "grad_norm")} for line in lines
+        ]
+
+    assert records("broken") == records("whole")
+    assert [r["step"] for r in records("whole")] == [4, 8, 10]
+    final = [
+        load_agent(tmp_path / name / "checkpoint").spec.training["final_loss"]
+        for name in ("whole", "broken")
+    ]
+    assert final[0] == final[1] == records("whole")[-1]["loss"]
+    for key, value in whole.network.state_dict().items():
+        torch.testing.assert_close(resumed.network.state_dict()[key], value, rtol=0, atol=0)

@@ -453,6 +453,10 @@ class Trainer:
         self.history: list[dict[str, Any]] = []  # the metrics.jsonl records of this run
         self.last_loss: float | None = None  # mean loss of the latest record
         self.last_eval: dict[str, Any] | None = None  # latest evaluate() result
+        # Losses of the steps since the latest record (summed on the device: no sync per step);
+        # saved with the state, so a resumed run's records average the same steps.
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._n_summed = 0
         self._lr = config.learning_rate  # learning rate of the latest step
 
     # ------------------------------------------------------------------ one step
@@ -532,14 +536,14 @@ class Trainer:
             dynamic_ncols=True,
             disable=not (self.progress_bar and self.is_main),
         )
-        loss_sum = torch.zeros((), device=self.device)  # summed on device: no sync per step
-        n_summed, timer, grad_norm = 0, time.perf_counter(), torch.zeros(())
+        timer, timed_steps, grad_norm = time.perf_counter(), 0, torch.zeros(())
         try:
             while self.step < config.steps:
                 rng = self.step_rng(self.step)
                 loss, grad_norm = self.train_step(self.sample_fn(config.batch_size, rng))
-                loss_sum += loss
-                n_summed += 1
+                self._loss_sum += loss
+                self._n_summed += 1
+                timed_steps += 1
                 self.step += 1
                 bar.update(1)
                 last = self.step == config.steps
@@ -552,16 +556,17 @@ class Trainer:
                     continue
                 elapsed = time.perf_counter() - timer
                 if do_log:
-                    record = self._record(loss_sum / n_summed, grad_norm, n_summed, elapsed)
-                    loss_sum.zero_()
-                    n_summed = 0
+                    mean_loss = self._loss_sum / self._n_summed
+                    record = self._record(mean_loss, grad_norm, timed_steps, elapsed)
+                    self._loss_sum.zero_()
+                    self._n_summed = 0
                     if do_eval and self.is_main:
                         record["eval"] = self.last_eval = self._evaluate()
                     self._write_record(record)
                     bar.set_postfix(loss=f"{record['loss']:.4g}", refresh=False)
                 if do_save and self.is_main:
                     self._save()
-                timer = time.perf_counter()  # samples/s counts training time only
+                timer, timed_steps = time.perf_counter(), 0  # samples/s: training time only
         finally:
             bar.close()
             self.network.eval()
@@ -666,6 +671,8 @@ class Trainer:
             "world_size": self.world_size,
             "last_loss": self.last_loss,
             "last_eval": json.dumps(self.last_eval),
+            "loss_sum": self._loss_sum.detach().cpu().clone(),
+            "n_summed": self._n_summed,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -695,6 +702,9 @@ class Trainer:
         self.step = int(state["step"])
         self.last_loss = state.get("last_loss")
         self.last_eval = json.loads(state.get("last_eval") or "null")
+        # States saved before the loss window was kept start a new window (as they did).
+        self._loss_sum = state.get("loss_sum", torch.zeros(())).to(self.device).clone()
+        self._n_summed = int(state.get("n_summed", 0))
 
     def _save(self) -> None:
         if self.on_checkpoint is not None:
