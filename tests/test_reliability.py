@@ -953,3 +953,78 @@ def test_an_interrupted_and_resumed_run_records_what_the_whole_run_does(tmp_path
     assert final[0] == final[1] == records("whole")[-1]["loss"]
     for key, value in whole.network.state_dict().items():
         torch.testing.assert_close(resumed.network.state_dict()[key], value, rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------ 9. samples, not replicas
+class SameEpisodeEnv:
+    """Every episode the same: observations depend on the step only (whatever the seed), so
+    differences between episodes come from the agent. Logs each episode's actions."""
+
+    def __new__(cls, discrete: bool, length: int = 12):
+        import gymnasium as gym
+
+        class Env(gym.Env):
+            def __init__(self):
+                like = gym.make("CartPole-v1" if discrete else "Pendulum-v1")  # its spaces
+                self.observation_space, self.action_space = (
+                    like.observation_space,
+                    like.action_space,
+                )
+                self.episodes: list[list[float]] = []
+
+            def reset(self, *, seed=None, options=None):
+                super().reset(seed=seed)
+                self.t = 0
+                self.episodes.append([])
+                return self._obs(), {}
+
+            def step(self, action):
+                self.episodes[-1].append(float(np.asarray(action).reshape(-1)[0]))
+                self.t += 1
+                return self._obs(), float(np.asarray(action).sum()), False, self.t >= length, {}
+
+            def _obs(self):
+                values = [np.sin(self.t), np.cos(self.t), self.t / 10, 0.0]
+                return np.array(values[: self.observation_space.shape[0]], np.float32)
+
+        return Env()
+
+
+@pytest.mark.parametrize("algo", ["leap", "leap-gibbs", "tt", "dt"])
+def test_sampled_episodes_are_samples_and_a_seed_repeats_them(algo):
+    from seqagents import evaluate_policy
+    from tests.test_hardening_runtime import leap_agent, tt_agent
+
+    def agent_for(env):
+        if algo.startswith("leap"):
+            agent = leap_agent()
+            if algo == "leap-gibbs":
+                agent.planner.mode = "gibbs"
+            return agent
+        if algo == "tt":
+            return tt_agent()
+        import gymnasium as gym
+
+        from seqagents import DecisionTransformerAgent
+
+        return DecisionTransformerAgent.create(
+            env.observation_space, gym.spaces.Discrete(2), hidden_size=16, n_layer=1,
+            context_len=4, max_ep_len=64, target_return=5.0, return_scale=10.0, seed=0,
+            device="cpu",
+        )  # fmt: skip
+
+    def episodes(seed: int | None, agent=None) -> list[list[float]]:
+        env = SameEpisodeEnv(discrete=algo != "tt")
+        agent = agent or agent_for(env)
+        evaluate_policy(agent, env, n_eval_episodes=3, deterministic=False, seed=seed)
+        return env.episodes[:3]
+
+    first = episodes(seed=0)
+    assert not first[0] == first[1] == first[2], first  # three samples, not one replicated
+    assert episodes(seed=0) == first  # the same seed repeats the whole evaluation
+    assert episodes(seed=1) != first
+    # Without a seed the streams run on from one evaluation to the next.
+    env = SameEpisodeEnv(discrete=algo != "tt")
+    agent = agent_for(env)
+    evaluate_policy(agent, env, n_eval_episodes=1, deterministic=False, seed=0)
+    assert episodes(seed=None, agent=agent)[0] != first[0]

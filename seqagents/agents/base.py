@@ -243,6 +243,11 @@ class SequenceAgent(
         # seed it with agent.seed(...) (evaluate_policy(seed=...) does) to repeat a rollout.
         self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(torch.initial_seed())
+        # Planning noise (TT beam search, LEAP refinement): one stream per env index, seeded
+        # once (agent.seed, else the planner's seed setting: env i gets seed + i) and running
+        # on across episodes, so that N episodes are N samples, not N replicas of one.
+        self._stream_seed: int | None = None
+        self._streams: list[torch.Generator] = []
         self._warned: set[str] = set()  # one-time warnings already given (by key)
         self._obs_bounds: tuple[int, int] | None = None  # integer Box spaces: (low, high)
         self._vocabulary = self.mission_vocabulary
@@ -329,11 +334,30 @@ class SequenceAgent(
             )
 
     def seed(self, seed: int | None = None) -> None:
-        """Seed the agent's own random generator (sampled actions with ``deterministic=False``),
-        so the same seed repeats a stochastic rollout; torch's global RNG is never used.
-        ``evaluate_policy(seed=...)`` and ``record_video(seed=...)`` call it. TT and LEAP plans
-        are seeded by their planner's ``seed`` setting (env i: ``seed + i``, every episode)."""
+        """Seed the agent's random streams, so that the same seed repeats a whole rollout or
+        evaluation; torch's global RNG is never used. ``evaluate_policy(seed=...)`` and
+        ``record_video(seed=...)`` call it.
+
+        Two kinds of stream restart here and then run on across episodes (an episode start
+        never reseeds them, so N episodes are N different samples): sampled actions
+        (``deterministic=False``, one stream per agent; ``seed=None``: torch's initial seed)
+        and the planning noise of TT's beam search and LEAP's refinement (env ``i`` of a batch:
+        ``seed + i``; ``seed=None``: the planner's ``seed`` setting, what a new agent uses).
+        """
         self._generator.manual_seed(torch.initial_seed() if seed is None else int(seed))
+        self._stream_seed = None if seed is None else int(seed)
+        self._streams = []  # recreated from the new seed at the next plan
+
+    def _planning_streams(self, n_envs: int) -> list[torch.Generator]:
+        """The planning generators of envs ``0 .. n_envs - 1`` (see :meth:`seed`)."""
+        base = self._stream_seed
+        if base is None:
+            base = int(getattr(getattr(self, "planner", None), "seed", 0))
+        while len(self._streams) < n_envs:
+            stream = torch.Generator(device=self.device)
+            stream.manual_seed(base + len(self._streams))
+            self._streams.append(stream)
+        return self._streams[:n_envs]
 
     def _warn_once(self, key: str, message: str, stacklevel: int = 3) -> None:
         if key not in self._warned:

@@ -44,7 +44,7 @@ class LEAPPlannerConfig:
     sites_per_iteration: int = 1  # gibbs: sites re-masked per iteration
     replan_every: int = 1  # steps executed per plan: 1 = every step (Atari), H = open loop
     track_energy: bool = False  # compute the plan's energy after every iteration (last_plan)
-    seed: int = 0  # env i of a batch plans with generator seed + i, reseeded per episode
+    seed: int = 0  # planning noise of env i starts from seed + i (agent.seed overrides it)
 
     @classmethod
     def from_dict(cls, data: dict) -> LEAPPlannerConfig:
@@ -84,9 +84,10 @@ class LEAPAgent(SequenceAgent):
     (overridable by keyword, saved as they act). It executes the plan's next action.
 
     ``deterministic=False`` samples the refills at ``temperature`` in ``greedy`` mode (``gibbs``
-    always samples). Planning draws from one generator per env (``seed + i``, reseeded at each
-    episode start), so a seed fixes the plans. Goal information enters only through the
-    observation (e.g. :class:`seqagents.envs.BabyAIPrivileged`), never through an oracle here.
+    always samples). Planning draws from one stream per env (``seed + i``, seeded once and
+    running on across episodes; :meth:`seed` restarts them), so a seed fixes the plans. Goal
+    information enters only through the observation (e.g.
+    :class:`seqagents.envs.BabyAIPrivileged`), never through an oracle here.
     ``constraint_energy`` (attribute, not saved) adds a user's energy in ``gibbs`` mode.
 
     Example:
@@ -257,7 +258,6 @@ class LEAPAgent(SequenceAgent):
         )
         self._plan = torch.zeros(n_envs, self.horizon, dtype=torch.long, device=self.device)
         self._plan_step = np.full(n_envs, self.planner.replan_every)  # (n,) next plan index
-        self._generators = [torch.Generator(device=self.device) for _ in range(n_envs)]
 
     def _step(
         self,
@@ -275,8 +275,6 @@ class LEAPAgent(SequenceAgent):
         if starts.any():
             ctx.clear(torch.as_tensor(starts, device=self.device))
             self._plan_step[starts] = p.replan_every  # replan at once
-            for i in np.flatnonzero(starts):
-                self._generators[i].manual_seed(p.seed + int(i))
         ctx.push(state_emb=state_emb, returns_to_go=self._rtg[:, None], actions=cfg.pad_id)
         replan = np.flatnonzero(self._plan_step >= p.replan_every)  # envs whose plan is used up
         if replan.size:
@@ -306,7 +304,7 @@ class LEAPAgent(SequenceAgent):
             plan_ctx,
             history,
             n_iterations=p.n_iterations,
-            generators=[self._generators[i] for i in envs],
+            generators=[self._planning_streams(self.n_envs)[i] for i in envs],
             mode=p.mode,
             horizon=self.horizon,
             temperature=p.temperature,

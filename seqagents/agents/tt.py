@@ -48,7 +48,7 @@ class PlannerConfig:
     k_rew: int | None = 1  # greedy reward/value tokens
     discount: float = 0.99  # discount of the search score
     max_context_transitions: int = 5  # earlier transitions the model conditions on
-    seed: int = 0  # planner randomness: env i of a batch uses seed + i, reset per episode
+    seed: int = 0  # planning noise of env i starts from seed + i (agent.seed overrides it)
 
     def __post_init__(self) -> None:
         for name in ("horizon", "beam_width", "n_expand"):
@@ -84,8 +84,9 @@ class TrajectoryTransformerAgent(SequenceAgent):
     past transitions is hidden from attention, so a placeholder is stored), conditions on the
     last ``max_context_transitions`` transitions plus the tokens of ``s_t``, plans ``horizon``
     transitions and returns the first planned action (replanning every step, as the paper).
-    Planning samples action tokens from a seeded generator per env, so a seed fixes the plans;
-    ``deterministic`` does not change TT's planner.
+    Planning samples action tokens from one seeded stream per env, running on across episodes
+    (:meth:`seed` restarts them), so a seed fixes the plans; ``deterministic`` does not change
+    TT's planner.
 
     Example:
         >>> import gymnasium as gym, numpy as np
@@ -137,7 +138,6 @@ class TrajectoryTransformerAgent(SequenceAgent):
                 "re-download it or rebuild the discretizer from the dataset"
             )
         self._ctx: RollingContext | None = None
-        self._generators: list[torch.Generator] = []
         self._last_obs = torch.zeros(0)
         self._last_action = torch.zeros(0)
         self.last_plan = None  # the most recent Plan (for analysis)
@@ -310,7 +310,6 @@ class TrajectoryTransformerAgent(SequenceAgent):
             {"tokens": ((cfg.transition_dim,), torch.long)},
             self.device,
         )
-        self._generators = [torch.Generator(self.device) for _ in range(n_envs)]
         self._last_obs = torch.zeros(
             n_envs, cfg.observation_dim, device=self.device, dtype=torch.float32
         )
@@ -327,9 +326,9 @@ class TrajectoryTransformerAgent(SequenceAgent):
             self._warn_once(
                 "deterministic",
                 "deterministic=False has no effect on the Trajectory Transformer agent: its beam "
-                "search always samples action tokens from the planner's seeded generators "
-                "(planner seed + env index, reseeded every episode); change the plans with "
-                "from_pretrained(..., seed=N)",
+                "search always samples action tokens from the agent's seeded planning streams "
+                "(one per env, running on across episodes); seed them with agent.seed(N) or "
+                "evaluate_policy(..., seed=N)",
                 stacklevel=4,
             )
         obs = obs.reshape(len(obs), -1).float()  # (n, O)
@@ -343,8 +342,6 @@ class TrajectoryTransformerAgent(SequenceAgent):
         ctx.push(tokens=self.discretizer.discretize(row))
         if starts.any():
             ctx.clear(torch.as_tensor(starts, device=self.device))
-            for i in np.flatnonzero(starts):
-                self._generators[i].manual_seed(p.seed + int(i))
         obs_tokens = self.discretizer.discretize(obs)  # (n, O)
         mask = ctx.mask.cpu().numpy()  # (n, K_ctx)
         past = ctx["tokens"]  # (n, K_ctx, transition_dim)
@@ -356,7 +353,11 @@ class TrajectoryTransformerAgent(SequenceAgent):
         ]  # each (k*D + O,)
         settings = {k: v for k, v in asdict(p).items() if k != "seed"}  # beam_plan's keywords
         plan = beam_plan(
-            self.network, self.discretizer, contexts, generator=self._generators, **settings
+            self.network,
+            self.discretizer,
+            contexts,
+            generator=self._planning_streams(len(obs)),
+            **settings,
         )
         self.last_plan = plan
         action = plan.action.reshape(len(obs), cfg.action_dim)  # (n, A)
