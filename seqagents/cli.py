@@ -16,6 +16,7 @@ import platform
 import re
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -1478,18 +1479,29 @@ def main(argv: list[str] | None = None) -> int:
         _UserError,
         CheckpointError,
         MissingDependencyError,
-        FileNotFoundError,
-        IsADirectoryError,
-        PermissionError,
+        OSError,  # files and folders: missing, unreadable, not a folder, disk full, ...
+        zipfile.BadZipFile,
         KeyError,
         ValueError,
         gym.error.Error,
     ) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        message = cli_words(str(message))  # the option, not the Python keyword (issue 28)
-        print(f"seqagents {args.command}: error: {message}", file=sys.stderr)
+        print(f"seqagents {args.command}: error: {cli_words(_one_line(e))}", file=sys.stderr)
         return 2
     return 0
+
+
+def _one_line(error: BaseException) -> str:
+    """The message of a user-caused error on one line; an ``OSError`` names its file."""
+    if isinstance(error, KeyError) and error.args:
+        message = str(error.args[0])
+    elif isinstance(error, OSError) and error.filename is not None:
+        where = str(error.filename)
+        if error.filename2 is not None:
+            where += f" -> {error.filename2}"
+        message = f"{where}: {error.strerror or error}; check the path and its permissions"
+    else:
+        message = str(error) or type(error).__name__
+    return " ".join(message.split())
 
 
 if __name__ == "__main__":

@@ -124,9 +124,10 @@ def evaluate_policy(
             agent gets its own target back afterwards, so a later ``save_pretrained`` saves the
             checkpoint's default, not ``target_return``.
         seed: seed of the first reset (``env.reset(seed=seed)``; sub-env ``i`` of a vector env
-            gets ``seed + i``) and of a seqagents agent's sampling generator
-            (``agent.seed(seed)``), so the same seed gives the same episodes, also with
-            ``deterministic=False``.
+            gets ``seed + i``) and of a seqagents agent's random streams (``agent.seed(seed)``:
+            sampled actions, TT/LEAP planning noise), so the same seed gives the same episodes,
+            also with ``deterministic=False``. The streams run on from one episode to the next:
+            the episodes are different samples.
         progress_bar: show a tqdm bar over episodes (on stderr).
         return_success: also return the success rate (a third value; SB3's return values are
             unchanged without it). An episode succeeds when its return is > 0 (see

@@ -173,7 +173,12 @@ _NESTED = {
 
 
 def _load_file(path: Path) -> dict[str, ZooEntry]:
-    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from e
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} holds a YAML {type(raw).__name__}; expected entries by name")
     entries = {}
     for name, data in raw.items():
         if str(name).startswith("_"):

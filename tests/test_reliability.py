@@ -790,3 +790,241 @@ def test_two_threads_looping_on_one_agent_fail_instead_of_mixing():
     for thread in threads:
         thread.join(60)
     assert len(errors) == 1 and "another thread" in str(errors[0])
+
+
+# ------------------------------------------------------------------ 7. one line, not a traceback
+def corrupt(path: Path, keep: int = 100) -> None:
+    """Truncate a file to its first ``keep`` bytes, as a transfer cut short."""
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+def test_corrupt_files_are_one_line_in_a_real_process(tmp_path, tiny_zoo):
+    import shutil
+
+    from seqagents.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "pendulum-random", "--steps", "2", "--out", str(run)]) == 0
+    # A Minari dataset whose HDF5 file is cut short.
+    minari = Path(tiny_zoo[MINARI]) / "local" / "pendulum"
+    shutil.copytree(minari / "random-v0", minari / "cut-v0")
+    corrupt(next((minari / "cut-v0" / "data").glob("*.hdf5")))
+    result = seqagents(
+        "train", "pendulum-random", "--dataset", "local/pendulum/cut-v0", "--out",
+        str(tmp_path / "other"), env=tiny_zoo,
+    )  # fmt: skip
+    one_error_line(result, "train", "cut-v0", "corrupt or truncated")
+    # A trainer state cut short, on --resume.
+    corrupt(run / "trainer_state.pt", 500)
+    result = seqagents("train", "pendulum-random", "--out", str(run), "--resume", env=tiny_zoo)
+    one_error_line(result, "train", "trainer_state.pt cannot be read", "corrupt or truncated")
+    # A zoo file that is not YAML.
+    zoo = Path(tiny_zoo["SEQAGENTS_ZOO_DIR"])
+    (zoo / "dt.yml").write_text(TINY_ZOO + "broken: [\n")
+    one_error_line(seqagents("zoo", env=tiny_zoo), "zoo", "dt.yml is not valid YAML", "line")
+
+
+def test_user_caused_errors_are_one_line(tmp_path, tiny_zoo, capsys):
+    from seqagents.cli import main
+
+    def error_of(*argv: str) -> str:
+        status = main(list(argv))
+        err = capsys.readouterr().err.strip()
+        assert status == 2 and "Traceback" not in err, err
+        line = err.splitlines()[-1]  # after warnings, if any
+        assert line.startswith(f"seqagents {argv[0]}: error: "), err
+        return line
+
+    run = tmp_path / "run"
+    assert main(["train", "pendulum-random", "--steps", "2", "--out", str(run)]) == 0
+    capsys.readouterr()
+    # An --out under a file: the OSError names the path.
+    assert "/dev/null/x: Not a directory" in error_of(
+        "train", "pendulum-random", "--steps", "2", "--out", "/dev/null/x"
+    )
+    # An existing dataset id (FileExistsError with a message of its own).
+    assert "already exists" in error_of(
+        "collect", "local/pendulum/random-v0", "--env", "Pendulum-v1", "--episodes", "1"
+    )
+    # A metrics log that is not JSON lines, on --resume.
+    (run / "metrics.jsonl").write_text("garbage\n")
+    assert "metrics.jsonl is not a metrics log" in error_of(
+        "train", "pendulum-random", "--steps", "3", "--out", str(run), "--resume"
+    )
+    # Not a zip at all, given as a trusted policy.
+    (tmp_path / "bad.zip").write_text("not a zip")
+    assert "bad.zip" in error_of(
+        "collect", "local/x-v0", "--env", "Pendulum-v1", "--policy", f"sac:{tmp_path}/bad.zip",
+        "--trust-policy-file", "--episodes", "1",
+    )  # fmt: skip
+    # A checkpoint whose config.json is a folder.
+    (tmp_path / "ckpt" / "config.json").mkdir(parents=True)
+    assert "config.json is a folder" in error_of("info", str(tmp_path / "ckpt"))
+
+
+@pytest.mark.parametrize("case", ["default float64", "half", "bfloat16", "double"])
+@pytest.mark.parametrize("algo", ["dt", "tt", "leap"])
+def test_float_dtypes_act_or_say_what_to_do(tmp_path, algo, case):
+    import gymnasium as gym
+    import torch
+
+    from seqagents import evaluate_policy, load_agent
+    from tests.test_hardening_runtime import dt_agent, leap_agent, tt_agent
+
+    make = {"dt": dt_agent, "tt": tt_agent, "leap": leap_agent}[algo]
+    env = gym.make("CartPole-v1" if algo == "leap" else "Pendulum-v1")
+    make().save_pretrained(tmp_path / "ckpt")
+    if case == "default float64":  # built, loaded and run under another default dtype
+        try:
+            torch.set_default_dtype(torch.float64)
+            for agent in (make(), load_agent(tmp_path / "ckpt")):
+                evaluate_policy(agent, env, n_eval_episodes=1, max_episode_steps=3)
+        finally:
+            torch.set_default_dtype(torch.float32)
+        return
+    agent = load_agent(tmp_path / "ckpt")
+    agent.network.to({"half": torch.float16, "bfloat16": torch.bfloat16}.get(case, torch.float64))
+    with pytest.raises(ValueError, match=r"compute in torch.float32.*agent.network.float\(\)"):
+        evaluate_policy(agent, env, n_eval_episodes=1, max_episode_steps=3)
+    agent.network.float()
+    evaluate_policy(agent, env, n_eval_episodes=1, max_episode_steps=3)
+
+
+# ------------------------------------------------------------------ 8. a resumed run's record
+@pytest.mark.parametrize("algo", ["dt", "leap"])
+def test_an_interrupted_and_resumed_run_records_what_the_whole_run_does(tmp_path, algo):
+    """Killed right after the step-6 save (between two records: log_every 4), resumed: the same
+    metrics records and the same training.final_loss in the checkpoint as the run without a
+    break, not averages that restart at the resumption."""
+    import torch
+
+    from seqagents import load_agent
+    from seqagents.training import train_dt, train_leap
+    from seqagents.training.trainer import Trainer
+    from tests.test_training import TINY, config, synthetic_data
+
+    def train(name: str, **kwargs):
+        settings = config(tmp_path / name, steps=10, log_every=4, checkpoint_every=3)
+        if algo == "dt":
+            return train_dt(
+                synthetic_data(), model_config=TINY, train_config=settings, progress_bar=False,
+                **kwargs,
+            )  # fmt: skip
+        import gymnasium as gym
+
+        from tests.test_training import synthetic_data as make
+
+        data = make()
+        data.action_space = gym.spaces.Discrete(3)
+        data.actions = (np.abs(data.observations[:, 0]) * 3).astype(np.int64).clip(0, 2)
+        leap_model = {"hidden_size": 32, "n_layer": 1, "n_head": 2, "horizon": 2}
+        return train_leap(
+            data, model_config=leap_model, train_config=settings, progress_bar=False, **kwargs
+        )
+
+    whole = train("whole")
+    save = Trainer._save
+
+    def save_then_die(self):
+        save(self)
+        if self.step == 6:
+            raise KeyboardInterrupt  # the process is killed once the step-6 state is on disk
+
+    Trainer._save = save_then_die
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train("broken")
+    finally:
+        Trainer._save = save
+    resumed = train("broken", resume=True)
+
+    def records(name: str) -> list[dict]:
+        lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        return [
+            {k: json.loads(line)[k] for k in ("step", "loss", "lr", "grad_norm")} for line in lines
+        ]
+
+    assert records("broken") == records("whole")
+    assert [r["step"] for r in records("whole")] == [4, 8, 10]
+    final = [
+        load_agent(tmp_path / name / "checkpoint").spec.training["final_loss"]
+        for name in ("whole", "broken")
+    ]
+    assert final[0] == final[1] == records("whole")[-1]["loss"]
+    for key, value in whole.network.state_dict().items():
+        torch.testing.assert_close(resumed.network.state_dict()[key], value, rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------ 9. samples, not replicas
+class SameEpisodeEnv:
+    """Every episode the same: observations depend on the step only (whatever the seed), so
+    differences between episodes come from the agent. Logs each episode's actions."""
+
+    def __new__(cls, discrete: bool, length: int = 12):
+        import gymnasium as gym
+
+        class Env(gym.Env):
+            def __init__(self):
+                like = gym.make("CartPole-v1" if discrete else "Pendulum-v1")  # its spaces
+                self.observation_space, self.action_space = (
+                    like.observation_space,
+                    like.action_space,
+                )
+                self.episodes: list[list[float]] = []
+
+            def reset(self, *, seed=None, options=None):
+                super().reset(seed=seed)
+                self.t = 0
+                self.episodes.append([])
+                return self._obs(), {}
+
+            def step(self, action):
+                self.episodes[-1].append(float(np.asarray(action).reshape(-1)[0]))
+                self.t += 1
+                return self._obs(), float(np.asarray(action).sum()), False, self.t >= length, {}
+
+            def _obs(self):
+                values = [np.sin(self.t), np.cos(self.t), self.t / 10, 0.0]
+                return np.array(values[: self.observation_space.shape[0]], np.float32)
+
+        return Env()
+
+
+@pytest.mark.parametrize("algo", ["leap", "leap-gibbs", "tt", "dt"])
+def test_sampled_episodes_are_samples_and_a_seed_repeats_them(algo):
+    from seqagents import evaluate_policy
+    from tests.test_hardening_runtime import leap_agent, tt_agent
+
+    def agent_for(env):
+        if algo.startswith("leap"):
+            agent = leap_agent()
+            if algo == "leap-gibbs":
+                agent.planner.mode = "gibbs"
+            return agent
+        if algo == "tt":
+            return tt_agent()
+        import gymnasium as gym
+
+        from seqagents import DecisionTransformerAgent
+
+        return DecisionTransformerAgent.create(
+            env.observation_space, gym.spaces.Discrete(2), hidden_size=16, n_layer=1,
+            context_len=4, max_ep_len=64, target_return=5.0, return_scale=10.0, seed=0,
+            device="cpu",
+        )  # fmt: skip
+
+    def episodes(seed: int | None, agent=None) -> list[list[float]]:
+        env = SameEpisodeEnv(discrete=algo != "tt")
+        agent = agent or agent_for(env)
+        evaluate_policy(agent, env, n_eval_episodes=3, deterministic=False, seed=seed)
+        return env.episodes[:3]
+
+    first = episodes(seed=0)
+    assert not first[0] == first[1] == first[2], first  # three samples, not one replicated
+    assert episodes(seed=0) == first  # the same seed repeats the whole evaluation
+    assert episodes(seed=1) != first
+    # Without a seed the streams run on from one evaluation to the next.
+    env = SameEpisodeEnv(discrete=algo != "tt")
+    agent = agent_for(env)
+    evaluate_policy(agent, env, n_eval_episodes=1, deterministic=False, seed=0)
+    assert episodes(seed=None, agent=agent)[0] != first[0]

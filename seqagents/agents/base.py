@@ -236,13 +236,19 @@ class SequenceAgent(
         except (TypeError, ValueError) as e:
             raise CheckpointError(str(e)) from e
         self.device = resolve_device(device)
-        self.network = network.to(self.device).eval()
+        # float32 whatever torch.get_default_dtype() was when it was built (the inputs are)
+        self.network = network.to(device=self.device, dtype=torch.float32).eval()
         check_finite_weights(self.network, spec.algorithm)
         self.observation_space, self.action_space = spec.spaces()
         # Sampling (deterministic=False) draws from this generator, never torch's global one:
         # seed it with agent.seed(...) (evaluate_policy(seed=...) does) to repeat a rollout.
         self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(torch.initial_seed())
+        # Planning noise (TT beam search, LEAP refinement): one stream per env index, seeded
+        # once (agent.seed, else the planner's seed setting: env i gets seed + i) and running
+        # on across episodes, so that N episodes are N samples, not N replicas of one.
+        self._stream_seed: int | None = None
+        self._streams: list[torch.Generator] = []
         self._warned: set[str] = set()  # one-time warnings already given (by key)
         self._obs_bounds: tuple[int, int] | None = None  # integer Box spaces: (low, high)
         self._vocabulary = self.mission_vocabulary
@@ -329,11 +335,30 @@ class SequenceAgent(
             )
 
     def seed(self, seed: int | None = None) -> None:
-        """Seed the agent's own random generator (sampled actions with ``deterministic=False``),
-        so the same seed repeats a stochastic rollout; torch's global RNG is never used.
-        ``evaluate_policy(seed=...)`` and ``record_video(seed=...)`` call it. TT and LEAP plans
-        are seeded by their planner's ``seed`` setting (env i: ``seed + i``, every episode)."""
+        """Seed the agent's random streams, so that the same seed repeats a whole rollout or
+        evaluation; torch's global RNG is never used. ``evaluate_policy(seed=...)`` and
+        ``record_video(seed=...)`` call it.
+
+        Two kinds of stream restart here and then run on across episodes (an episode start
+        never reseeds them, so N episodes are N different samples): sampled actions
+        (``deterministic=False``, one stream per agent; ``seed=None``: torch's initial seed)
+        and the planning noise of TT's beam search and LEAP's refinement (env ``i`` of a batch:
+        ``seed + i``; ``seed=None``: the planner's ``seed`` setting, what a new agent uses).
+        """
         self._generator.manual_seed(torch.initial_seed() if seed is None else int(seed))
+        self._stream_seed = None if seed is None else int(seed)
+        self._streams = []  # recreated from the new seed at the next plan
+
+    def _planning_streams(self, n_envs: int) -> list[torch.Generator]:
+        """The planning generators of envs ``0 .. n_envs - 1`` (see :meth:`seed`)."""
+        base = self._stream_seed
+        if base is None:
+            base = int(getattr(self, "planning_seed", 0))  # TT and LEAP: the saved planner seed
+        while len(self._streams) < n_envs:
+            stream = torch.Generator(device=self.device)
+            stream.manual_seed(base + len(self._streams))
+            self._streams.append(stream)
+        return self._streams[:n_envs]
 
     def _warn_once(self, key: str, message: str, stacklevel: int = 3) -> None:
         if key not in self._warned:
@@ -406,6 +431,12 @@ class SequenceAgent(
         """
         self._claim("predict")
         _check_gym_habits(observation, state, reward)
+        dtype = next(self.network.parameters()).dtype
+        if dtype != torch.float32:
+            raise ValueError(
+                f"the agent's network is {dtype} but seqagents agents compute in torch.float32 "
+                "(their inputs, contexts and statistics are float32): call agent.network.float()"
+            )
         obs, single = self._check_observation(observation)
         n = (obs["image"] if isinstance(obs, dict) else obs).shape[0]
         if n == 0:
@@ -470,7 +501,8 @@ class SequenceAgent(
         self._t = np.zeros(n_envs, dtype=np.int64)
         self._pending_done = np.zeros(0, dtype=bool)  # none reported
         if hasattr(self, "_rtg"):  # return-conditioned agents (see _setup_states)
-            self._rtg = torch.zeros(n_envs, device=self.device)  # (n,) current scaled RTG
+            # (n,) current scaled RTG, float32 whatever the default dtype
+            self._rtg = torch.zeros(n_envs, device=self.device, dtype=torch.float32)
 
     def _step(
         self,
@@ -503,7 +535,8 @@ class SequenceAgent(
             for key, default in (("state_mean", np.zeros), ("state_std", np.ones))
         )
         check_state_stats(self._state_mean, self._state_std, f"{self.spec.algorithm} checkpoint")
-        self._rtg = torch.zeros(0, device=self.device)  # (n,) scaled RTG of each env
+        # (n,) scaled RTG of each env
+        self._rtg = torch.zeros(0, device=self.device, dtype=torch.float32)
 
     def _embed_states(
         self, obs: torch.Tensor | dict[str, torch.Tensor], check: bool = True

@@ -43,7 +43,8 @@ __all__ = ["LEAPAgent"]
 
 # The agent's settings in the saved planner section, which refine_plan never sees: steps
 # executed per plan (1 = replan every step (Atari); H = open loop, the official BabyAI code)
-# and the planning seed (env i of a batch plans with seed + i, reseeded every episode).
+# and the planning seed (env i plans from the stream seed + i, which runs on across
+# episodes; agent.seed reseeds the streams).
 _AGENT_SETTINGS = {"replan_every": 1, "seed": 0}
 _PLANNER_KEYS = (*RefinementConfig.__dataclass_fields__, *_AGENT_SETTINGS)
 
@@ -58,9 +59,10 @@ class LEAPAgent(SequenceAgent):
     (overridable by keyword, saved as they act). It executes the plan's next action.
 
     ``deterministic=False`` samples the refills at ``temperature`` in ``greedy`` mode (``gibbs``
-    always samples). Planning draws from one generator per env (``seed + i``, reseeded at each
-    episode start), so a seed fixes the plans. Goal information enters only through the
-    observation (e.g. :class:`seqagents.envs.BabyAIPrivileged`), never through an oracle here.
+    always samples). Planning draws from one stream per env (``seed + i``, seeded once and
+    running on across episodes; :meth:`seed` restarts them), so a seed fixes the plans. Goal
+    information enters only through the observation (e.g.
+    :class:`seqagents.envs.BabyAIPrivileged`), never through an oracle here.
     ``constraint_energy`` (attribute, not saved) adds a user's energy in ``gibbs`` mode.
 
     Example:
@@ -270,7 +272,6 @@ class LEAPAgent(SequenceAgent):
         )
         self._plan = torch.zeros(n_envs, self.horizon, dtype=torch.long, device=self.device)
         self._plan_step = np.full(n_envs, self.replan_every)  # (n,) next plan index
-        self._generators = [torch.Generator(device=self.device) for _ in range(n_envs)]
 
     def _step(
         self,
@@ -288,8 +289,6 @@ class LEAPAgent(SequenceAgent):
         if starts.any():
             ctx.clear(torch.as_tensor(starts, device=self.device))
             self._plan_step[starts] = self.replan_every  # replan at once
-            for i in np.flatnonzero(starts):
-                self._generators[i].manual_seed(self.planning_seed + int(i))
         ctx.push(state_emb=state_emb, returns_to_go=self._rtg[:, None], actions=cfg.pad_id)
         replan = np.flatnonzero(self._plan_step >= self.replan_every)  # envs whose plan is used up
         if replan.size:
@@ -319,7 +318,7 @@ class LEAPAgent(SequenceAgent):
             plan_ctx,
             history,
             self.planner,
-            generators=[self._generators[i] for i in envs],
+            generators=[self._planning_streams(self.n_envs)[i] for i in envs],
             constraint_energy=self.constraint_energy,
             sample=not deterministic,
         )

@@ -43,8 +43,8 @@ logger = logging.getLogger(__name__)
 _DISCRETIZER_PREFIX = "discretizer."
 
 
-# The agent's setting in the saved planner section: the planning seed (env i of a batch plans
-# with seed + i, reseeded every episode) seeds the generators the agent hands to beam_plan.
+# The agent's setting in the saved planner section: the planning seed (env i plans from the
+# stream seed + i, which runs on across episodes; agent.seed reseeds the streams).
 _AGENT_SETTINGS = {"seed": 0}
 
 
@@ -63,8 +63,9 @@ class TrajectoryTransformerAgent(SequenceAgent):
     past transitions is hidden from attention, so a placeholder is stored), conditions on the
     last ``max_context_transitions`` transitions plus the tokens of ``s_t``, plans ``horizon``
     transitions and returns the first planned action (replanning every step, as the paper).
-    Planning samples action tokens from a seeded generator per env, so a seed fixes the plans;
-    ``deterministic`` does not change TT's planner.
+    Planning samples action tokens from one seeded stream per env, running on across episodes
+    (:meth:`seed` restarts them), so a seed fixes the plans; ``deterministic`` does not change
+    TT's planner.
 
     Example:
         >>> import gymnasium as gym, numpy as np
@@ -118,7 +119,6 @@ class TrajectoryTransformerAgent(SequenceAgent):
                 "re-download it or rebuild the discretizer from the dataset"
             )
         self._ctx: RollingContext | None = None
-        self._generators: list[torch.Generator] = []
         self._last_obs = torch.zeros(0)
         self._last_action = torch.zeros(0)
         self.last_plan = None  # the most recent Plan (for analysis)
@@ -323,9 +323,12 @@ class TrajectoryTransformerAgent(SequenceAgent):
             {"tokens": ((cfg.transition_dim,), torch.long)},
             self.device,
         )
-        self._generators = [torch.Generator(self.device) for _ in range(n_envs)]
-        self._last_obs = torch.zeros(n_envs, cfg.observation_dim, device=self.device)
-        self._last_action = torch.zeros(n_envs, cfg.action_dim, device=self.device)
+        self._last_obs = torch.zeros(
+            n_envs, cfg.observation_dim, device=self.device, dtype=torch.float32
+        )
+        self._last_action = torch.zeros(
+            n_envs, cfg.action_dim, device=self.device, dtype=torch.float32
+        )
 
     def _step(
         self, obs: torch.Tensor, rewards: torch.Tensor, starts: np.ndarray, deterministic: bool
@@ -336,9 +339,9 @@ class TrajectoryTransformerAgent(SequenceAgent):
             self._warn_once(
                 "deterministic",
                 "deterministic=False has no effect on the Trajectory Transformer agent: its beam "
-                "search always samples action tokens from the planner's seeded generators "
-                "(planner seed + env index, reseeded every episode); change the plans with "
-                "from_pretrained(..., seed=N)",
+                "search always samples action tokens from the agent's seeded planning streams "
+                "(one per env, running on across episodes); seed them with agent.seed(N) or "
+                "evaluate_policy(..., seed=N)",
                 stacklevel=4,
             )
         obs = obs.reshape(len(obs), -1).float()  # (n, O)
@@ -352,8 +355,6 @@ class TrajectoryTransformerAgent(SequenceAgent):
         ctx.push(tokens=self.discretizer.discretize(row))
         if starts.any():
             ctx.clear(torch.as_tensor(starts, device=self.device))
-            for i in np.flatnonzero(starts):
-                self._generators[i].manual_seed(self.planning_seed + int(i))
         obs_tokens = self.discretizer.discretize(obs)  # (n, O)
         mask = ctx.mask.cpu().numpy()  # (n, K_ctx)
         past = ctx["tokens"]  # (n, K_ctx, transition_dim)
@@ -363,7 +364,9 @@ class TrajectoryTransformerAgent(SequenceAgent):
             )
             for i in range(len(obs))
         ]  # each (k*D + O,)
-        plan = beam_plan(self.network, self.discretizer, contexts, p, generator=self._generators)
+        plan = beam_plan(
+            self.network, self.discretizer, contexts, p, generator=self._planning_streams(len(obs))
+        )
         self.last_plan = plan
         action = plan.action.reshape(len(obs), cfg.action_dim)  # (n, A)
         self._last_obs, self._last_action = obs, action

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -244,7 +245,10 @@ def load_dataset(dataset_id: str, *, download: bool = False) -> minari.MinariDat
         raise ValueError(f"'{dataset_id}' is not a valid Minari dataset id. {_ID_HINT}") from error
     path = get_dataset_path(dataset_id)
     if os.path.exists(os.path.join(path, "data")):
-        return minari.load_dataset(dataset_id)
+        try:
+            return minari.load_dataset(dataset_id)
+        except (OSError, ValueError, KeyError) as error:  # h5py: OSError without a filename
+            raise ValueError(_corrupt_message(dataset_id, path, error)) from error
     if not download:
         raise FileNotFoundError(
             _not_found_message(dataset_id, path, "download=False, so the remote was not tried")
@@ -260,6 +264,13 @@ def load_dataset(dataset_id: str, *, download: bool = False) -> minari.MinariDat
                 "internet access and an id that exists on the Minari remote",
             )
         ) from error
+
+
+def _corrupt_message(dataset_id: str, path: object, error: BaseException) -> str:
+    return (
+        f"Minari dataset '{dataset_id}' at {path} cannot be read ({type(error).__name__}: "
+        f"{error}); its files are corrupt or truncated: collect or download it again."
+    )
 
 
 def to_trajectory_data(dataset: minari.MinariDataset) -> TrajectoryData:
@@ -298,7 +309,7 @@ def to_trajectory_data(dataset: minari.MinariDataset) -> TrajectoryData:
             "Discrete actions are supported."
         )
     observations, actions, rewards, terminals, truncations, lengths = [], [], [], [], [], []
-    for episode in dataset.iterate_episodes():
+    for episode in _episodes(dataset):
         steps = len(episode.rewards)
         if steps == 0:
             continue
@@ -368,6 +379,22 @@ def to_trajectory_data(dataset: minari.MinariDataset) -> TrajectoryData:
         "Loaded %s: %d episodes, %d transitions", dataset_id, data.n_episodes, data.n_transitions
     )
     return data
+
+
+def _episodes(dataset: minari.MinariDataset) -> Iterator[Any]:
+    """The dataset's episodes; a corrupt file is a ``ValueError`` naming the dataset (h5py
+    raises ``OSError``s that name no file)."""
+    episodes = dataset.iterate_episodes()
+    while True:
+        try:
+            episode = next(episodes)
+        except StopIteration:
+            return
+        except (OSError, KeyError) as error:
+            raise ValueError(
+                _corrupt_message(dataset.id, dataset.storage.data_path, error)
+            ) from error
+        yield episode
 
 
 def _check_episode_finite(dataset_id: str, episode_id: object, **arrays: Any) -> None:

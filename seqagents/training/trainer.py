@@ -454,6 +454,10 @@ class Trainer:
         self.history: list[dict[str, Any]] = []  # the metrics.jsonl records of this run
         self.last_loss: float | None = None  # mean loss of the latest record
         self.last_eval: dict[str, Any] | None = None  # latest evaluate() result
+        # Losses of the steps since the latest record (summed on the device: no sync per step);
+        # saved with the state, so a resumed run's records average the same steps.
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._n_summed = 0
         self._lr = config.learning_rate  # learning rate of the latest step
 
     # ------------------------------------------------------------------ one step
@@ -533,14 +537,14 @@ class Trainer:
             dynamic_ncols=True,
             disable=not (self.progress_bar and self.is_main),
         )
-        loss_sum = torch.zeros((), device=self.device)  # summed on device: no sync per step
-        n_summed, timer, grad_norm = 0, time.perf_counter(), torch.zeros(())
+        timer, timed_steps, grad_norm = time.perf_counter(), 0, torch.zeros(())
         try:
             while self.step < config.steps:
                 rng = self.step_rng(self.step)
                 loss, grad_norm = self.train_step(self.sample_fn(config.batch_size, rng))
-                loss_sum += loss
-                n_summed += 1
+                self._loss_sum += loss
+                self._n_summed += 1
+                timed_steps += 1
                 self.step += 1
                 bar.update(1)
                 last = self.step == config.steps
@@ -553,16 +557,17 @@ class Trainer:
                     continue
                 elapsed = time.perf_counter() - timer
                 if do_log:
-                    record = self._record(loss_sum / n_summed, grad_norm, n_summed, elapsed)
-                    loss_sum.zero_()
-                    n_summed = 0
+                    mean_loss = self._loss_sum / self._n_summed
+                    record = self._record(mean_loss, grad_norm, timed_steps, elapsed)
+                    self._loss_sum.zero_()
+                    self._n_summed = 0
                     if do_eval and self.is_main:
                         record["eval"] = self.last_eval = self._evaluate()
                     self._write_record(record)
                     bar.set_postfix(loss=f"{record['loss']:.4g}", refresh=False)
                 if do_save and self.is_main:
                     self._save()
-                timer = time.perf_counter()  # samples/s counts training time only
+                timer, timed_steps = time.perf_counter(), 0  # samples/s: training time only
         finally:
             bar.close()
             self.network.eval()
@@ -682,6 +687,8 @@ class Trainer:
             "world_size": self.world_size,
             "last_loss": self.last_loss,
             "last_eval": json.dumps(self.last_eval),
+            "loss_sum": self._loss_sum.detach().cpu().clone(),
+            "n_summed": self._n_summed,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -711,6 +718,9 @@ class Trainer:
         self.step = int(state["step"])
         self.last_loss = state.get("last_loss")
         self.last_eval = json.loads(state.get("last_eval") or "null")
+        # States saved before the loss window was kept start a new window (as they did).
+        self._loss_sum = state.get("loss_sum", torch.zeros(())).to(self.device).clone()
+        self._n_summed = int(state.get("n_summed", 0))
 
     def _save(self) -> None:
         if self.on_checkpoint is not None:
@@ -733,12 +743,34 @@ class Trainer:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
                 (self.out_dir / METRICS_NAME).write_text("")
             return
-        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+        import pickle
+        import zipfile
+
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+            raise ValueError(
+                f"{path} cannot be read ({str(e).split('. ')[0][:200]}); it is corrupt or "
+                "truncated: restore it, or start the run again without resuming"
+            ) from e
+        if not isinstance(state, dict):
+            raise ValueError(f"{path} is not a seqagents trainer state (not a dict)")
+        try:
+            self.load_state_dict(state)
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"{path} is not a complete seqagents trainer state ({e!r})") from e
         logger.info("resumed from %s at step %d", path, self.step)
         metrics = self.out_dir / METRICS_NAME
         if self.is_main and metrics.is_file():
             # Records written after the saved step (a crash between saves) are replayed: drop them.
-            records = [json.loads(line) for line in metrics.read_text().splitlines() if line]
+            try:
+                records = [json.loads(line) for line in metrics.read_text().splitlines() if line]
+                records = [r for r in records if isinstance(r["step"], int)]
+            except (ValueError, TypeError, KeyError) as e:
+                raise ValueError(
+                    f"{metrics} is not a metrics log of JSON records with a step ({e}); restore "
+                    "it or move it away to resume without the earlier records"
+                ) from e
             self.history = [r for r in records if r["step"] <= self.step]
             metrics.write_text("".join(json.dumps(r) + "\n" for r in self.history))
             if self.config.tensorboard:
