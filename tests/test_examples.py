@@ -5,6 +5,7 @@ tests that run the real scripts)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -70,7 +71,8 @@ def tt_folder(tmp_path_factory) -> str:
 
 def test_every_example_is_tested():
     scripts = {p.stem for p in EXAMPLES.glob("*.py")}
-    assert scripts == {*AGENT_EXAMPLES, "train_behavior_sac"}, "a new example: test it here"
+    tested = {*AGENT_EXAMPLES, "train_behavior_sac", "leap_planner_variants"}
+    assert scripts == tested, "a new example: test it here"
 
 
 @pytest.mark.parametrize("example", AGENT_EXAMPLES)
@@ -114,6 +116,20 @@ def test_train_behavior_sac_runs(tmp_path, monkeypatch):
     rows = (tmp_path / "scores.csv").read_text().splitlines()
     assert rows[0].startswith("step,") and rows[1].startswith("200,")
     assert (tmp_path / "sac_200.zip").stat().st_size > 0
+
+
+def test_leap_planner_variants_runs(zoo_dir, monkeypatch, capsys):
+    """Every variant option, one short episode each (LEAP BabyAI is the paradigm it claims)."""
+    module = _load("leap_planner_variants")
+    variants = "base,rh,rhpad+toff,it1+re1"
+    argv = ["x", "leap/babyai-gotolocal-s7n5", variants, "--episodes", "1", "--seed", "3"]
+    monkeypatch.setattr(sys, "argv", argv)
+    module.main()
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["variant"] for r in rows] == variants.split(",")
+    assert all(r["episodes"] == 1 and 0 <= r["success"] <= 100 for r in rows)
+    with pytest.raises(SystemExit, match="unknown variant"):
+        module.evaluate_variant("leap/babyai-gotolocal-s7n5", "nope", 1, 0)
 
 
 def test_babyai_in_sb3_vec_envs_needs_mission_tokens(zoo_dir):

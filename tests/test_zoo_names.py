@@ -56,7 +56,6 @@ def test_ambiguous_short_names_mean_dt_and_note_the_choices_once(caplog):
         "dt/babyai-gotolocal-s7n5",
         "leap/babyai-gotolocal-s7n5",
     ]
-    assert zoo.short_name_choices("babyai-gotolocal-s8n7") == ["leap/babyai-gotolocal-s8n7"]
     with caplog.at_level(logging.WARNING, logger="seqagents.zoo"):
         location, entry = zoo.resolve_model("halfcheetah-medium")
         zoo.resolve_model("halfcheetah-medium")
@@ -73,8 +72,29 @@ def test_ambiguous_short_names_mean_dt_and_note_the_choices_once(caplog):
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="seqagents.zoo"):
         assert zoo.get_entry("halfcheetah-expert").algo == "dt"
-        assert zoo.get_entry("babyai-gotolocal-s8n7").algo == "leap"
     assert caplog.records == []
+
+
+def test_short_name_order_in_a_zoo_of_three(tmp_path, caplog):
+    """DT first, then LEAP, then TT, whatever the files' order; a name one algorithm has is
+    that algorithm's, silently."""
+    entry = "  env_id: E-v0\n  dataset: {id: a/b-v0}\n"
+    (tmp_path / "tt.yml").write_text(f"both:\n  algo: tt\n{entry}all:\n  algo: tt\n{entry}")
+    (tmp_path / "leap.yml").write_text(
+        f"both:\n  algo: leap\n{entry}all:\n  algo: leap\n{entry}only:\n  algo: leap\n{entry}"
+    )
+    (tmp_path / "dt.yml").write_text(f"all:\n  algo: dt\n{entry}")
+    entries = zoo.list_entries(tmp_path)
+    assert zoo.short_name_choices("all", entries) == ["dt/all", "leap/all", "tt/all"]
+    assert zoo.short_name_choices("only", entries) == ["leap/only"]
+    with caplog.at_level(logging.WARNING, logger="seqagents.zoo"):
+        assert zoo.get_entry("both", tmp_path).algo == "leap"
+        assert zoo.get_entry("all", tmp_path).algo == "dt"
+        assert zoo.get_entry("only", tmp_path).algo == "leap"
+    notes = [r.getMessage() for r in caplog.records]
+    assert (
+        len(notes) == 2 and "using leap/both" in notes[0] and "dt/all, leap/all, tt/all" in notes[1]
+    )
 
 
 def test_make_demo_name_still_works_from_the_cli(capsys, caplog):
