@@ -31,7 +31,7 @@ $(PARITY_VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/seqagents enjoy halfcheetah-medium --episodes 3 --video demo.mp4
+	$(VENV)/bin/seqagents enjoy dt/halfcheetah-medium --episodes 3 --video demo.mp4
 
 test: install
 	$(PY) -m pytest -q -m "not slow" -p no:cacheprovider
