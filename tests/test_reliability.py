@@ -999,7 +999,7 @@ def test_sampled_episodes_are_samples_and_a_seed_repeats_them(algo):
         if algo.startswith("leap"):
             agent = leap_agent()
             if algo == "leap-gibbs":
-                agent.planner.mode = "gibbs"
+                agent.planner = agent.planner.replace(mode="gibbs")
             return agent
         if algo == "tt":
             return tt_agent()
