@@ -1,4 +1,5 @@
-"""The ``seqagents`` command: zoo, info, evaluate, enjoy, record, collect, train, benchmark.
+"""The ``seqagents`` command: zoo, info, evaluate, enjoy, record, push, collect, train, benchmark,
+analyze, plot.
 
 Every command that takes a MODEL accepts a zoo entry name (``halfcheetah-medium``), a local
 checkpoint folder or a Hugging Face Hub repo id. Results go to stdout (a table, or JSON with
@@ -12,6 +13,7 @@ import json
 import logging
 import os
 import platform
+import re
 import sys
 import time
 import zipfile
@@ -19,9 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-import numpy as np
-
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "checkpoint_overrides", "cli_words"]
 
 
 class _UserError(Exception):
@@ -29,7 +29,12 @@ class _UserError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with its usage errors on one line (``seqagents evaluate: error: ...``)."""
+    """argparse with its usage errors on one line (``seqagents evaluate: error: ...``) and no
+    prefix matching (``--dataset`` must never silently become ``--dataset-best``; issue 28)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -73,12 +78,68 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, str]:
         location, entry = resolve_model(args.model)
     except LookupError as e:
         raise _UserError(str(e)) from e
-    overrides = {"dataset": args.dataset} if getattr(args, "dataset", None) else {}
     try:
-        agent = load_agent(location, device=args.device, **overrides)
+        agent = load_agent(location, device=args.device, **checkpoint_overrides(args))
     except TypeError as e:  # an option the checkpoint's agent does not take
         raise _UserError(str(e)) from e
     return agent, entry, _shown(location)
+
+
+def checkpoint_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``from_pretrained`` keywords of the --dataset, --discretizer and --download options (a
+    transformers Trajectory Transformer checkpoint's discretizer source)."""
+    dataset, discretizer = getattr(args, "dataset", None), getattr(args, "discretizer", None)
+    if getattr(args, "download", False) and not dataset:
+        raise _UserError("--download fetches the Minari dataset of --dataset; pass --dataset ID")
+    overrides: dict[str, Any] = {"dataset": dataset} if dataset else {}
+    if discretizer:
+        overrides["discretizer"] = discretizer
+    if getattr(args, "download", False):
+        overrides["download"] = True
+    return overrides
+
+
+# Library messages name Python keywords; a CLI user is told the option instead (issue 28:
+# "every message speaks the language of the caller"). Keyword -> option of every command that
+# can raise it; tests/test_cli_language.py checks each option exists.
+_CLI_OPTIONS = {
+    "dataset": "--dataset",
+    "discretizer": "--discretizer",
+    "download": "--download",
+    "env_id": "--env",
+    "eval_every": "--eval-every",
+    "target_return": "--target-return",
+}
+_CLI_METAVARS = {"--dataset": "ID_OR_PATH", "--env": "ENV_ID"}
+_PYTHON_KEYWORD = re.compile(
+    r"(?<![\w.-])(" + "|".join(_CLI_OPTIONS) + r")=(True|False|\.\.\.|'[^']*'|\d[\d.]*|)"
+)
+
+
+def cli_words(message: str) -> str:
+    """A library message as a CLI user reads it: ``dataset=...`` -> ``--dataset ...``,
+    ``download=True`` -> ``--download``, ``discretizer='f.safetensors'`` -> ``--discretizer
+    f.safetensors``; ``force_download=True`` (no option: the HF cache) -> how to do it.
+
+    Example:
+        >>> cli_words("rebuild it with dataset=... or load it with download=True")
+        'rebuild it with --dataset ID_OR_PATH or load it with --download'
+    """
+
+    def option(match: re.Match) -> str:
+        flag, value = _CLI_OPTIONS[match.group(1)], match.group(2)
+        if value in ("True", ""):
+            return flag
+        if value == "False":
+            return f"without {flag}"
+        if value == "...":  # a placeholder: the option's metavar
+            return f"{flag} {_CLI_METAVARS.get(flag, '...')}"
+        return f"{flag} {value.strip(chr(39))}"
+
+    message = message.replace(
+        "(force_download=True)", "(delete its folder in the Hugging Face cache)"
+    )
+    return _PYTHON_KEYWORD.sub(option, message)
 
 
 def _shown(location: str) -> str:
@@ -118,6 +179,8 @@ def _targets(args: argparse.Namespace, agent: Any, entry: Any) -> list[float | N
 
 
 def _evaluate(args: argparse.Namespace) -> dict:
+    import numpy as np
+
     from seqagents.envs import is_babyai_env
     from seqagents.evaluation import episode_successes, evaluate_policy
     from seqagents.protocol import EvaluationProtocol, resolve_protocol
@@ -206,7 +269,14 @@ def _print_evaluation(report: dict) -> None:
         print(line)
 
 
-def _record(agent: Any, entry: Any, args: argparse.Namespace, path: str, n_episodes: int) -> Path:
+def _record(
+    agent: Any,
+    entry: Any,
+    args: argparse.Namespace,
+    path: str,
+    n_episodes: int | None,
+    return_episode_rewards: bool = False,
+) -> Any:
     from seqagents.envs import check_env_id_from_file
     from seqagents.video import record_video
 
@@ -233,13 +303,30 @@ def _record(agent: Any, entry: Any, args: argparse.Namespace, path: str, n_episo
         env_kwargs=env_kwargs,
         progress_bar=not args.no_progress,
         overlay=getattr(args, "overlay", False),
+        return_episode_rewards=return_episode_rewards,
     )
 
 
 # ---------------------------------------------------------------------------- commands
 def cmd_zoo(args: argparse.Namespace) -> None:
-    from seqagents.zoo import list_entries
+    from seqagents.zoo import list_entries, publish_zoo
 
+    if args.publish:
+        from seqagents.checkpoints.native import hub_errors
+        from seqagents.errors import HubError
+
+        try:
+            published = publish_zoo(args.publish)
+        except HubError as e:
+            raise _UserError(str(e)) from e
+        except (*hub_errors(), OSError) as e:  # an upload failed half-way: safe to rerun
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise _UserError(
+                f"publishing to {args.publish} failed ({type(e).__name__}: {first}); rerun "
+                f"`seqagents zoo --publish {args.publish}` (uploads are idempotent)"
+            ) from e
+        print(f"published {len(published)} checkpoints to {args.publish}")
+        return
     entries = {k: v for k, v in list_entries().items() if "/" in k}
     if args.json:
         print(
@@ -250,6 +337,8 @@ def cmd_zoo(args: argparse.Namespace) -> None:
                         "env_id": e.env_id,
                         "dataset": e.dataset.id,
                         "paper_score": e.paper.score,
+                        "paper_source": e.paper.source,
+                        "measured": _measured_score(e.checkpoint_location()),
                         "checkpoint": e.checkpoint_location(),
                     }
                     for k, e in entries.items()
@@ -258,10 +347,65 @@ def cmd_zoo(args: argparse.Namespace) -> None:
             )
         )
         return
-    print(f"{'entry':34s} {'env':16s} {'paper':>7s}  checkpoint")
+    rows = [("entry", "env", "paper", "measured", "checkpoint")]
     for key, e in entries.items():
-        paper = "—" if e.paper.score is None else f"{e.paper.score:.1f}"
-        print(f"{key:34s} {e.env_id:16s} {paper:>7s}  {e.checkpoint_location() or '(none)'}")
+        location = e.checkpoint_location()
+        rows.append(
+            (
+                key,
+                e.env_id,
+                _paper_score(e),
+                _measured_score(location),
+                _shown(location) if location else "(none)",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:  # columns padded to their widest cell; numbers right-aligned
+        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]
+        cells += [row[2].rjust(widths[2]), row[3].rjust(widths[3]), row[4]]
+        print("  ".join(cells))
+    print(_ZOO_UNITS)
+
+
+_ZOO_UNITS = """
+paper:    the score its paper reports. norm: D4RL normalized (0 = random, 100 = expert);
+          % success: BabyAI success rate; gamer-norm: DT paper Table 1 (100 = a pro gamer)
+measured: the bundled checkpoint's stored evaluation: norm, % success, or return (mean
+          episode return, raw game score on Atari); seqagents info ENTRY says how it ran"""
+
+
+def _paper_score(entry: Any) -> str:
+    """The paper's score with its unit (a zoo table cell)."""
+    from seqagents.envs import is_babyai_env
+    from seqagents.scores import has_normalized_score
+
+    if entry.paper.score is None:
+        return "—"
+    if entry.env_id.startswith("ALE/"):
+        unit = "gamer-norm"
+    elif has_normalized_score(entry.env_id):
+        unit = "norm"
+    elif is_babyai_env(entry.env_id):
+        unit = "% success"
+    else:
+        unit = ""
+    return f"{entry.paper.score:.1f} {unit}".strip()
+
+
+def _measured_score(location: str | None) -> str:
+    """The stored evaluation of a bundled checkpoint, with its unit and episodes (a zoo table
+    cell); "—" for a Hub checkpoint or one never evaluated. Reads config.json only: no torch."""
+    if not location or not (Path(location) / "config.json").is_file():
+        return "—"
+    evaluation = json.loads((Path(location) / "config.json").read_text()).get("evaluation") or {}
+    episodes = f" ({evaluation['n_episodes']} ep)" if evaluation.get("n_episodes") else ""
+    if evaluation.get("normalized_score") is not None:
+        return f"{evaluation['normalized_score']:.1f} norm{episodes}"
+    if evaluation.get("success_rate") is not None:
+        return f"{100 * evaluation['success_rate']:.1f} % success{episodes}"
+    if evaluation.get("mean_reward") is not None:
+        return f"{evaluation['mean_reward']:.1f} return{episodes}"
+    return "—"
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -327,6 +471,8 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
         args.video = f"videos/{Path(args.model.rstrip('/')).name.replace('/', '-')}.mp4"
     if getattr(args, "video", None):
         check_video_path(args.video)  # before the evaluation, not after it
+    if getattr(args, "output_dir", None):
+        return _evaluate_to_folder(args)
     report = _evaluate(args)
     agent, entry = report.pop("_agent"), report.pop("_entry")
     if getattr(args, "video", None):
@@ -340,53 +486,198 @@ def cmd_evaluate(args: argparse.Namespace) -> dict:
     return report
 
 
+def _evaluate_to_folder(args: argparse.Namespace) -> dict:
+    """``evaluate --output-dir``: per-episode videos and eval_info.json (LeRobot's layout)."""
+    from seqagents.eval_folder import evaluate_to_folder
+
+    if args.n_envs != 1:
+        raise _UserError("--output-dir runs one env (episode i with seed + i); drop --n-envs")
+    agent, entry, location = _load(args)
+    env_id = args.env or agent.env_id
+    if not env_id:
+        raise _UserError("the checkpoint names no env; pass --env ENV_ID")
+    kwargs = dict(entry.render_kwargs) if entry is not None and env_id == entry.env_id else {}
+    if args.camera:
+        kwargs["camera_name"] = args.camera
+    info = evaluate_to_folder(
+        agent,
+        env_id,
+        args.output_dir,
+        n_episodes=args.episodes,
+        n_videos=min(args.videos, args.episodes),
+        seed=args.seed,
+        deterministic=args.deterministic,
+        target_return=args.target_return[0] if args.target_return else None,
+        env_kwargs=kwargs,
+        progress_bar=not args.no_progress,
+    )
+    if args.json:
+        print(json.dumps({"model": location, **info}, indent=2))
+    else:
+        agg = info["aggregated"]
+        line = f"mean ± std: {agg['mean_return']:.2f} ± {agg['std_return']:.2f}"
+        if "normalized_mean" in agg:
+            line += f"   normalized: {agg['normalized_mean']:.1f}"
+        if "success_rate" in agg:
+            line += f"   success: {100 * agg['success_rate']:.1f}%"
+        print(f"model: {location}  env: {env_id}\nprotocol: {info['protocol']}\n{line}")
+        print(f"wrote {Path(args.output_dir) / 'eval_info.json'} and {args.videos} videos")
+    return info
+
+
 def cmd_record(args: argparse.Namespace) -> None:
     from seqagents.video import check_video_path
 
     check_video_path(args.video)
     agent, entry, _ = _load(args)
-    path = _record(agent, entry, args, args.video, args.episodes)
-    print(json.dumps({"video": str(path)}) if args.json else f"video: {path}")
+    if args.episodes is None:  # rl-zoo style: a clip of --steps frames across episodes
+        args.max_frames = args.max_frames or args.steps
+    path, returns, lengths = _record(agent, entry, args, args.video, args.episodes, True)
+    # A clip of --steps frames (one per reset and per step) ends inside its last episode.
+    frames = sum(lengths) + len(lengths)
+    cut = args.episodes is None and bool(returns) and frames >= (args.max_frames or 0)
+    if args.json:
+        report = {"video": str(path), "episode_returns": returns, "episode_lengths": lengths}
+        print(json.dumps({**report, "last_episode_cut": cut}))
+        return
+    print(f"video: {path}")
+    for i, (ret, length) in enumerate(zip(returns, lengths)):
+        note = "  (cut where the clip ends: --steps)" if cut and i == len(returns) - 1 else ""
+        print(f"episode {i + 1}: return {ret:.2f}, {length} steps{note}")
 
 
 def cmd_push(args: argparse.Namespace) -> None:
-    """Evaluate, record a replay, write the model card with the results, upload (or --out)."""
+    """Evaluate, record a replay, write the folder with the model card, then upload it.
+
+    Nothing is lost to the network (issue 23): the Hub login is checked before the evaluation
+    runs, the folder (``--out``, else ``runs/push/<repo name>``) is written before the upload,
+    and a failed upload names the folder and the command that retries it
+    (``seqagents push --from-folder DIR REPO``). With ``--out`` nothing is uploaded.
+    """
     import tempfile
 
     from seqagents.errors import require
 
+    if args.from_folder:
+        return _push_prepared_folder(args)
+    if args.repo is None:
+        raise _UserError("push needs MODEL and REPO (or --from-folder DIR REPO)")
     if args.video:
         require("moviepy", "video")
+    without_hub = "or pass --out DIR to write the folder without uploading"
+    repo = _hub_access(args.repo, without_hub, login=not args.out)
+    folder = Path(args.out or Path("runs") / "push" / repo.rpartition("/")[2])
+    try:
+        folder.mkdir(parents=True, exist_ok=True)  # a folder we cannot write fails here, first
+    except OSError as e:
+        raise _UserError(f"cannot create the push folder {folder}: {e.strerror or e}") from e
     args.env, args.n_envs, args.all_targets = None, 1, False
     report = _evaluate(args)
     agent, entry = report.pop("_agent"), report.pop("_entry")
+    agent.spec.evaluation = _push_evaluation(args, report, repo)
+    with tempfile.TemporaryDirectory() as tmp:
+        video = _record(agent, entry, args, f"{tmp}/replay.mp4", 1) if args.video else None
+        for stale in folder.glob("replay.*"):  # an earlier push's replay is not this card's
+            stale.unlink()
+        agent._write_folder(folder, location=repo, video=video, public=True)
+    shown = _shown(str(folder))
+    url = None if args.out else _upload_prepared(folder, repo, args.private)
+    summary = {"repo": repo, "uploaded": url is not None, "folder": shown, "at": url or shown}
+    if args.json:
+        print(json.dumps({**summary, **agent.spec.evaluation}))
+    elif url is None:
+        print(f"{repo}: wrote {shown}; upload it with: seqagents push --from-folder {shown} {repo}")
+    else:
+        print(f"{repo}: {url} (mean return {agent.spec.evaluation['mean_reward']:.2f})")
+
+
+def _push_evaluation(args: argparse.Namespace, report: dict, repo: str) -> dict:
+    """The push's measured results as stored in the checkpoint (the card's model-index), with
+    the ``seqagents evaluate`` command that measures them again from the Hub repo."""
     row = report["results"][0]
-    agent.spec.evaluation = {
+    command = f"seqagents evaluate {repo} --episodes {args.episodes} --seed {args.seed}"
+    if args.target_return:
+        command += f" --target-return {args.target_return[0]:g}"
+    command += {None: "", True: " --deterministic", False: " --stochastic"}[args.deterministic]
+    if args.max_steps:
+        command += f" --max-steps {args.max_steps}"
+    measured = {
+        "normalized_score": row.get("normalized_mean"),
+        "normalized_score_std": row.get("normalized_std"),
+        "success_rate": row.get("success_rate"),
+        "max_episode_steps": report["max_episode_steps"],
+    }
+    return {
         "env_id": report["env"],
         "target_return": row["target_return"],
         "mean_reward": row["mean_return"],
         "std_reward": row["std_return"],
-        **({"normalized_score": row["normalized_mean"]} if "normalized_mean" in row else {}),
-        **({"success_rate": row["success_rate"]} if "success_rate" in row else {}),
+        **{key: value for key, value in measured.items() if value is not None},
         "mean_length": row["mean_length"],
         "n_episodes": args.episodes,
         "seed": args.seed,
         "deterministic": report["deterministic"],
-        "command": f"seqagents push {args.model} {args.repo} --episodes {args.episodes} "
-        f"--seed {args.seed}"
-        + {None: "", True: " --deterministic", False: " --stochastic"}[args.deterministic],
+        "command": command,
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        video = _record(agent, entry, args, f"{tmp}/replay.mp4", 1) if args.video else None
-        if args.out:
-            out = Path(args.out)
-            out.mkdir(parents=True, exist_ok=True)
-            agent._write_folder(out, location=args.repo, video=video)
-            where = str(out)
-        else:
-            where = agent.push_to_hub(args.repo, video=video, private=args.private)
-    summary = {"repo": args.repo, "uploaded": not args.out, "at": where, **agent.spec.evaluation}
-    print(json.dumps(summary) if args.json else f"{args.repo}: {where} ({row['mean_return']:.2f})")
+
+
+def _hub_access(repo: str, otherwise: str, login: bool = True) -> str:
+    """The full repo id once the Hub login is known to work (``login=False``: once the id is
+    well formed), else a one-line error (exit 2) that says how to log in and, ``otherwise``,
+    what to do without the Hub."""
+    from seqagents.checkpoints.hub import check_hub_access, check_repo_id
+    from seqagents.errors import HubError
+
+    try:
+        if not login:
+            check_repo_id(repo)
+            return repo
+        return check_hub_access(repo)
+    except HubError as e:
+        raise _UserError(f"{e}; {otherwise}" if login else str(e)) from e
+
+
+def _upload_prepared(folder: Path, repo: str, private: bool) -> str:
+    """Upload ``folder`` to ``repo``; any failure is one line naming the folder to retry with."""
+    from seqagents.checkpoints.hub import upload_folder
+    from seqagents.checkpoints.native import quiet_hub_retries
+
+    shown = _shown(str(folder))
+    try:
+        with quiet_hub_retries():
+            return upload_folder(folder, repo, private=private or None)
+    except Exception as e:  # whatever failed, the work is on disk: say how to upload it later
+        logging.getLogger(__name__).info("upload of %s failed", shown, exc_info=True)
+        reason = (str(e).strip().splitlines() or [""])[0][:200]
+        raise _UserError(
+            f"upload to {repo} failed ({type(e).__name__}: {reason}); the prepared folder is "
+            f"kept in {shown}; retry with: seqagents push --from-folder {shown} {repo}"
+        ) from e
+
+
+def _push_prepared_folder(args: argparse.Namespace) -> None:
+    """``seqagents push --from-folder DIR REPO``: upload a folder an earlier push prepared."""
+    from seqagents.checkpoints.native import CONFIG_NAME, WEIGHTS_NAME
+
+    if args.repo is not None or args.out:
+        raise _UserError("--from-folder takes only REPO: seqagents push --from-folder DIR REPO")
+    folder = Path(args.from_folder)
+    missing = [n for n in (CONFIG_NAME, WEIGHTS_NAME, "README.md") if not (folder / n).is_file()]
+    if missing:
+        raise _UserError(
+            f"{folder} is not a folder prepared by seqagents push (no {', '.join(missing)}); "
+            "prepare one with: seqagents push MODEL REPO --out DIR"
+        )
+    repo = _hub_access(args.model, "nothing was uploaded")  # the one positional is REPO
+    if repo not in (folder / "README.md").read_text():
+        raise _UserError(
+            f"{folder} was prepared for another repo (its card does not name {repo}); prepare "
+            f"it again with: seqagents push MODEL {repo} --out {folder}"
+        )
+    url = _upload_prepared(folder, repo, args.private)
+    shown = _shown(str(folder))
+    summary = {"repo": repo, "uploaded": True, "folder": shown, "at": url}
+    print(json.dumps(summary) if args.json else f"{repo}: {url} (uploaded {shown})")
 
 
 def _collect_learning_history(args: argparse.Namespace) -> None:
@@ -497,11 +788,14 @@ def cmd_collect(args: argparse.Namespace) -> None:
         "episodes": dataset.total_episodes,
         "steps": dataset.total_steps,
     }
-    print(
-        json.dumps(summary)
-        if args.json
-        else f"{dataset_id}: {summary['episodes']} episodes, {summary['steps']} steps"
-    )
+    if args.json:
+        print(json.dumps({**summary, "min_steps": args.n_steps or options.get("n_steps")}))
+        return
+    line = f"{dataset_id}: {summary['episodes']} episodes, {summary['steps']} steps"
+    asked = options.get("n_steps")
+    if asked and summary["steps"] > asked:  # issue 28: say why it is more than --steps
+        line += f" (at least {asked} asked; the running episodes were finished, not cut)"
+    print(line)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -510,10 +804,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     from seqagents.training import init_distributed
 
+    train = _train_algorithm if args.entry in _ALGORITHMS else _train
     if not init_distributed(args.device or "auto"):
-        return _train(args, main_rank=True)
+        return train(args, main_rank=True)
     try:
-        _train(args, main_rank=torch.distributed.get_rank() == 0)
+        train(args, main_rank=torch.distributed.get_rank() == 0)
     finally:
         torch.distributed.destroy_process_group()
 
@@ -592,6 +887,7 @@ def _train(args: argparse.Namespace, main_rank: bool) -> None:
         "warmup_steps",
         "learning_rate",
         "checkpoint_every",
+        "log_every",
     ):
         if getattr(args, key) is not None:
             training[key] = getattr(args, key)
@@ -657,6 +953,83 @@ def _train(args: argparse.Namespace, main_rank: bool) -> None:
         agent.save_pretrained(target)
         print(f"installed checkpoint: {target}")
     print(f"checkpoint: {out / 'checkpoint'}")
+
+
+# ``seqagents train ALGORITHM --dataset ...``: an algorithm name instead of a zoo entry trains on
+# the user's own data with the trainer's defaults (DT: TrainConfig, the DT paper; TT:
+# TT_TRAIN_DEFAULTS; LEAP: LEAP_TRAIN_DEFAULTS), as d3rlpy's ``fit`` on any dataset.
+_ALGORITHMS = ("dt", "tt", "leap")
+
+
+def _train_algorithm(args: argparse.Namespace, main_rank: bool) -> None:
+    """``seqagents train dt|tt|leap --dataset ID_OR_PATH [--env ENV_ID]``."""
+    from seqagents.training import train_dt, train_leap, train_tt
+    from seqagents.training.dt import _load_data
+
+    algo = args.entry
+    if not args.dataset:
+        raise _UserError(
+            f"train {algo} needs --dataset ID_OR_PATH (a Minari dataset id, an Atari dataset "
+            "folder or dqn-replay:PATH), or a zoo entry name instead of the algorithm "
+            "(seqagents zoo lists them)"
+        )
+    if args.install:
+        raise _UserError("--install needs a zoo entry; an algorithm name has no zoo checkpoint")
+    data, spec_env_id, spec_env_kwargs = _load_data(args.dataset, args.download)
+    env_id = args.env or spec_env_id
+    if env_id is None:
+        raise _UserError(
+            f"the dataset {args.dataset} names no env (its metadata has no env spec); pass "
+            "--env ENV_ID, the gymnasium id it was recorded in"
+        )
+    env_kwargs = dict(spec_env_kwargs) if env_id == spec_env_id else {}
+    training = {
+        key: getattr(args, key)
+        for key in (
+            "steps",
+            "batch_size",
+            "seed",
+            "device",
+            "eval_every",
+            "warmup_steps",
+            "learning_rate",
+            "checkpoint_every",
+            "log_every",
+        )
+        if getattr(args, key, None) is not None
+    }
+    slug = "".join(c if c.isalnum() or c in "._-" else "_" for c in data.dataset_id or algo)
+    out = Path(args.out or f"runs/{algo}-{slug}")
+    if main_rank:
+        _check_run_folder(out, args)
+    training["out_dir"] = str(out)
+    training["overwrite"] = bool(args.force and not args.resume)  # replaced when the run starts
+    if args.tensorboard:
+        training["tensorboard"] = True
+    if algo in ("dt", "leap"):  # TT's trainer does not evaluate
+        training["eval_episodes"] = args.eval_episodes
+    scale = {"return_scale": args.return_scale} if args.return_scale is not None else {}
+    common = dict(
+        env_id=env_id,
+        model_config=_json_object(args.model, "--model"),
+        train_config=training,
+        resume=args.resume,
+        progress_bar=not args.no_progress,
+    )
+    if algo == "tt" and scale:
+        raise _UserError("--return-scale is for dt and leap; TT discretizes returns")
+    try:
+        if algo == "dt":
+            agent = train_dt(data, env_kwargs=env_kwargs, **scale, **common)
+        elif algo == "tt":
+            agent = train_tt(data, **common)
+        else:
+            agent = train_leap(data, env_kwargs=env_kwargs, **scale, **common)
+    except TypeError as e:  # a --model key the algorithm's config does not have
+        raise _UserError(f"--model: {e}") from e
+    if main_rank:
+        print(f"checkpoint: {out / 'checkpoint'}")
+        agent.reset()
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
@@ -737,11 +1110,43 @@ def _protocol_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _model_options(p: argparse.ArgumentParser, video: bool = True, episodes: int = 10) -> None:
+# One --device default for every command (issue 28): auto = CUDA if available, else CPU.
+_DEVICE_HELP = "auto (default: CUDA if available, else CPU), cpu, cuda, cuda:1, mps"
+
+
+def _discretizer_options(p: argparse.ArgumentParser) -> None:
+    """--dataset/--discretizer/--download: the discretizer of a transformers TT checkpoint."""
+    p.add_argument(
+        "--dataset",
+        metavar="ID_OR_PATH",
+        help="transformers Trajectory Transformer checkpoints only: the Minari id or D4RL .hdf5 "
+        "its discretizer is rebuilt from (they do not store it)",
+    )
+    p.add_argument(
+        "--discretizer",
+        metavar="FILE",
+        help="transformers TT checkpoints: a safetensors file holding the discretizer "
+        "thresholds (instead of --dataset)",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="with --dataset: fetch the Minari id from the Minari remote if not stored locally",
+    )
+
+
+def _model_options(
+    p: argparse.ArgumentParser, video: bool = True, episodes: int | None = 10
+) -> None:
     p.add_argument("model", help="zoo entry name, local checkpoint folder or Hub repo id")
     p.add_argument("--env", help="gymnasium env id (default: the checkpoint's)")
     p.add_argument(
-        "--episodes", type=_count(1), default=episodes, help=f"episodes (default {episodes})"
+        "--episodes",
+        type=_count(1),
+        default=episodes,
+        help=f"episodes (default {episodes})"
+        if episodes
+        else "whole episodes to record (default: a clip of --steps frames across episodes)",
     )
     p.add_argument("--n-envs", type=_count(1), default=1, help="parallel envs (default 1)")
     p.add_argument(
@@ -751,13 +1156,9 @@ def _model_options(p: argparse.ArgumentParser, video: bool = True, episodes: int
         help="target return(s) to condition on (DT, LEAP; default: the checkpoint's)",
     )
     p.add_argument("--seed", type=int, default=0, help="env reset seed (default 0)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
+    p.add_argument("--device", default="auto", help=_DEVICE_HELP)
     _protocol_options(p)
-    p.add_argument(
-        "--dataset",
-        help="transformers Trajectory Transformer checkpoints only: the Minari id or D4RL .hdf5 "
-        "its discretizer is rebuilt from (they do not store it)",
-    )
+    _discretizer_options(p)
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--camera", help="MuJoCo camera name for videos (default: the zoo entry's)")
@@ -765,10 +1166,22 @@ def _model_options(p: argparse.ArgumentParser, video: bool = True, episodes: int
         p.add_argument(
             "--video", metavar="PATH", help="also record one episode to PATH (.mp4 or .gif)"
         )
+        p.add_argument(
+            "--output-dir",
+            metavar="DIR",
+            help="write DIR/eval_info.json (per episode: seed, return, length, success) and "
+            "videos of the first --videos episodes (episode i uses seed + i)",
+        )
+        p.add_argument(
+            "--videos",
+            type=_count(0),
+            default=10,
+            help="with --output-dir: episodes to record (default 10)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="seqagents", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="seqagents")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     parser.add_argument(
         "--threads",
@@ -785,14 +1198,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="seqagents COMMAND --help for its options",
     )
 
-    p = sub.add_parser("zoo", help="list zoo entries")
+    p = sub.add_parser("zoo", help="list zoo entries (or --publish them to the Hub)")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.add_argument(
+        "--publish",
+        metavar="ORG",
+        help="push every bundled checkpoint with its card to ORG/<name> on the Hub "
+        "(the zoo's home is seqagents)",
+    )
     p.set_defaults(func=cmd_zoo)
 
     p = sub.add_parser("info", help="what a checkpoint is: algorithm, env, spaces, defaults")
     p.add_argument("model", help="zoo entry name, local checkpoint folder or Hub repo id")
-    p.add_argument("--device", default="cpu", help="device to load it on (default cpu)")
-    p.add_argument("--dataset", help="transformers TT checkpoints: see `evaluate --help`")
+    p.add_argument("--device", default="auto", help=_DEVICE_HELP)
+    _discretizer_options(p)
     p.add_argument("--json", action="store_true", help="the full config as JSON on stdout")
     p.set_defaults(func=cmd_info)
 
@@ -806,9 +1225,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("record", help="record a rollout video")
-    _model_options(p, video=False, episodes=1)
+    _model_options(p, video=False, episodes=None)
     p.add_argument("--video", metavar="PATH", required=True, help="output .mp4 or .gif")
     p.add_argument("--max-frames", type=_count(1), help="stop after this many frames")
+    p.add_argument(
+        "--steps",
+        type=_count(1),
+        default=1000,
+        help="clip length in frames, across episodes (default 1000, as rl-zoo); --episodes N "
+        "records N whole episodes instead",
+    )
     p.add_argument(
         "--overlay", action="store_true", help="print step, reward and return-to-go on frames"
     )
@@ -818,9 +1244,18 @@ def build_parser() -> argparse.ArgumentParser:
         "push",
         help="evaluate a checkpoint, record a replay and upload it with a model card of the "
         "results to a Hub repo (as rl-zoo's push_to_hub)",
+        usage="seqagents push [options] MODEL REPO\n       seqagents push --from-folder DIR REPO",
+        description="The Hub login is checked first; the folder (--out, else runs/push/<repo "
+        "name>) is written before the upload, so a failed upload loses nothing: retry it with "
+        "--from-folder.",
     )
     _model_options(p, video=False)
-    p.add_argument("repo", help="Hub repo id to create or update, e.g. me/dt-halfcheetah")
+    p.add_argument(
+        "repo",
+        nargs="?",
+        help="Hub repo id to create or update, e.g. me/dt-halfcheetah (with --from-folder the "
+        "only positional)",
+    )
     p.add_argument(
         "--video",
         action=argparse.BooleanOptionalAction,
@@ -831,7 +1266,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out",
         metavar="DIR",
-        help="write the folder that would be uploaded to DIR instead of uploading it",
+        help="write the folder that would be uploaded to DIR and do not upload it",
+    )
+    p.add_argument(
+        "--from-folder",
+        metavar="DIR",
+        help="upload DIR, a folder an earlier push wrote (--out, or the one a failed upload "
+        "named), without evaluating again",
     )
     p.set_defaults(func=cmd_push)
 
@@ -856,7 +1297,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="env kwargs (over the zoo entry's), e.g. '{\"privileged\": true}' for LEAP's "
         "privileged BabyAI observations or '{\"doors_open\": true}'",
     )
-    p.add_argument("--steps", dest="n_steps", type=_count(1), help="transitions to record")
+    p.add_argument(
+        "--steps",
+        dest="n_steps",
+        type=_count(1),
+        help="record at least N transitions: no episode starts after N, and the running ones "
+        "finish (episodes are kept whole, so up to --n-envs whole episodes more; --n-envs 1 "
+        "comes closest, --episodes gives an exact count)",
+    )
     p.add_argument("--episodes", dest="n_episodes", type=_count(1), help="episodes to record")
     p.add_argument("--n-envs", type=_count(1), help="parallel envs (default: the recipe's, 8)")
     p.add_argument("--seed", type=int, help="first env seed (default: the recipe's, 0)")
@@ -883,34 +1331,96 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_collect)
 
-    p = sub.add_parser("train", help="train a zoo entry on its dataset")
-    p.add_argument("entry", help="zoo entry name (seqagents zoo lists them)")
-    p.add_argument("--dataset", help="Minari dataset id or folder (default: the entry's)")
-    p.add_argument("--steps", type=_count(1), help="gradient steps (default: the entry's)")
-    p.add_argument("--batch-size", type=_count(1), help="windows per step (default: the entry's)")
-    p.add_argument("--learning-rate", type=float, help="peak learning rate (default: the entry's)")
-    p.add_argument("--warmup-steps", type=_count(0), help="linear warmup (default: the entry's)")
-    p.add_argument("--seed", type=int, help="training seed (default: the entry's)")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 (default: the entry's, auto)")
+    p = sub.add_parser(
+        "train",
+        help="train a zoo entry on its dataset, or dt/tt/leap on --dataset",
+        description="seqagents train ENTRY trains a zoo entry with its recipe; seqagents train "
+        "dt|tt|leap --dataset ID_OR_PATH [--env ENV_ID] trains that algorithm on your own data "
+        "with the trainer's defaults (DT: the DT paper's; TT, LEAP: the original code's), "
+        "which the options below override.",
+    )
     p.add_argument(
-        "--eval-every", type=_count(0), help="evaluate every N steps (default: the entry's)"
+        "entry",
+        metavar="ENTRY_OR_ALGO",
+        help="zoo entry name (seqagents zoo lists them), or dt, tt or leap with --dataset",
+    )
+    p.add_argument(
+        "--dataset",
+        help="Minari dataset id, Atari dataset folder, or dqn-replay:PATH[?num_buffers=N&"
+        "num_steps=N] for the DQN Replay Dataset (default: the entry's; needed with dt/tt/leap)",
+    )
+    p.add_argument(
+        "--env",
+        metavar="ENV_ID",
+        help="dt/tt/leap: gymnasium id to evaluate in and record in the checkpoint (default: "
+        "the dataset's env spec)",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch a Minari dataset id from the Minari remote if it is not stored locally",
+    )
+    p.add_argument(
+        "--return-scale",
+        type=float,
+        help="dt/leap: returns-to-go are divided by this (default: DT 1000, LEAP 1)",
+    )
+    p.add_argument(
+        "--steps", type=_count(1), help="gradient steps (default: the entry's, else the trainer's)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_count(1),
+        help="windows per step (default: the entry's, else the trainer's)",
+    )
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        help="peak learning rate (default: the entry's, else the trainer's)",
+    )
+    p.add_argument(
+        "--warmup-steps",
+        type=_count(0),
+        help="linear warmup (default: the entry's, else the trainer's)",
+    )
+    p.add_argument(
+        "--seed", type=int, help="training seed (default: the entry's, else the trainer's)"
+    )
+    p.add_argument(
+        "--device", help="auto, cpu, cuda, cuda:1 (default: the entry's, else auto, as everywhere)"
+    )
+    p.add_argument(
+        "--eval-every",
+        type=_count(0),
+        help="evaluate every N steps (default: the entry's, else the trainer's)",
     )
     p.add_argument(
         "--eval-episodes", type=_count(1), default=5, help="episodes per evaluation (default 5)"
     )
     p.add_argument(
-        "--checkpoint-every", type=_count(0), help="save every N steps (default 10000; 0: end)"
+        "--log-every",
+        type=_count(1),
+        help="write a metrics.jsonl record (and TensorBoard scalars) every N steps (default: "
+        "the entry's, else 100)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=_count(0),
+        help="save every N steps (default: the entry's, else 10000; 0: end)",
     )
     p.add_argument(
         "--model", metavar="JSON", help="model config overrides, e.g. '{\"n_layer\": 2}'"
     )
-    p.add_argument("--out", help="run folder (default runs/<algo>-<entry>)")
+    p.add_argument(
+        "--out", help="run folder (default runs/<algo>-<entry>, runs/<algo>-<dataset id>)"
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--force", action="store_true", help="overwrite an existing run folder")
     p.add_argument(
         "--tensorboard",
         action="store_true",
-        help="also log loss, lr and evaluations to <out>/tensorboard (pip install tensorboard)",
+        help="also log loss, lr and evaluations to <out>/tensorboard (pip install tensorboard); "
+        "at --resume the earlier records of metrics.jsonl are written too",
     )
     p.add_argument(
         "--install",
@@ -926,7 +1436,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-envs", type=_count(1), default=1, help="parallel envs (default 1)")
     p.add_argument("--target-return", type=float, nargs="+", help="targets (default: the entry's)")
     p.add_argument("--seed", type=int, default=0, help="env reset seed (default 0)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1")
+    p.add_argument("--device", default="auto", help=_DEVICE_HELP)
     p.add_argument("--env", default=None, help="gymnasium env id (default: the entry's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _protocol_options(p)
@@ -934,12 +1444,18 @@ def build_parser() -> argparse.ArgumentParser:
     from seqagents.analysis.cli import add_subcommands  # analyze, plot
 
     add_subcommands(sub)
+    # The description names every command, read from the parser itself (issue 28: 8 of 11).
+    parser.description = (
+        f"Pretrained sequence-model agents (DT, TT, LEAP) for gymnasium. Commands: "
+        f"{', '.join(sub.choices)}. Every --device defaults to auto (CUDA if available, else "
+        "CPU)."
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``seqagents`` command; returns the exit status."""
-    from seqagents.envs import ensure_headless_gl
+    from seqagents._gl import ensure_headless_gl  # not seqagents.envs: --help stays fast
 
     ensure_headless_gl()
     parser = build_parser()
@@ -969,7 +1485,7 @@ def main(argv: list[str] | None = None) -> int:
         ValueError,
         gym.error.Error,
     ) as e:
-        print(f"seqagents {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        print(f"seqagents {args.command}: error: {cli_words(_one_line(e))}", file=sys.stderr)
         return 2
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "MODEL_SIZE_LIMITS",
     "CheckpointError",
+    "HubError",
     "MissingDependencyError",
     "check_maximums",
     "reject_unknown_keys",
@@ -13,6 +14,10 @@ __all__ = [
 
 class CheckpointError(ValueError):
     """A checkpoint cannot be found, read, or does not match what it is used with."""
+
+
+class HubError(RuntimeError):
+    """The Hugging Face Hub cannot be used for an upload (no token, unreachable, refused)."""
 
 
 class MissingDependencyError(ImportError):

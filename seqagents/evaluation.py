@@ -215,6 +215,27 @@ def episode_successes(episode_returns: Any) -> np.ndarray:
     return np.asarray(episode_returns, dtype=np.float64).reshape(-1) > 0  # (n,)
 
 
+def _sb3_compatible(env: gym.Env, vocabulary: Any = None) -> gym.Env:
+    """``env`` in a form SB3's VecEnvs can hold: a Dict observation with a text ``mission``
+    (BabyAI) gets :class:`seqagents.MissionTokens` with ``vocabulary`` (the agent's
+    ``mission_vocabulary``); anything else comes back unchanged.
+
+    Raises:
+        ValueError: a mission text but no vocabulary to turn it into word ids.
+    """
+    from seqagents.envs import MissionTokens, _is_text
+
+    space = env.observation_space
+    if not (isinstance(space, gym.spaces.Dict) and _is_text(space.spaces.get("mission"))):
+        return env
+    if vocabulary is None:
+        raise ValueError(
+            "SB3's VecEnvs cannot hold BabyAI's mission text; wrap the env with "
+            "seqagents.MissionTokens(env, agent.mission_vocabulary) (word ids the agents read)"
+        )
+    return MissionTokens(env, vocabulary)
+
+
 class SB3Adapter(VecEnvWrapper):
     """A ``VecEnv`` wrapper that reports every step's rewards to a sequence agent.
 
@@ -235,6 +256,10 @@ class SB3Adapter(VecEnvWrapper):
     that have finished their share of episodes and reports those steps' rewards through this
     wrapper too (harmless: it marks them as episode starts, which clears their context).
 
+    BabyAI: SB3's VecEnvs cannot hold the mission text; build them from
+    ``MissionTokens(agent.make_env(), agent.mission_vocabulary)`` (word ids, which the agents
+    read too). A single BabyAI ``gymnasium.Env`` passed here gets that wrapper itself.
+
     Args:
         agent: an agent with ``predict`` and ``observe(reward, done)``.
         venv: an SB3 ``VecEnv``, or a ``gymnasium.Env`` (wrapped in a ``DummyVecEnv``).
@@ -247,7 +272,7 @@ class SB3Adapter(VecEnvWrapper):
                 "sequence agents that need rewards. Plain SB3 models need no adapter."
             )
         if isinstance(venv, gym.Env):
-            single_env = venv
+            single_env = _sb3_compatible(venv, getattr(agent, "mission_vocabulary", None))
             venv = DummyVecEnv([lambda: single_env])
         super().__init__(venv)
         self.agent = agent

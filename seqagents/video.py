@@ -39,6 +39,9 @@ _GL_WORDS = re.compile(r"\b(egl\w*|opengl|osmesa|glfw|mesa|glad\w*|mujoco_gl)\b"
 _GL_FUNCTION = re.compile(r"\bgl[A-Z]\w*")
 
 
+MIN_FRAME_SIZE = 400
+"""Shorter side, in pixels, below which video frames are upscaled (nearest neighbour)."""
+
 ensure_headless_gl()  # before gymnasium's MuJoCo envs import mujoco
 
 
@@ -47,7 +50,7 @@ def record_video(
     env_id_or_env: str | gym.Env,
     path: str | os.PathLike[str],
     *,
-    n_episodes: int = 1,
+    n_episodes: int | None = 1,
     max_frames: int | None = None,
     fps: float | None = None,
     seed: int | None = None,
@@ -56,7 +59,9 @@ def record_video(
     env_kwargs: dict[str, Any] | None = None,
     progress_bar: bool = False,
     overlay: bool = False,
-) -> Path:
+    min_size: int = MIN_FRAME_SIZE,
+    return_episode_rewards: bool = False,
+) -> Path | tuple[Path, list[float], list[int]]:
     """Run ``n_episodes`` episodes of ``agent`` and write the rendered frames to ``path``.
 
     The episodes run through the same loop as :func:`seqagents.evaluate_policy`, so the agent
@@ -69,7 +74,8 @@ def record_video(
         env_id_or_env: a gymnasium env id (made with ``render_mode="rgb_array"``) or an env
             made with ``render_mode="rgb_array"``. The env is closed only if made here.
         path: output file; the suffix picks the format: ``.mp4`` or ``.gif``.
-        n_episodes: episodes to record, one after the other.
+        n_episodes: episodes to record, one after the other; None: as many as ``max_frames``
+            needs (rl-zoo's clips of N steps across episodes; ``max_frames`` is then required).
         max_frames: stop after this many frames (None: when the episodes end).
         fps: frames per second; default ``env.metadata["render_fps"]`` (30 if absent).
         seed: seed of the first reset.
@@ -77,13 +83,24 @@ def record_video(
         deterministic: greedy (True) or sampled (False) actions; None (default) follows the
             agent's checkpoint protocol (``agent.protocol``), as :func:`evaluate_policy` does.
         env_kwargs: keyword arguments for making the env from an id, over the env's watching
-            defaults (:func:`seqagents.envs.render_kwargs`: HalfCheetah's tracking camera).
+            defaults (:func:`seqagents.envs.render_kwargs`: HalfCheetah's tracking camera) and,
+            for the agent's own env id, the checkpoint's ``env_kwargs`` (e.g. Atari
+            preprocessing).
         progress_bar: a tqdm bar over the episodes, with the step and return inside each.
-        overlay: print the step, the last reward, the return so far and the agent's
-            return-to-go (``agent.returns_to_go``, when it has one) on every frame.
+        overlay: add a text panel under every frame (never over the game's own score area):
+            the step, the last reward, the return so far and the agent's return-to-go (when it
+            has one); the mission (BabyAI); the agent's current plan (LEAP: planned actions,
+            TT: predicted reward and score; ``agent.plan_summary``).
+        min_size: frames whose shorter side is smaller are upscaled by a whole factor, nearest
+            neighbour (Atari's 210x160 becomes 630x480, BabyAI's 224 px 448 px); 0 keeps them.
+
+        return_episode_rewards: also return the return and length of each recorded episode,
+            as SB3's ``evaluate_policy`` does; the last one is cut short when ``max_frames``
+            ends the video inside it (a clip), and then counts the steps recorded.
 
     Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+        ``path`` as a :class:`~pathlib.Path`; with ``return_episode_rewards``,
+        ``(path, episode_returns, episode_lengths)``.
 
     The output path is checked before any episode runs, and so is the env against a seqagents
     agent's checkpoint (spaces, action bounds; see :meth:`SequenceAgent.check_env`). Frames are
@@ -103,10 +120,14 @@ def record_video(
     path = check_video_path(path)
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"max_frames must be >= 1 or None, got {max_frames}")
+    if n_episodes is None and max_frames is None:
+        raise ValueError("n_episodes=None records until max_frames: pass max_frames too")
     ensure_headless_gl()
 
     if isinstance(env_id_or_env, str):
-        env, owns_env = _make_env(env_id_or_env, env_kwargs or {}), True
+        spec = getattr(agent, "spec", None)  # a seqagents agent's env settings for its own env
+        saved = dict(spec.env_kwargs) if spec and env_id_or_env == spec.env_id else {}
+        env, owns_env = _make_env(env_id_or_env, {**saved, **(env_kwargs or {})}), True
     else:
         env, owns_env = env_id_or_env, False
         _check_env(env, env_kwargs)
@@ -123,16 +144,15 @@ def record_video(
         raise
 
     sink = _FrameSink(tmp, fps or env.metadata.get("render_fps") or 30)
-    counter = _StepCounter(env) if overlay else None
-    if counter is not None:
-        from PIL import Image, ImageDraw  # moviepy's own dependency
+    counter = _StepCounter(env)  # the overlay's numbers and the episode returns
+    panel: _Panel | None = None
 
     def add_frame() -> bool:
-        frame = _render(env)
-        if counter is not None:
-            image = Image.fromarray(frame)
-            _draw_overlay(ImageDraw.Draw(image, "RGBA"), _overlay_lines(agent, counter))
-            frame = np.asarray(image)
+        nonlocal panel
+        frame = upscale(_render(env), min_size)  # (H', W', 3)
+        if overlay:
+            panel = panel or _Panel(agent, env, frame.shape[1])
+            frame = panel.under(frame, counter)  # (H' + panel, W', 3)
         sink.add(frame)
         return max_frames is not None and sink.n_frames >= max_frames
 
@@ -140,8 +160,8 @@ def record_video(
     try:
         _run_episodes(
             agent,
-            counter if counter is not None else env,
-            n_episodes,
+            counter,
+            n_episodes if n_episodes is not None else max_frames,  # >= 2 frames an episode
             deterministic=deterministic,
             seed=seed,
             target_return=target_return,
@@ -162,17 +182,24 @@ def record_video(
         if not finished:
             tmp.unlink(missing_ok=True)  # no truncated video left behind; ``path`` untouched
     logger.info("wrote %d frames to %s", sink.n_frames, path)
-    return path
+    if not return_episode_rewards:
+        return path
+    episodes = counter.episodes + ([(counter.episode_return, counter.t)] if counter.t else [])
+    return path, [r for r, _ in episodes], [n for _, n in episodes]
 
 
 class _StepCounter(gym.Wrapper):
-    """Counts the steps of the current episode and sums its rewards (for the overlay)."""
+    """Counts the steps of the current episode and sums its rewards (for the overlay); keeps
+    ``(return, length)`` of the episodes before the current one in ``episodes``."""
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
         self.t, self.last_reward, self.episode_return = 0, None, 0.0
+        self.episodes: list[tuple[float, int]] = []
 
     def reset(self, **kwargs: Any) -> Any:
+        if self.t:
+            self.episodes.append((self.episode_return, self.t))
         self.t, self.last_reward, self.episode_return = 0, None, 0.0
         return self.env.reset(**kwargs)
 
@@ -202,12 +229,80 @@ def _overlay_lines(agent: Any, counter: _StepCounter) -> list[str]:
     return lines
 
 
-def _draw_overlay(draw: Any, lines: list[str]) -> None:
-    """Text in the top-left corner on a translucent dark box (PIL's built-in font)."""
-    text = "\n".join(lines)
-    left, top, right, bottom = draw.multiline_textbbox((4, 4), text)
-    draw.rectangle((left - 3, top - 3, right + 3, bottom + 3), fill=(0, 0, 0, 150))
-    draw.multiline_text((4, 4), text, fill=(255, 255, 255, 255))
+def upscale(frame: np.ndarray, min_size: int = MIN_FRAME_SIZE) -> np.ndarray:
+    """``frame (H, W, 3)`` repeated by the smallest whole factor that makes its shorter side at
+    least ``min_size`` (nearest neighbour: pixels stay sharp); unchanged if already that big.
+
+    Example:
+        >>> upscale(np.zeros((210, 160, 3), np.uint8)).shape
+        (630, 480, 3)
+    """
+    factor = -(-min_size // min(frame.shape[:2])) if min_size > 0 else 1
+    if factor <= 1:
+        return frame
+    return frame.repeat(factor, axis=0).repeat(factor, axis=1)  # (H*f, W*f, 3)
+
+
+def _action_names(env: gym.Env) -> list[str] | None:
+    """Names of a discrete env's actions (ALE's meanings, MiniGrid's action enum), else None."""
+    base = env.unwrapped
+    if hasattr(base, "get_action_meanings"):
+        return list(base.get_action_meanings())
+    actions = getattr(base, "actions", None)
+    if actions is not None and hasattr(actions, "__members__"):
+        return [name for name in actions.__members__]
+    return None
+
+
+class _Panel:
+    """A text panel drawn under each frame, so it never hides part of the game (e.g. Breakout's
+    score row): the step statistics, the mission (envs with ``mission``, BabyAI) and the agent's
+    plan (agents whose ``plan_summary`` returns a line). Its height is fixed per video."""
+
+    def __init__(self, agent: Any, env: gym.Env, width: int) -> None:
+        from PIL import ImageFont  # moviepy's own dependency
+
+        self.agent, self.env, self.width = agent, env, width
+        self.names = _action_names(env)
+        self.has_mission = isinstance(getattr(env.unwrapped, "mission", None), str)
+        summary = getattr(agent, "plan_summary", None)
+        self.plans = callable(summary) and type(agent).plan_summary is not _no_plan(agent)
+        self.size = max(12, width // 34)  # font pixels
+        self.font = ImageFont.load_default(size=self.size)
+        n_lines = 1 + self.has_mission + self.plans
+        self.height = n_lines * (self.size + 4) + 8
+        self.height += self.height % 2  # even frame sizes (yuv420p)
+
+    def lines(self, counter: _StepCounter) -> list[str]:
+        lines = ["   ".join(_overlay_lines(self.agent, counter))]
+        if self.has_mission:
+            lines.append(f"mission: {self.env.unwrapped.mission}")
+        if self.plans:
+            lines.append((counter.t and self.agent.plan_summary(0, self.names)) or "plan: -")
+        return lines
+
+    def under(self, frame: np.ndarray, counter: _StepCounter) -> np.ndarray:
+        """``frame (H, W, 3)`` with the panel below it: ``(H + panel height, W, 3)``."""
+        from PIL import Image, ImageDraw
+
+        panel = Image.new("RGB", (frame.shape[1], self.height), (20, 20, 20))
+        draw = ImageDraw.Draw(panel)
+        for i, line in enumerate(self.lines(counter)):
+            draw.text((6, 4 + i * (self.size + 4)), self._fit(draw, line), font=self.font)
+        return np.concatenate([frame, np.asarray(panel)], axis=0)  # (H + h, W, 3)
+
+    def _fit(self, draw: Any, line: str) -> str:
+        """``line`` shortened with an ellipsis to the panel's width."""
+        while line and draw.textlength(line, font=self.font) > self.width - 12:
+            line = line[:-2] + "…"
+        return line
+
+
+def _no_plan(agent: Any) -> Any:
+    """The base class's ``plan_summary`` (agents that do not override it have no plan)."""
+    from seqagents.agents.base import SequenceAgent
+
+    return SequenceAgent.plan_summary if isinstance(agent, SequenceAgent) else None
 
 
 def check_video_path(path: str | os.PathLike[str]) -> Path:
@@ -279,13 +374,14 @@ def _check_env(env: Any, env_kwargs: dict[str, Any] | None) -> None:
         raise ValueError("env_kwargs only apply when record_video makes the env from an id")
     if not isinstance(env, gym.Env):
         raise TypeError(
-            f"record_video records one gymnasium.Env, got {type(env).__name__}; pass an env id "
-            "or a single env made with render_mode='rgb_array'"
+            f"record_video records one gymnasium.Env, got {type(env).__name__}; pass "
+            "agent.make_env(render_mode='rgb_array') (one env) or an env id"
         )
     if env.render_mode != "rgb_array":
         raise ValueError(
             f"record_video needs frames, but the env has render_mode={env.render_mode!r}: make "
-            "it with gym.make(env_id, render_mode='rgb_array'), or pass the env id instead"
+            "it with agent.make_env(render_mode='rgb_array') (the checkpoint's env and kwargs), "
+            "or pass the env id (record_video(agent, agent.env_id, ...)) and it is made here"
         )
 
 

@@ -4,10 +4,17 @@ Each YAML file maps entry names (e.g. ``halfcheetah-medium``) to an env, a datas
 id and a local collection recipe), model and training hyperparameters (paper values, with their
 source), an evaluation protocol, the paper's score and the checkpoint. Keys starting with ``_``
 hold YAML anchors shared by the entries (``<<: *defaults``), as rl-baselines3-zoo does.
+
+Names: ``algo/name`` (``tt/halfcheetah-medium``) names one entry. A short name (``name``) that
+several algorithms share means the entry of the first algorithm in :data:`SHORT_NAME_ORDER`
+(DT first: ``halfcheetah-medium`` is ``dt/halfcheetah-medium``, the ``make demo`` agent); a
+note (logged once per name) lists the other choices. A ``algo/name`` that is no entry but close
+to one is an error with a did-you-mean (not a Hub lookup).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -17,7 +24,21 @@ import yaml
 
 from seqagents.errors import reject_unknown_keys
 
-__all__ = ["ZooEntry", "zoo_dir", "list_entries", "get_entry", "resolve_model"]
+__all__ = [
+    "SHORT_NAME_ORDER",
+    "ZOO_HUB_ORG",
+    "ZooEntry",
+    "zoo_dir",
+    "list_entries",
+    "get_entry",
+    "resolve_model",
+    "short_name_choices",
+]
+
+logger = logging.getLogger(__name__)
+
+SHORT_NAME_ORDER = ("dt", "leap", "tt")
+"""Which algorithm a short zoo name shared by several means: the first of these that has it."""
 
 
 def zoo_dir() -> Path:
@@ -28,6 +49,11 @@ def zoo_dir() -> Path:
     package = Path(__file__).resolve().parent
     checkout = package.parent / "zoo"
     return checkout if (checkout / "dt.yml").is_file() else package / "_zoo"
+
+
+def _in_checkout() -> bool:
+    """Whether the zoo is a repository checkout's ``zoo/`` (not a wheel's package data)."""
+    return zoo_dir().resolve() == (Path(__file__).resolve().parent.parent / "zoo").resolve()
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
@@ -86,10 +112,23 @@ class PaperScore:
     source: str = ""  # paper, table
 
 
+ZOO_HUB_ORG = "seqagents"
+"""The Hugging Face Hub organization that holds every checkpoint the zoo bundles, each in the
+repo named after its folder (``zoo/checkpoints/dt-breakout`` -> ``seqagents/dt-breakout``)."""
+
+
 @dataclass
 class CheckpointSpec:
     path: str | None = None  # bundled checkpoint, relative to the zoo folder
-    hub_id: str | None = None  # Hugging Face Hub repo
+    hub_id: str | None = None  # a Hub repo of someone else's checkpoint (edbeeching's DTs)
+    alternative: str | None = None  # another Hub checkpoint of the entry (e.g. transformers')
+
+    @property
+    def repo_id(self) -> str | None:
+        """The Hub repo of this checkpoint: ``hub_id``, else ours, ``ZOO_HUB_ORG/<folder>``."""
+        if self.hub_id:
+            return self.hub_id
+        return f"{ZOO_HUB_ORG}/{Path(self.path).name}" if self.path else None
 
 
 @dataclass
@@ -112,12 +151,16 @@ class ZooEntry:
     sources: list[str] = field(default_factory=list)  # where the numbers come from
 
     def checkpoint_location(self) -> str | None:
-        """The bundled checkpoint folder if it exists, else the Hub id (or None)."""
+        """The bundled checkpoint folder if it exists (a checkout keeps them all, the wheel only
+        the demo's), else the Hub repo it is downloaded from; None for an entry not trained yet
+        (a checkout without its folder)."""
         if self.checkpoint.path:
             path = zoo_dir() / self.checkpoint.path
             if (path / "config.json").exists():
                 return str(path)
-        return self.checkpoint.hub_id
+            if _in_checkout():  # the repository keeps every trained checkpoint
+                return self.checkpoint.hub_id
+        return self.checkpoint.repo_id
 
 
 _NESTED = {
@@ -151,8 +194,63 @@ def list_entries(directory: Path | None = None) -> dict[str, ZooEntry]:
     for path in sorted(directory.glob("*.yml")):
         for name, entry in _load_file(path).items():
             out[f"{entry.algo}/{name}"] = entry
-            out.setdefault(name, entry)
+    for key, entry in sorted(out.items(), key=lambda item: _algo_rank(item[1].algo)):
+        out.setdefault(key.split("/", 1)[1], entry)  # a short name: see SHORT_NAME_ORDER
     return out
+
+
+def _algo_rank(algo: str) -> tuple[int, str]:
+    order = SHORT_NAME_ORDER
+    return (order.index(algo) if algo in order else len(order), algo)
+
+
+def short_name_choices(name: str, entries: dict[str, ZooEntry] | None = None) -> list[str]:
+    """The ``algo/name`` entries a short ``name`` could mean, default first (see the module
+    docstring); one or none for a name that is not ambiguous.
+
+    Example:
+        >>> short_name_choices("halfcheetah-medium")
+        ['dt/halfcheetah-medium', 'tt/halfcheetah-medium']
+    """
+    entries = entries if entries is not None else list_entries()
+    if "/" in name:
+        return [name] if name in entries else []
+    keys = [k for k in entries if "/" in k and k.split("/", 1)[1] == name]
+    return sorted(keys, key=lambda k: _algo_rank(k.split("/", 1)[0]))
+
+
+_NOTED: set[str] = set()  # short names whose choice was already noted
+
+
+def _note_ambiguous(name: str, entries: dict[str, ZooEntry]) -> None:
+    """Log once per process which entry a short name shared by several algorithms means."""
+    choices = short_name_choices(name, entries)
+    if len(choices) > 1 and name not in _NOTED:
+        _NOTED.add(name)
+        logger.warning(
+            "zoo name %r is shared by %s; using %s (a shared short name means %s). Name the "
+            "algorithm to choose another, e.g. %r",
+            name,
+            ", ".join(choices),
+            choices[0],
+            ", else ".join(f"the {a.upper()} entry" for a in SHORT_NAME_ORDER),
+            choices[1],
+        )
+
+
+def _check_prefixed_typo(name: str, entries: dict[str, ZooEntry]) -> None:
+    """``dt/halfchetah-medium``: a zoo algorithm's prefix and a near-miss of one of its entries
+    is a typo, not a Hub repo id: a ``LookupError`` with the did-you-mean."""
+    algo = name.split("/", 1)[0] if name.count("/") == 1 else None
+    if algo is None or name in entries or algo not in {e.algo for e in entries.values()}:
+        return
+    hint = did_you_mean(name, {k: v for k, v in entries.items() if k.startswith(f"{algo}/")})
+    if hint:
+        raise LookupError(
+            f"unknown zoo entry {name!r}{hint} (a Hub repo id of a user named {algo!r} is not "
+            "looked up when it is this close to a zoo entry; download it to a folder and pass "
+            "the folder)"
+        )
 
 
 def get_entry(name: str, directory: Path | None = None) -> ZooEntry:
@@ -166,6 +264,7 @@ def get_entry(name: str, directory: Path | None = None) -> ZooEntry:
         known = sorted(k for k in entries if "/" in k)
         hint = did_you_mean(name, entries) or f"; known entries: {', '.join(known)}"
         raise KeyError(f"unknown zoo entry {name!r}{hint}")
+    _note_ambiguous(name, entries)
     return entries[name]
 
 
@@ -183,15 +282,57 @@ def resolve_model(model: str) -> tuple[str, ZooEntry | None]:
     repo id) comes back unchanged with ``None``.
 
     Raises:
-        LookupError: the entry exists but has no checkpoint yet (bundled or on the Hub).
+        LookupError: the entry exists but has no checkpoint yet (bundled or on the Hub), or
+            ``model`` is a near-miss of an ``algo/name`` entry (``dt/halfchetah-medium``; the
+            message has the did-you-mean).
     """
     entries = list_entries()
     if model not in entries:
+        if not Path(model).exists():
+            _check_prefixed_typo(model, entries)
         return model, None
+    _note_ambiguous(model, entries)
     entry = entries[model]
     location = entry.checkpoint_location()
     if location is None:
+        alternative = entry.checkpoint.alternative
         raise LookupError(
             f"zoo entry {model!r} has no checkpoint yet; train one with `seqagents train {model}`"
+            + (f", or load its alternative {alternative}" if alternative else "")
         )
     return location, entry
+
+
+def publish_zoo(
+    org: str, *, token: str | None = None, log: Any = print
+) -> list[tuple[str, str, str]]:
+    """Push every bundled checkpoint, with its model card, to ``org/<folder name>`` on the Hub
+    (``org`` is ``ZOO_HUB_ORG`` for the zoo's own home). The login and the right to write to
+    ``org`` are checked once, before anything is uploaded.
+
+    Args:
+        org: the Hub user or organization to publish to.
+        token: a Hub token; ``None`` uses the saved one.
+        log: called with one line per published checkpoint.
+
+    Returns:
+        ``(entry, repo id, commit URL)`` for each published checkpoint.
+
+    Raises:
+        HubError: not logged in, the Hub unreachable, or no right to write to ``org``.
+    """
+    from seqagents.agents import load_agent
+    from seqagents.checkpoints.hub import check_hub_access
+
+    check_hub_access(f"{org}/zoo", token)
+    published = []
+    for key, entry in list_entries().items():
+        path = entry.checkpoint.path
+        if "/" not in key or not path or not (zoo_dir() / path / "config.json").is_file():
+            continue
+        repo_id = f"{org}/{Path(path).name}"
+        agent = load_agent(zoo_dir() / path, device="cpu")
+        url = agent.push_to_hub(repo_id, token=token, commit_message=f"seqagents zoo: {key}")
+        log(f"{key}: {repo_id} ({url})")
+        published.append((key, repo_id, url))
+    return published

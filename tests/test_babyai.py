@@ -277,3 +277,72 @@ def test_record_video_of_a_babyai_level(tmp_path):
         env_kwargs={"privileged": True},
     )  # fmt: skip
     assert path.exists() and path.stat().st_size > 0
+
+
+# ------------------------------------------------------------------- the LEAP table's levels
+# The four levels added after GoToLocalS7N5 / PickupLoc / GoToObjMazeS4R2: (level, env kwargs,
+# grid side of the privileged image, the LEAP planner's (horizon, iterations)).
+NEW_LEVELS = {
+    "babyai-gotolocal-s8n7": ("BabyAI-GoToLocalS8N7-v0", {}, 8, (5, 10)),
+    "babyai-gotoobjmaze-s4": ("BabyAI-GoToObjMazeS4-v0", {"doors_open": True}, 10, (10, 30)),
+    "babyai-gotoobjmaze-s7": ("BabyAI-GoToObjMazeS7-v0", {"doors_open": True}, 19, (10, 30)),
+    "babyai-gotoseq-s5r2": ("BabyAI-GoToSeqS5R2-v0", {}, 9, (5, 10)),
+}
+NEW_ENTRIES = [f"{name}{tail}" for name in NEW_LEVELS for tail in ("", "-privileged")]
+
+
+@pytest.mark.parametrize("privileged", [False, True], ids=["default", "privileged"])
+@pytest.mark.parametrize("name", list(NEW_LEVELS))
+def test_new_level_builds_and_plays_offline(name, privileged):
+    level, kwargs, side, _ = NEW_LEVELS[name]
+    env = make_env(level, **kwargs, privileged=privileged)
+    assert env.observation_space.contains(env.reset(seed=0)[0])
+    base = env.unwrapped
+    doors = [c for c in base.grid.grid if c is not None and c.type == "door"]
+    if kwargs.get("doors_open"):  # LEAP's mazes: every door open
+        assert doors and all(door.is_open for door in doors)
+    rng = np.random.default_rng(0)
+    for seed in (1, 2):
+        obs, _ = env.reset(seed=seed)
+        shape = (side, side, 3) if privileged else (7, 7, 3)
+        assert obs["image"].shape == shape and obs["image"].dtype == np.uint8
+        if privileged:  # the goal is an object the bot's first subgoal refers to
+            goal = base.grid.get(*obs["goal_pos"])
+            assert goal is not None and goal.type in ("ball", "box", "key", "door")
+        for _ in range(5):
+            obs, reward, terminated, truncated, _ = env.step(int(rng.integers(0, 3)))
+            assert env.observation_space.contains(obs)
+            if terminated or truncated:
+                break
+    env.close()
+
+
+@pytest.mark.parametrize("name", NEW_ENTRIES)
+def test_new_level_zoo_entries_collect_their_demos_at_tiny_size(name, capfd):
+    from seqagents.cli import main
+    from seqagents.zoo import get_entry
+
+    level, kwargs, side, (horizon, iterations) = NEW_LEVELS[name.removesuffix("-privileged")]
+    privileged = name.endswith("-privileged")
+    leap, dt = get_entry(f"leap/{name}"), get_entry(f"dt/{name}")
+    for entry in (leap, dt):  # both algorithms: same level, kwargs and demos
+        assert entry.env_id == level
+        assert entry.env_kwargs == ({**kwargs, "privileged": True} if privileged else kwargs)
+        assert entry.dataset.id == leap.dataset.id and entry.dataset.collect == leap.dataset.collect
+        assert entry.evaluation.n_episodes == 200 and entry.evaluation.seed == 1_000_000
+        assert entry.checkpoint.path == f"checkpoints/{entry.algo}-{name}"
+    assert leap.dataset.collect.n_episodes == 500 and leap.dataset.collect.seed == 0
+    assert leap.model["horizon"] == horizon  # the paper's planner settings (test_run.sh)
+    assert leap.inference["planner"]["n_iterations"] == iterations
+    assert leap.inference["planner"]["replan_every"] == horizon
+    dataset_id = leap.dataset.id.replace("-v0", "-tiny-v0")
+    argv = ["collect", dataset_id, "--zoo", f"leap/{name}", "--episodes", "3", "--json",
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads(capfd.readouterr().out)["episodes"] == 3
+    from seqagents.data import load_trajectories
+
+    data = load_trajectories(dataset_id)
+    assert data.n_episodes == 3 and data.is_discrete
+    assert data.observations["image"].shape[1:] == ((side, side, 3) if privileged else (7, 7, 3))
+    assert set(np.unique(data.actions)) <= {0, 1, 2, 5}  # left, right, forward (toggle: doors)

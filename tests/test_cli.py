@@ -113,6 +113,39 @@ def test_record_writes_a_gif(checkpoint, tmp_path):
     assert (tmp_path / "v.gif").stat().st_size > 0
 
 
+def test_record_makes_a_clip_across_episodes_by_default(checkpoint, tmp_path):
+    """rl-zoo style: `record` writes --steps frames across episodes unless --episodes is given."""
+    import imageio.v3 as iio
+
+    path = tmp_path / "clip.mp4"
+    out = run("record", str(checkpoint), "--video", str(path), "--steps", "30",
+              "--env", "Pendulum-v1", "--no-progress")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert sum(1 for _ in iio.imiter(path)) == 30
+
+
+def test_evaluate_output_dir_writes_eval_info_and_episode_videos(checkpoint, tmp_path):
+    """LeRobot-style: eval_info.json with one record per episode (seed, return, length, video)
+    and the aggregate; the first --videos episodes recorded, each with its own frames."""
+    import imageio.v3 as iio
+
+    out_dir = tmp_path / "eval"
+    out = run("evaluate", str(checkpoint), "--episodes", "3", "--videos", "2", "--output-dir",
+              str(out_dir), "--max-steps", "5", "--no-progress")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "protocol: greedy actions" in out.stdout
+    info = json.loads((out_dir / "eval_info.json").read_text())
+    episodes = info["per_episode"]
+    assert [e["seed"] for e in episodes] == [0, 1, 2]
+    assert [e["video"] for e in episodes] == [
+        "videos/eval_episode_0.mp4", "videos/eval_episode_1.mp4", None,
+    ]  # fmt: skip
+    returns = [e["return"] for e in episodes]
+    assert info["aggregated"]["mean_return"] == pytest.approx(np.mean(returns))
+    for e in episodes[:2]:  # a video holds its episode: the reset frame and one per step
+        assert sum(1 for _ in iio.imiter(out_dir / e["video"])) == e["length"] + 1
+
+
 def test_zoo_lists_entries():
     out = run("zoo", "--json")
     assert out.returncode == 0, out.stderr
@@ -171,7 +204,8 @@ def test_every_option_has_help_and_the_help_defaults_are_true():
             match = re.search(r"\(default (-?\d+)\)", action.help)
             if match:  # a number stated as the default is the default
                 assert action.default == int(match.group(1)), (name, action.dest)
-    assert commands["record"].get_default("episodes") == 1
+    assert commands["record"].get_default("episodes") is None  # a --steps clip
+    assert commands["record"].get_default("steps") == 1000
 
 
 def test_ctrl_c_is_one_line_and_status_130(monkeypatch, capsys):
@@ -276,8 +310,8 @@ def test_push_evaluates_records_and_writes_a_card_without_placeholders(
     assert {p.name for p in out.iterdir()} == {
         "README.md", "config.json", "model.safetensors", "replay.mp4"
     }  # fmt: skip
-    assert f"{summary['mean_reward']:.2f}" in card and "![replay](replay.mp4)" in card
-    assert 'from_pretrained("me/dt-pendulum")' in card and "<" not in card.split("---")[2]
+    assert f"{summary['mean_reward']:.2f}" in card and "/resolve/main/replay.mp4" in card
+    assert 'from_pretrained("me/dt-pendulum")' in card and "<repo" not in card
     again = DecisionTransformerAgent.from_pretrained(out, device="cpu")
     assert again.spec.evaluation["n_episodes"] == 2
 
@@ -287,6 +321,9 @@ def test_push_evaluates_records_and_writes_a_card_without_placeholders(
         def __init__(self, token=None):
             pass
 
+        def whoami(self):
+            return {"name": "me", "orgs": []}
+
         def create_repo(self, repo_id, private=None, exist_ok=False):
             return type("Repo", (), {"repo_id": repo_id})()
 
@@ -295,6 +332,8 @@ def test_push_evaluates_records_and_writes_a_card_without_placeholders(
             return type("Info", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/1"})()
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_fake")
+    monkeypatch.chdir(tmp_path)  # push writes runs/push/<name> before uploading it
     assert main([*args, "--no-video"]) == 0
     assert uploads == [("me/dt-pendulum", ["README.md", "config.json", "model.safetensors"])]
     assert "commit/1" in capsys.readouterr().out

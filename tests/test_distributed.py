@@ -62,3 +62,43 @@ def test_two_cpu_processes_train_in_sync_and_resume(tmp_path, monkeypatch):
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((run / "distributed.json").read_text())["step"] == 50
     assert load_agent(run / "checkpoint").spec.training["steps"] == 50
+
+
+TT_ENTRY = """pendulum-random:
+  algo: tt
+  env_id: Pendulum-v1
+  model: {n_layer: 1, n_head: 2, n_embd: 16}
+  training: {batch_size: 8, learning_rate: 1.0e-3, warmup_steps: 2, log_every: 5,
+             sequence_transitions: 3, n_bins: 10}
+  inference:
+    planner: {horizon: 2, beam_width: 4, max_context_transitions: 2}
+  dataset:
+    id: local/pendulum/random-v0
+    collect: {policy: random, n_episodes: 4, n_envs: 2}
+"""
+
+
+def test_a_tiny_tt_trains_in_sync_under_torchrun(tmp_path, monkeypatch):
+    """TT under torchrun as DT: both ranks end with identical weights, rank 0 writes one
+    checkpoint (with its discretizer) that loads and plans."""
+    pytest.importorskip("torch.distributed")
+    import numpy as np
+
+    from seqagents.cli import main
+
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    (zoo / "tt.yml").write_text(TT_ENTRY)
+    monkeypatch.setenv("SEQAGENTS_ZOO_DIR", str(zoo))
+    assert main(["collect", "--zoo", "pendulum-random", "--no-progress"]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = tmp_path / "run"
+    out = torchrun("tt/pendulum-random", "--device", "cpu", "--out", str(run), "--steps", "20",
+                   "--no-progress", env=env)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads((run / "distributed.json").read_text())
+    assert report["world_size"] == 2 and len(set(report["weight_hashes"])) == 1
+    agent = load_agent(run / "checkpoint")
+    assert agent.spec.training["world_size"] == 2 and agent.spec.training["steps"] == 20
+    action, _ = agent.predict(np.zeros(3, np.float32))
+    assert action.shape == (1,) and np.isfinite(action).all()

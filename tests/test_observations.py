@@ -65,7 +65,7 @@ def test_babyai_dict_observations_single_batched_and_round_trip(tmp_path, cls):
         single = load_agent(tmp_path / "ckpt", device="cpu")
         one = {k: v[i] for k, v in batch.items()}
         if cls is LEAPAgent:
-            single.planner.seed = i  # env i of a batch plans with seed + i
+            single.planning_seed = i  # env i of a batch plans with seed + i
         assert int(single.predict(one)[0]) == int(batched[i])
 
 

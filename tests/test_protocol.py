@@ -124,4 +124,4 @@ def test_evaluate_dt_breakout_with_no_flags_scores_the_stored_number():
 def test_model_card_snippet_uses_the_protocol():
     card = str(load_agent("dt/breakout").generate_model_card())
     assert "Evaluation protocol: sampled actions, target return 17" in card
-    assert "agent.predict(obs, deterministic=False)" in card
+    assert "agent.predict(obs, deterministic=False, reward=reward)" in card

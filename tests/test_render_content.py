@@ -125,3 +125,45 @@ def test_babyai_frames_draw_the_agent():
             env.step(env.unwrapped.actions.left)
     finally:
         env.close()
+
+
+def test_overlay_panel_carries_mission_and_plan_below_the_frame(tmp_path):
+    """LEAP on BabyAI with --overlay: the panel under the (upscaled) frame holds the step line,
+    the mission and the current plan with action names; the game's pixels are not covered."""
+    pytest.importorskip("minigrid")
+    from seqagents.envs import make_env
+    from seqagents.video import _Panel, _StepCounter, upscale
+
+    agent = load_agent("leap/babyai-gotolocal-s7n5")
+    env = _StepCounter(make_env("BabyAI-GoToLocalS7N5-v0", render_mode="rgb_array"))
+    obs, _ = env.reset(seed=5)
+    frame = upscale(env.render())  # (448, 448, 3)
+    panel = _Panel(agent, env, frame.shape[1])
+    action, _ = agent.predict(obs)
+    env.step(action)
+    stats, mission, plan = panel.lines(env)
+    assert stats.startswith("step 1") and mission == f"mission: {env.unwrapped.mission}"
+    names = {"left", "right", "forward", "pickup", "drop", "toggle", "done"}
+    assert plan.startswith("plan 1/") and set(plan.split(": ")[1].strip("[]").split()) & names
+    shown = panel.under(frame, env)
+    assert shown.shape == (448 + panel.height, 448, 3)
+    assert (shown[:448] == frame).all() and shown[448:].max() > 150
+    video = record_video(agent, "BabyAI-GoToLocalS7N5-v0", tmp_path / "b.mp4", n_episodes=None,
+                         max_frames=4, seed=5, overlay=True)  # fmt: skip
+    first = next(iter(iio.imiter(video)))
+    assert first.shape[:2] == (448 + panel.height, 448)
+
+
+def test_breakout_overlay_leaves_the_score_row_visible(tmp_path):
+    """The Breakout overlay is a panel under the frame: the score row (top of the screen) is the
+    same with and without it."""
+    pytest.importorskip("ale_py")
+    agent = load_agent("dt/breakout")
+    frames = {}
+    for overlay in (False, True):
+        path = record_video(agent, "ALE/Breakout-v5", tmp_path / f"{overlay}.mp4", max_frames=3,
+                            seed=0, overlay=overlay, deterministic=False)  # fmt: skip
+        frames[overlay] = next(iter(iio.imiter(path)))[..., :3].astype(int)
+    assert frames[False].shape == (630, 480, 3)  # 210x160 upscaled x3
+    score_rows = slice(0, 60)  # the score and lives at the top, upscaled
+    assert np.abs(frames[True][score_rows] - frames[False][score_rows]).mean() < 2

@@ -9,6 +9,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+import seqagents._gl
 import seqagents.envs
 import seqagents.video
 from seqagents.video import ensure_headless_gl, record_video
@@ -27,7 +28,7 @@ def test_toy_video_has_one_frame_per_reset_and_step(tmp_path, suffix):
     assert path == tmp_path / "sub" / f"toy{suffix}"
     frames = decode(path)
     assert len(frames) == sum(len(rewards) + 1 for rewards in env.log)
-    assert frames.shape[1:] == (32, 32, 3) and frames.max() > 0
+    assert frames.shape[1:] == (416, 416, 3) and frames.max() > 0  # 32 px x13 (>= 400)
     check_feeding(agent, [env], [3])  # fed exactly like evaluate_policy
 
 
@@ -54,6 +55,7 @@ def test_halfcheetah_video_renders_headless(tmp_path):
         n_episodes=2,
         seed=0,
         env_kwargs={"width": 64, "height": 48, "max_episode_steps": 10},
+        min_size=0,  # the rendered size itself
     )
     frames = decode(path)
     assert len(frames) == 2 * (10 + 1)
@@ -97,7 +99,7 @@ def test_missing_moviepy_names_the_extra(tmp_path, monkeypatch):
 
 
 def test_ensure_headless_gl(monkeypatch):
-    monkeypatch.setattr(seqagents.envs.sys, "platform", "linux")
+    monkeypatch.setattr(seqagents._gl.sys, "platform", "linux")
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.delenv("MUJOCO_GL", raising=False)
@@ -112,10 +114,12 @@ def test_ensure_headless_gl(monkeypatch):
 def test_docstring_examples():
     import doctest
 
+    import seqagents._gl
     import seqagents.envs
 
-    result = doctest.testmod(seqagents.envs)  # ensure_headless_gl and make_env live there
-    assert result.failed == 0 and result.attempted > 0
+    for module in (seqagents.envs, seqagents._gl):  # make_env; ensure_headless_gl
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0
 
 
 def test_halfcheetah_videos_track_the_cheetah_on_a_long_floor_with_the_same_dynamics():
@@ -142,3 +146,18 @@ def test_halfcheetah_videos_track_the_cheetah_on_a_long_floor_with_the_same_dyna
     np.testing.assert_array_equal(a, b)
     assert ra == rb
     assert render_kwargs("Pendulum-v1") == {}
+
+
+def test_clips_run_across_episodes_and_small_frames_are_upscaled(tmp_path):
+    """rl-zoo-style clips: n_episodes=None records max_frames frames across episodes; frames
+    smaller than 400 px are repeated by a whole factor (nearest neighbour: pixels stay sharp)."""
+    env, agent = ToyEnv(max_length=4, render_mode="rgb_array"), RewardAgent()
+    path = record_video(agent, env, tmp_path / "clip.mp4", n_episodes=None, max_frames=23)
+    frames = decode(path)
+    assert len(frames) == 23 and len(env.log) >= 4  # several episodes in one clip
+    assert frames.shape[1:] == (416, 416, 3)
+    gif = decode(record_video(agent, env, tmp_path / "c.gif", n_episodes=None, max_frames=3))
+    block = gif[0, :13, :13]  # one source pixel became a 13x13 block of one colour
+    assert (block == block[0, 0]).all()
+    with pytest.raises(ValueError, match="pass max_frames"):
+        record_video(agent, env, tmp_path / "x.mp4", n_episodes=None)

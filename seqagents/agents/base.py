@@ -36,6 +36,7 @@ from seqagents.checkpoints.native import (
     hub_errors,
     model_card,
     not_found,
+    public_spec,
     quiet_hub_retries,
 )
 from seqagents.envs import check_env_id_from_file, describe_space, make_env, spaces_match
@@ -352,7 +353,7 @@ class SequenceAgent(
         """The planning generators of envs ``0 .. n_envs - 1`` (see :meth:`seed`)."""
         base = self._stream_seed
         if base is None:
-            base = int(getattr(getattr(self, "planner", None), "seed", 0))
+            base = int(getattr(self, "planning_seed", 0))  # TT and LEAP: the saved planner seed
         while len(self._streams) < n_envs:
             stream = torch.Generator(device=self.device)
             stream.manual_seed(base + len(self._streams))
@@ -375,6 +376,11 @@ class SequenceAgent(
         self._owner.clear()  # another thread may take the agent over now
         self.n_envs = 0
         self._pending_reward, self._pending_done = None, np.zeros(0, dtype=bool)
+
+    def plan_summary(self, env_index: int = 0, action_names: list[str] | None = None) -> str | None:
+        """One line on what the agent plans for env ``env_index`` after its last ``predict``
+        (video overlays); None for agents that do not plan (DT)."""
+        return None
 
     def observe(self, reward: float | np.ndarray, done: bool | np.ndarray) -> None:
         """Report the reward of the last ``env.step`` and whether the episode ended.
@@ -424,6 +430,7 @@ class SequenceAgent(
                 once per thread); a thread takes an agent over after ``agent.reset()``.
         """
         self._claim("predict")
+        _check_gym_habits(observation, state, reward)
         dtype = next(self.network.parameters()).dtype
         if dtype != torch.float32:
             raise ValueError(
@@ -686,7 +693,9 @@ class SequenceAgent(
                 raise ValueError(
                     f"{type(self).__name__}.predict needs the reward received after the previous "
                     "action: call predict(obs, reward=r) or agent.observe(reward, done) after "
-                    "each env.step (episode_start=True begins a new episode instead)"
+                    "each env.step. If a new episode begins here (after env.reset()), call "
+                    "agent.reset() first or pass predict(obs, episode_start=True); with several "
+                    "envs, episode_start=[...] marks the ones that begin"
                 )
             return np.zeros(n, dtype=np.float32)
         rewards = np.array(reward, dtype=np.float32).reshape(-1)  # a copy: written below
@@ -937,17 +946,23 @@ class SequenceAgent(
         self._write_folder(Path(save_directory), location=str(save_directory))
 
     def _write_folder(
-        self, directory: Path, location: str, video: str | Path | None = None
+        self,
+        directory: Path,
+        location: str,
+        video: str | Path | None = None,
+        public: bool = False,
     ) -> None:
         """``config.json``, ``model.safetensors`` and a fresh model card (``README.md``, always
         rewritten so that it describes what is saved) whose usage snippet loads ``location``;
-        a ``video`` is copied in as ``replay<suffix>`` and shown in the card. A link in the way
-        of one of these files is replaced, never written through; the files written get the
-        modes of the user's umask."""
+        a ``video`` is copied in as ``replay<suffix>`` and shown in the card. ``public``: the
+        folder is for the Hub, so its ``config.json`` holds no local path either (the card
+        never does). A link in the way of one of these files is replaced, never written
+        through; the files written get the modes of the user's umask."""
         from seqagents._files import apply_umask, remove_entry, write_text
 
         self._sync_spec()
-        write_text(directory / CONFIG_NAME, json.dumps(self.spec.to_dict(), indent=2))
+        spec = public_spec(self.spec) if public else self.spec
+        write_text(directory / CONFIG_NAME, json.dumps(spec.to_dict(), indent=2))
         state = {k: v.detach().cpu().contiguous() for k, v in self._state_dict_to_save().items()}
         remove_entry(directory / WEIGHTS_NAME)
         save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
@@ -973,21 +988,41 @@ class SequenceAgent(
         branch: str | None = None,
     ) -> str:
         """Upload the checkpoint (config, weights, model card) and an optional replay video to
-        the Hub repo ``repo_id``, creating it if needed; returns the commit URL.
+        the Hub repo ``repo_id``, creating it if needed; returns the commit URL. The uploaded
+        config and card hold no local path (the run folder is dropped, absolute paths are
+        reduced to their names).
 
         Example:
             >>> agent.push_to_hub("me/dt-halfcheetah", video="replay.mp4")  # doctest: +SKIP
         """
         from huggingface_hub import HfApi
 
-        api = HfApi(token=token)
-        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        from seqagents.checkpoints.hub import upload_folder
+
+        if "/" not in repo_id:  # the card's snippet names the full id
+            repo_id = f"{HfApi(token=token).whoami()['name']}/{repo_id}"
         with tempfile.TemporaryDirectory() as tmp:
-            self._write_folder(Path(tmp), location=repo_id, video=video)
-            info = api.upload_folder(
-                repo_id=repo_id, folder_path=tmp, revision=branch, commit_message=commit_message
+            self._write_folder(Path(tmp), location=repo_id, video=video, public=True)
+            return upload_folder(
+                tmp,
+                repo_id,
+                private=private,
+                token=token,
+                branch=branch,
+                commit_message=commit_message,
             )
-        return str(getattr(info, "commit_url", info))
+
+    def export(self, path: str | Path, **kwargs: Any) -> dict[str, Any]:
+        """Write the greedy policy, preprocessing inside, to ``path`` (``.pt``: TorchScript,
+        ``.onnx``: ONNX) for use without seqagents; see :func:`seqagents.export.export_policy`
+        (Decision Transformer agents with Box observations).
+
+        Example:
+            >>> agent.export("policy.onnx")  # doctest: +SKIP
+        """
+        from seqagents.export import export_policy
+
+        return export_policy(self, path, **kwargs)
 
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
         """A model card with the measured results as Hub ``model-index`` metadata."""
@@ -1040,6 +1075,38 @@ def _read_config(path: Path, data: bytes | None = None) -> dict:
             "save_pretrained)"
         )
     return config
+
+
+def _check_gym_habits(observation: Any, state: Any, reward: Any) -> None:
+    """Errors that name the fix for two old-gym habits (issue 28): passing what
+    ``env.reset()`` returns, the ``(obs, info)`` tuple, as the observation; and passing the
+    reward by position, where SB3's signature has ``state``."""
+    if (
+        isinstance(observation, tuple)
+        and len(observation) == 2
+        and isinstance(observation[1], dict)
+    ):
+        raise ValueError(
+            "predict got a tuple (observation, info): gymnasium's env.reset() returns both; "
+            "unpack it first: obs, info = env.reset(); action, _ = agent.predict(obs)"
+        )
+    if reward is None and state is not None and _is_number(state):
+        raise ValueError(
+            f"predict got {state!r} as its second positional argument, which is SB3's `state` "
+            "(unused here), not the reward: pass the reward by keyword, "
+            "predict(obs, reward=r)"
+        )
+
+
+def _is_number(value: Any) -> bool:
+    """A real number or a numeric array of at most one axis (what a reward looks like)."""
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, int | float | np.number):
+        return True
+    if isinstance(value, list) and value:  # one reward per env
+        return all(_is_number(v) for v in value)
+    return isinstance(value, np.ndarray) and value.ndim <= 1 and value.dtype.kind in "iuf"
 
 
 def _per_env(value: Any, n: int, name: str, dtype: Any) -> np.ndarray:

@@ -153,20 +153,40 @@ class DecisionTransformerAgent(SequenceAgent):
         cls, config: dict, files: CheckpointFiles, device: str, overrides: dict
     ) -> DecisionTransformerAgent:
         """transformers ``decision_transformer`` checkpoint (e.g. the edbeeching repos)."""
-        from seqagents.checkpoints import known_repo
+        from seqagents.checkpoints import known_repo, known_repo_id, known_repos
         from seqagents.checkpoints.hf_dt import convert_hf_dt_state_dict, dt_config_from_hf
 
         model_config = dt_config_from_hf(config, overrides.pop("context_len", 20))
-        known = known_repo(files.model_id) or {}
+        named = overrides.pop("known_repo", None)  # a local copy of a known repo, by its id
+        if named is not None and known_repo(str(named)) is None:
+            raise CheckpointError(
+                f"known_repo={named!r} is not in seqagents' registry; known repos: "
+                f"{', '.join(known_repos())}"
+            )
+        source = known_repo_id(str(named or files.model_id))  # a local copy: the repo's id
+        known = known_repo(source) if source else {}
         mean = overrides.pop("state_mean", known.get("state_mean"))
         std = overrides.pop("state_std", known.get("state_std"))
         env_id = overrides.pop("env_id", known.get("env_id"))
         if mean is None or std is None:
+            dims = (model_config.state_shape[0], model_config.act_dim)
+            same = [
+                repo
+                for repo in known_repos()
+                if (known_repo(repo) or {}).get("state_dim") == dims[0]
+                and (known_repo(repo) or {}).get("act_dim") == dims[1]
+            ]
+            copy_hint = (
+                " If this folder is a download of a known repo, name it: "
+                f"known_repo={same[0]!r} (same dims: {', '.join(same)})."
+                if same
+                else ""
+            )
             raise CheckpointError(
                 f"{files.model_id}: transformers Decision Transformer checkpoints do not store "
                 "their state normalization and this repo is not in seqagents' registry "
                 "(seqagents.checkpoints.known_repos()); pass state_mean=... and state_std=... "
-                "(the dataset's per-dimension mean/std, usually in the model card)"
+                f"(the dataset's per-dimension mean/std, usually in the model card).{copy_hint}"
             )
         dim = model_config.state_shape[0]
         if len(mean) != dim or len(std) != dim:
@@ -184,7 +204,7 @@ class DecisionTransformerAgent(SequenceAgent):
             dim,
             model_config.act_dim,
             env_id,
-            files.model_id,
+            source or files.model_id,  # provenance: the Hub id, never a local path
             preprocessing={
                 "state_mean": list(mean),
                 "state_std": list(std),

@@ -15,6 +15,7 @@ from seqagents.data.atari_collect import (
     record_ppo_history,
 )
 from seqagents.data.collect import SB3_ALGOS, SupportsPredict, collect_dataset
+from seqagents.data.dqn_replay import DQNReplayOptions, load_dqn_replay
 from seqagents.data.frames import FrameStackedFrames
 from seqagents.data.minari_io import (
     TrajectoryData,
@@ -58,4 +59,7 @@ __all__ = [
     "load_atari_dataset",
     "make_recorded_atari_env",
     "record_ppo_history",
+    # Atari: the DQN Replay Dataset (dopamine replay logs) sampled as the DT paper did
+    "DQNReplayOptions",
+    "load_dqn_replay",
 ]

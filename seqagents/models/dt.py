@@ -234,6 +234,9 @@ class DecisionTransformer(nn.Module):
         B, K = step_mask.shape
         valid = step_mask.repeat_interleave(3, dim=1)  # (B, 3K)
         T = 3 * K
-        causal = torch.ones(T, T, dtype=torch.bool, device=step_mask.device).tril()  # (3K, 3K)
-        eye = torch.eye(T, dtype=torch.bool, device=step_mask.device)
+        # index comparisons, not tril/eye: the same masks, and exportable to ONNX (whose
+        # runtime has no boolean EyeLike; seqagents.export)
+        index = torch.arange(T, device=step_mask.device)  # (3K,)
+        causal = index[:, None] >= index[None, :]  # (3K, 3K): query i sees keys j <= i
+        eye = index[:, None] == index[None, :]  # (3K, 3K)
         return (causal & (valid[:, None, :] | eye))[:, None]  # (B, 1, 3K, 3K)

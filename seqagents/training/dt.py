@@ -29,6 +29,7 @@ from torch import nn
 from seqagents.agents.base import encoder_for_space
 from seqagents.agents.dt import DecisionTransformerAgent
 from seqagents.data import TrajectoryData, WindowSampler, load_dataset, to_trajectory_data
+from seqagents.data.dqn_replay import DQN_REPLAY_PREFIX, load_dqn_replay
 from seqagents.envs import check_env_id_from_file, describe_space, spaces_match
 from seqagents.models.dt import DTConfig
 from seqagents.training.trainer import (
@@ -109,7 +110,9 @@ def train_dt(
     evaluation (for the first target, all targets under ``per_target``).
 
     Args:
-        dataset: a Minari dataset id (local, or downloaded before) or :class:`TrajectoryData`.
+        dataset: a Minari dataset id (local, or downloaded before), :class:`TrajectoryData`,
+            an Atari learning-history folder or ``dqn-replay:PATH[?options]`` (the DQN Replay
+            Dataset, :func:`seqagents.data.load_dqn_replay`).
         env_id: gymnasium id to evaluate in and record in the checkpoint; default: the
             dataset's ``env_spec`` (Minari metadata). Its spaces must match the dataset's.
         env_kwargs: ``gymnasium.make`` kwargs; default: those of the dataset's ``env_spec`` when
@@ -299,13 +302,19 @@ def _load_data(
 ) -> tuple[TrajectoryData, str | None, dict]:
     """The data, plus the env id and kwargs recorded in its metadata (if any).
 
-    ``dataset`` is a Minari id, :class:`TrajectoryData`, or the folder of an Atari learning
-    history (``seqagents collect --learn ppo``), whose RTGs use the clipped rewards.
+    ``dataset`` is a Minari id, :class:`TrajectoryData`, the folder of an Atari learning
+    history (``seqagents collect --learn ppo``), or ``dqn-replay:PATH[?options]``, the DQN
+    Replay Dataset sampled as the DT paper did (:func:`seqagents.data.load_dqn_replay`); the
+    Atari RTGs use the clipped rewards.
     """
     if isinstance(dataset, TrajectoryData):
         return dataset, None, {}
     if not isinstance(dataset, str):
         raise TypeError(f"dataset must be a Minari id or TrajectoryData, got {type(dataset)}")
+    if dataset.startswith(DQN_REPLAY_PREFIX):  # dopamine replay logs (DT paper's Atari data)
+        data = load_dqn_replay(dataset)
+        meta = data.metadata or {}
+        return data, meta.get("env_id"), dict(meta.get("eval_env_kwargs") or {})
     if (Path(dataset) / "metadata.json").is_file():  # an Atari frames folder
         from seqagents.data.atari import load_atari_dataset
 

@@ -160,14 +160,16 @@ def train_leap(
 
     Args:
         dataset: a Minari dataset id or :class:`~seqagents.data.TrajectoryData` (BabyAI Dict
-            observations carry their ``mission_vocabulary``).
+            observations carry their ``mission_vocabulary``), an Atari learning-history folder
+            or ``dqn-replay:PATH[?options]`` (:func:`seqagents.data.load_dqn_replay`).
         env_id: env recorded in the checkpoint (default: the dataset's ``env_spec``).
         env_kwargs: its ``gymnasium.make`` kwargs (default: the dataset's).
         model_config: :class:`~seqagents.models.leap.LEAPConfig` fields; the state encoder and
             ``n_actions`` come from the data when missing.
         train_config: :class:`TrainConfig` fields; missing ones take
             :data:`LEAP_TRAIN_DEFAULTS`. ``out_dir`` defaults to ``runs/leap/<dataset id>``.
-        planner: :class:`~seqagents.agents.leap.LEAPPlannerConfig` fields stored as defaults.
+        planner: :class:`~seqagents.planning.RefinementConfig` fields, ``replan_every`` and
+            ``seed``, stored as defaults.
         objective: ``"sweep"`` (official) or ``"random"`` (see module docstring).
         mask_prob: masking probability of the ``random`` objective.
         return_scale: returns-to-go are divided by this (return-conditioned models).

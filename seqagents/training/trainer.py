@@ -92,6 +92,7 @@ _RESUME_FREE = {
     "checkpoint_every",
     "out_dir",
     "overwrite",
+    "tensorboard",  # turned on at resume: metrics.jsonl is backfilled (Trainer._load_state)
 }
 
 
@@ -637,15 +638,30 @@ class Trainer:
         if self.config.tensorboard:
             self._write_tensorboard(record)
 
-    def _write_tensorboard(self, record: dict[str, Any]) -> None:
-        """The record's numbers as TensorBoard scalars under ``train/`` (and ``eval/`` for a
-        flat evaluation dict), at ``record["step"]``; the writer opens on first use."""
+    def _open_tensorboard(self, purge_step: int | None = None) -> None:
         if self._tb_writer is None:
             require("tensorboard", "tensorboard")
             from torch.utils.tensorboard import SummaryWriter
 
             assert self.out_dir is not None  # checked in __init__
-            self._tb_writer = SummaryWriter(str(self.out_dir / TENSORBOARD_DIR))
+            folder = str(self.out_dir / TENSORBOARD_DIR)
+            self._tb_writer = SummaryWriter(folder, purge_step=purge_step)
+
+    def _backfill_tensorboard(self) -> None:
+        """At resume with ``tensorboard``: a run that logged no events before gets the resumed
+        records of metrics.jsonl (issue 28: ``--tensorboard`` at resume did not backfill); one
+        that did keeps its events, less those past the resumed step (a crash replays them)."""
+        assert self.out_dir is not None
+        if any((self.out_dir / TENSORBOARD_DIR).glob("events.out.tfevents.*")):
+            self._open_tensorboard(purge_step=self.step + 1)
+            return
+        for record in self.history:
+            self._write_tensorboard(record)
+
+    def _write_tensorboard(self, record: dict[str, Any]) -> None:
+        """The record's numbers as TensorBoard scalars under ``train/`` (and ``eval/`` for a
+        flat evaluation dict), at ``record["step"]``; the writer opens on first use."""
+        self._open_tensorboard()
         step = record["step"]
         for key, value in record.items():
             if key != "step" and isinstance(value, (int, float)):
@@ -757,3 +773,5 @@ class Trainer:
                 ) from e
             self.history = [r for r in records if r["step"] <= self.step]
             metrics.write_text("".join(json.dumps(r) + "\n" for r in self.history))
+            if self.config.tensorboard:
+                self._backfill_tensorboard()

@@ -87,7 +87,8 @@ def train_tt(
         model_config: :class:`~seqagents.models.tt.TTConfig` fields (dims come from the data;
             ``block_size`` from ``sequence_transitions``).
         train_config: :class:`TrainConfig` fields; missing ones take :data:`TT_TRAIN_DEFAULTS`.
-        planner: :class:`~seqagents.agents.tt.PlannerConfig` fields stored as inference defaults.
+        planner: :class:`~seqagents.planning.BeamSearchConfig` fields and ``seed``, stored as
+            inference defaults.
         n_bins: N, bins per dimension (paper: 100).
         discretizer_kind: ``"quantile"`` (paper) or ``"uniform"``.
         sequence_transitions: transitions per training sequence (paper: 10).
@@ -160,12 +161,18 @@ def train_tt(
         return {"tokens": seq[:, :-1], "targets": seq[:, 1:]}  # (B, L*D - 1) each
 
     def on_checkpoint(step: int, summary: dict[str, Any]) -> None:
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         agent.spec.training = {
+            "trainer": "seqagents.training.train_tt",
             "dataset_id": data.dataset_id,
+            "n_episodes": data.n_episodes,
+            "n_transitions": data.n_transitions,
             "steps": step,
             "seed": config.seed,
+            "final_loss": summary.get("loss"),  # mean over the last logging interval
+            "loss": "weighted_cross_entropy",
+            "world_size": torch.distributed.get_world_size() if distributed else 1,
             "train_config": config.to_dict(),
-            "final_loss": summary.get("loss"),
             "sequence_transitions": sequence_transitions,
         }
         agent.save_pretrained(Path(config.out_dir) / CHECKPOINT_DIR)
