@@ -50,6 +50,17 @@ def seqagents(*args: str, cwd: Path | None = None, env: dict | None = None, time
     )
 
 
+def in_process(capsys, *args: str) -> subprocess.CompletedProcess:
+    """``seqagents ARGS`` through ``seqagents.cli.main`` in this process (faster than a new
+    one where the process itself is not what is tested)."""
+    from seqagents.cli import main
+
+    capsys.readouterr()
+    status = main(list(args))
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, status, captured.out, captured.err)
+
+
 def one_error_line(result: subprocess.CompletedProcess, command: str, *parts: str) -> str:
     """Exit status 2 and one stderr line ``seqagents COMMAND: error: ...`` holding ``parts``."""
     err = result.stderr.strip()
@@ -96,14 +107,14 @@ def test_force_with_a_misspelt_dataset_deletes_nothing_in_the_working_folder(tmp
     assert snapshot(work) == before
 
 
-def test_force_refuses_a_folder_that_is_not_a_run_folder(tmp_path, tiny_zoo):
+def test_force_refuses_a_folder_that_is_not_a_run_folder(tmp_path, tiny_zoo, capsys):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "metrics.jsonl").write_text("{}\n")  # looks like a run...
     (out / "notes.txt").write_text("...but holds a user's file")
     before = snapshot(out)
-    result = seqagents(
-        "train", "pendulum-random", "--steps", "2", "--out", str(out), "--force", env=tiny_zoo
+    result = in_process(
+        capsys, "train", "pendulum-random", "--steps", "2", "--out", str(out), "--force"
     )
     one_error_line(result, "train", "not a seqagents run folder", "notes.txt")
     assert snapshot(out) == before
@@ -119,14 +130,14 @@ def test_force_refuses_a_folder_that_is_not_a_run_folder(tmp_path, tiny_zoo):
         (["--model", "{bad"], "--model is not valid JSON"),
     ],
 )
-def test_force_with_bad_input_keeps_the_previous_run(tmp_path, tiny_zoo, extra, message):
+def test_force_with_bad_input_keeps_the_previous_run(tmp_path, tiny_zoo, extra, message, capsys):
     from seqagents.cli import main
 
     out = tmp_path / "run"
     args = ["train", "pendulum-random", "--steps", "2", "--out", str(out), "--no-progress"]
     assert main(args) == 0
     before = snapshot(out)
-    result = seqagents(*args, "--force", *extra, env=tiny_zoo)
+    result = in_process(capsys, *args, "--force", *extra)
     one_error_line(result, "train", message)
     assert snapshot(out) == before
 
@@ -149,10 +160,10 @@ def test_force_replaces_a_previous_run_once_the_new_one_starts(tmp_path, tiny_zo
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".run")] == []
 
 
-def test_out_that_is_a_file_is_one_line(tmp_path, tiny_zoo):
+def test_out_that_is_a_file_is_one_line(tmp_path, tiny_zoo, capsys):
     out = tmp_path / "file.txt"
     out.write_text("mine")
-    result = seqagents("train", "pendulum-random", "--out", str(out), "--force", env=tiny_zoo)
+    result = in_process(capsys, "train", "pendulum-random", "--out", str(out), "--force")
     one_error_line(result, "train", "is not a folder")
     assert out.read_text() == "mine"
 
@@ -331,12 +342,12 @@ def test_atari_history_with_a_missing_chunk_names_it(tmp_path):
         load_atari_dataset(folder)
 
 
-def test_atari_history_in_the_cli_missing_chunk_is_one_line(tmp_path, tiny_zoo):
+def test_atari_history_in_the_cli_missing_chunk_is_one_line(tmp_path, tiny_zoo, capsys):
     folder = atari_folder(tmp_path / "breakout")
     (folder / "chunk_00003.npz").unlink()  # the last one: nothing else tells it is gone
-    result = seqagents(
-        "train", "pendulum-random", "--dataset", str(folder), "--out", str(tmp_path / "run"),
-        env=tiny_zoo,
+    result = in_process(
+        capsys, "train", "pendulum-random", "--dataset", str(folder), "--out",
+        str(tmp_path / "run"),
     )  # fmt: skip
     one_error_line(result, "train", "chunk_00003.npz")
     assert not (tmp_path / "run").exists()
@@ -533,7 +544,7 @@ def test_collect_refuses_an_sb3_zip_without_the_trust_flag(tmp_path):
     assert (tmp_path / PAYLOAD).exists()
 
 
-def test_a_checkpoint_env_id_never_imports_a_module(tmp_path):
+def test_a_checkpoint_env_id_never_imports_a_module(tmp_path, monkeypatch, capsys):
     from seqagents import load_agent
     from tests.test_hardening_errors import edit_config
     from tests.test_hardening_runtime import dt_agent
@@ -545,12 +556,10 @@ def test_a_checkpoint_env_id_never_imports_a_module(tmp_path):
     agent = load_agent(folder)
     with pytest.raises(ValueError, match="would make gymnasium import the module 'evil_module'"):
         agent.make_env()
+    monkeypatch.syspath_prepend(str(tmp_path))  # importable: it would run if imported
     for command in ("evaluate", "record"):
         extra = ["--video", str(tmp_path / "x.gif")] if command == "record" else []
-        result = seqagents(
-            command, str(folder), "--episodes", "1", *extra, cwd=tmp_path,
-            env={"PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"},
-        )  # fmt: skip
+        result = in_process(capsys, command, str(folder), "--episodes", "1", *extra)
         one_error_line(result, command, "never imports a module named in a file")
     assert not (tmp_path / PAYLOAD).exists()
 
