@@ -145,6 +145,34 @@ def test_sweep_masks_each_position_once_and_skips_pad():
     assert float(loss.detach()) == pytest.approx(expected, rel=1e-5)
 
 
+def test_random_objective_at_mask_prob_1_is_the_official_states_only_pickuploc_training():
+    # The official code drops the action tokens on PickupLoc: every plan action is predicted
+    # from the states alone. mask_prob=1.0 masks every plan slot (PAD ones too) in one forward.
+    net = tiny_net()
+    batch = {
+        "states": torch.randn(2, 1, 4),
+        "actions": torch.tensor([[0, 1, 2, 3], [2, 0, 3, 3]]),  # 3 = PAD: past the episode end
+        "timesteps": torch.tensor([0, 5]),
+    }
+    loss = leap_loss(net, batch, "random", mask_prob=1.0)
+    masked = torch.full_like(batch["actions"], net.config.mask_id)
+    logp = net(batch["states"], masked, batch["timesteps"]).log_softmax(-1)  # (2, 4, 3)
+    expected = -sum(
+        float(logp[b, j, a]) for b, row in enumerate(batch["actions"].tolist())
+        for j, a in enumerate(row) if a != net.config.pad_id
+    )  # fmt: skip
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-5)
+    other = {**batch, "actions": torch.tensor([[2, 2, 2, 3], [0, 1, 3, 3]])}
+    other_expected = -sum(
+        float(logp[b, j, a]) for b, row in enumerate(other["actions"].tolist())
+        for j, a in enumerate(row) if a != net.config.pad_id
+    )  # fmt: skip
+    # Only the targets changed: the inputs carry no action (the same logits score them).
+    assert float(leap_loss(net, other, "random", 1.0).detach()) == pytest.approx(
+        other_expected, rel=1e-5
+    )
+
+
 def test_leap_batch_pads_outside_the_episode():
     window = {
         "states": torch.randn(1, 4, 4),
