@@ -48,8 +48,8 @@ class VariantLEAP(LEAPAgent):
             if not self.random_horizon:
                 return super()._replan(envs, deterministic)
             H = self.replan_every
-            hs = {int(i): int(torch.randint(1, H + 1, (1,), generator=self._generators[i]))
-                  for i in envs}  # fmt: skip
+            streams = self._planning_streams(self.n_envs)
+            hs = {int(i): int(torch.randint(1, H + 1, (1,), generator=streams[i])) for i in envs}
             if self.pad_tail:  # plan h steps only, one env at a time
                 for i in map(int, envs):
                     full, old = self._plan, self.planner  # the planner config is frozen

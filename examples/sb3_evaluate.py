@@ -31,11 +31,12 @@ def main(model: str = "dt/halfcheetah-medium", max_steps: int | None = None) -> 
         return env
 
     venv = make_vec_env(make_env, n_envs=2, seed=0)
+    agent.seed(0)  # the agent's sampling/planning streams too: both loops see the same episodes
     sb3 = sb3_evaluate_policy(
         agent, SB3Adapter(agent, venv), n_eval_episodes=2, return_episode_rewards=True
     )
     venv = make_vec_env(make_env, n_envs=2, seed=0)
-    ours = evaluate_policy(agent, venv, n_eval_episodes=2, return_episode_rewards=True)
+    ours = evaluate_policy(agent, venv, n_eval_episodes=2, return_episode_rewards=True, seed=0)
     print(f"SB3 evaluate_policy: {sb3[0]}\nseqagents evaluate_policy: {ours[0]}")
 
 

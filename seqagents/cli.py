@@ -839,6 +839,20 @@ def _check_dataset(dataset: str) -> None:
         raise _UserError(f"--dataset {dataset}: {e}") from e
 
 
+# `train` flags that override TrainConfig fields (of the zoo entry, or of the trainer's defaults).
+_TRAIN_FLAGS = (
+    "steps",
+    "batch_size",
+    "seed",
+    "device",
+    "eval_every",
+    "warmup_steps",
+    "learning_rate",
+    "checkpoint_every",
+    "log_every",
+)
+
+
 def _check_run_folder(out: Path, args: argparse.Namespace) -> None:
     """``--out``: a new folder, an empty one, a run to --resume, or a run to replace (--force)."""
     from seqagents.training.trainer import foreign_run_entries
@@ -878,17 +892,7 @@ def _train(args: argparse.Namespace, main_rank: bool) -> None:
 
     entry = get_entry(args.entry)
     training = dict(entry.training)
-    for key in (
-        "steps",
-        "batch_size",
-        "seed",
-        "device",
-        "eval_every",
-        "warmup_steps",
-        "learning_rate",
-        "checkpoint_every",
-        "log_every",
-    ):
+    for key in _TRAIN_FLAGS:
         if getattr(args, key) is not None:
             training[key] = getattr(args, key)
     # Everything that can be checked is checked before the run folder is looked at; --force
@@ -983,21 +987,7 @@ def _train_algorithm(args: argparse.Namespace, main_rank: bool) -> None:
             "--env ENV_ID, the gymnasium id it was recorded in"
         )
     env_kwargs = dict(spec_env_kwargs) if env_id == spec_env_id else {}
-    training = {
-        key: getattr(args, key)
-        for key in (
-            "steps",
-            "batch_size",
-            "seed",
-            "device",
-            "eval_every",
-            "warmup_steps",
-            "learning_rate",
-            "checkpoint_every",
-            "log_every",
-        )
-        if getattr(args, key, None) is not None
-    }
+    training = {key: getattr(args, key) for key in _TRAIN_FLAGS if getattr(args, key) is not None}
     slug = "".join(c if c.isalnum() or c in "._-" else "_" for c in data.dataset_id or algo)
     out = Path(args.out or f"runs/{algo}-{slug}")
     if main_rank:

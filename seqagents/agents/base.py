@@ -226,8 +226,8 @@ class SequenceAgent(
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.algorithm:
-            SequenceAgent._registry[cls.algorithm] = cls
+        if cls.__dict__.get("algorithm"):  # a class naming its own algorithm, not a subclass
+            SequenceAgent._registry[cls.algorithm] = cls  # of one (that keeps its loader)
 
     def __init__(self, network: nn.Module, spec: CheckpointConfig, device: str = "auto") -> None:
         self.spec = spec
@@ -869,13 +869,14 @@ class SequenceAgent(
                     f"{model_id}/{CONFIG_NAME} names algorithm {algorithm!r}; seqagents loads "
                     f"{sorted(cls._registry)}. Fix the file or re-save the checkpoint"
                 )
-            if cls.algorithm and target is not cls:
+            if cls.algorithm and not issubclass(cls, target):
                 raise CheckpointError(
                     f"{model_id} is a {algorithm!r} checkpoint; load it with "
                     f"{target.__name__}.from_pretrained or seqagents.load_agent"
                 )
             try:
-                return target._from_config(config, files, device, overrides or {})
+                maker = cls if cls.algorithm else target  # a subclass loads as itself
+                return maker._from_config(config, files, device, overrides or {})
             except ValueError as e:  # a config section or override that is rejected
                 if str(e).startswith(model_id):
                     raise
