@@ -1005,11 +1005,19 @@ def test_sampled_episodes_are_samples_and_a_seed_repeats_them(algo):
     from tests.test_hardening_runtime import leap_agent, tt_agent
 
     def agent_for(env):
-        if algo.startswith("leap"):
-            agent = leap_agent()
-            if algo == "leap-gibbs":
-                agent.planner.mode = "gibbs"
-            return agent
+        if algo == "leap":
+            return leap_agent()
+        if algo == "leap-gibbs":
+            import gymnasium as gym
+
+            from seqagents import LEAPAgent
+
+            like = gym.make("CartPole-v1")
+            return LEAPAgent.create(
+                like.observation_space, like.action_space, env_id="CartPole-v1", horizon=4,
+                n_layer=1, hidden_size=32, n_head=2, device="cpu", seed=0,
+                planner={"n_iterations": 3, "mode": "gibbs"},
+            )  # fmt: skip
         if algo == "tt":
             return tt_agent()
         import gymnasium as gym
