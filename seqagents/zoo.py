@@ -109,6 +109,7 @@ class EvalSpec:
 class PaperScore:
     score: float | None = None  # normalized score reported in the paper
     std: float | None = None
+    bc: float | None = None  # the same table's behaviour-cloning baseline, where it has one
     source: str = ""  # paper, table
 
 
