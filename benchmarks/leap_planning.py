@@ -29,7 +29,7 @@ import time
 import torch
 
 from seqagents.models.leap import LEAP, LEAPConfig
-from seqagents.planning.refinement import refine_plan, refine_plan_reference
+from seqagents.planning.refinement import RefinementConfig, refine_plan, refine_plan_reference
 
 
 def _setup(name: str):
@@ -122,7 +122,7 @@ def bench(name: str, rounds: int) -> dict:
             ctx = net.context(emb, t, rtg)
             gens = [torch.Generator().manual_seed(i) for i in range(B)]
             return refine_plan(
-                net, ctx, hist, n_iterations=N, generators=gens, track_energy=False
+                net, ctx, hist, RefinementConfig(n_iterations=N), generators=gens
             ).actions
 
         def reference(B=B, s=s, t=t, hist=hist, rtg=rtg, model=net):

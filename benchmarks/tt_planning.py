@@ -4,7 +4,8 @@ A halfcheetah-sized Trajectory Transformer (4 layers, 4 heads, width 128, transi
 N = 100) with random weights plans from a full context (5 transitions + the current observation)
 at the halfcheetah planner settings (beam 32, horizon 5) and the paper defaults (beam 128,
 horizon 15). Columns, in alternating rounds: ``beam_plan`` (shared-prefix attention: the window's
-keys/values once per env), the per-beam KV-cached planner it replaced (``_beam_plan_cached``),
+keys/values once per env), the per-beam KV-cached planner it replaced (the same decoder with
+``share_keys=False``, ``tests/_tt_reference.py``),
 and a floor: the linear layers alone (qkv, attention projection, MLP, heads) on the same
 ``(rows, tokens)`` the shared-prefix planner feeds the model, i.e. what any exact planner doing
 this search must at least compute. All planners get the same seed, so they must return the
@@ -24,17 +25,22 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from seqagents.models.tt import TrajectoryTransformer, TTConfig
-from seqagents.planning import Discretizer, Plan, beam_plan
-from seqagents.planning.beam_search import _beam_plan_cached, _beam_plan_reference
+from seqagents.planning import BeamSearchConfig, Discretizer, Plan, beam_plan
+from seqagents.planning.beam_decoder import BeamDecoder
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the reference planners' tests/
+from tests._tt_reference import beam_plan_per_beam, beam_plan_reference  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -103,27 +109,22 @@ def profile_plan(
     each recompute feeds, and torch.profiler's table of operators of ``beam_plan``."""
     from torch.profiler import profile
 
-    from seqagents.planning import beam_search
-
     lines = []
-    for name, run, decoder in (
-        ("beam_plan", plan, beam_search._SharedPrefixDecoder),
-        ("cached planner", cached_plan, beam_search._CachedDecoder),
-    ):
-        recompute = decoder.__dict__["_recompute"]
+    recompute = BeamDecoder._recompute
+    for name, run in (("beam_plan", plan), ("cached planner", cached_plan)):
         spent = [0.0]
 
-        def timed_recompute(self, window, recompute=recompute, spent=spent):  # type: ignore[no-untyped-def]
+        def timed_recompute(self, window, spent=spent):  # type: ignore[no-untyped-def]
             start = time.perf_counter()
             result = recompute(self, window)
             spent[0] += time.perf_counter() - start
             return result
 
-        decoder._recompute = timed_recompute  # type: ignore[method-assign]
+        BeamDecoder._recompute = timed_recompute  # type: ignore[method-assign]
         try:
             total, _ = timed(run, torch.device("cpu"))
         finally:
-            decoder._recompute = recompute  # type: ignore[method-assign]
+            BeamDecoder._recompute = recompute  # type: ignore[method-assign]
         lines.append(f"{name}: window recomputes {spent[0]:.3f} s of {total:.3f} s")
     chunks = " ".join(f"{rows}x{tokens}" for rows, tokens in calls if tokens > 1)
     lines.append(f"beam_plan's model calls of more than one token (rows x tokens): {chunks}")
@@ -155,14 +156,14 @@ def decode_attention_cost(device: torch.device, keys: int = 110) -> str:
 
 
 def float64_verdict(
-    model: TrajectoryTransformer, disc: Discretizer, context: torch.Tensor, kwargs: dict
+    model: TrajectoryTransformer, disc: Discretizer, context: torch.Tensor, config: BeamSearchConfig
 ) -> str:
     """Why two planners' float32 plans differ: rerun both in float64, where rounding cannot
     flip a near-tie between beams or a sampled token."""
     double = copy.deepcopy(model).double()
     plans = [
-        planner(double, disc, context, generator=torch.Generator().manual_seed(0), **kwargs)
-        for planner in (beam_plan, _beam_plan_cached)
+        planner(double, disc, context, config, generator=torch.Generator().manual_seed(0))
+        for planner in (beam_plan, beam_plan_per_beam)
     ]
     if same_plan(*plans):
         return (
@@ -248,11 +249,11 @@ def main() -> None:
 
     def run(planner: Callable[..., Plan], **kwargs: int) -> Plan:
         generator = torch.Generator(device).manual_seed(0)  # same draws for every planner
-        return planner(model, disc, context, generator=generator, **kwargs)
+        return planner(model, disc, context, BeamSearchConfig(**kwargs), generator=generator)
 
     def reference(beam_width: int, horizon: int, ours: Plan | None = None) -> tuple[float, bool]:
         """Reference seconds at this setting, and whether it chose the same plan as ours."""
-        plan = partial(run, _beam_plan_reference, beam_width=beam_width, horizon=horizon)
+        plan = partial(run, beam_plan_reference, beam_width=beam_width, horizon=horizon)
         seconds = []
         for _ in range(args.reference_repeats):
             s, their_plan = timed(plan, device)
@@ -273,7 +274,7 @@ def main() -> None:
         setting = SETTINGS[name]
         kwargs = dict(beam_width=setting.beam_width, horizon=setting.horizon)
         shared_plan = partial(run, beam_plan, **kwargs)
-        cached_plan = partial(run, _beam_plan_cached, **kwargs)
+        cached_plan = partial(run, beam_plan_per_beam, **kwargs)
         calls = record_calls(model, shared_plan)
         times: dict[str, list[float]] = {"shared": [], "cached": [], "floor": []}
         ours, theirs = shared_plan(), cached_plan()  # warm-up
@@ -287,7 +288,8 @@ def main() -> None:
         shared_s, cached_s, floor_s = (float(np.median(times[k])) for k in times)
         same = same_plan(ours, theirs)
         if not same:
-            notes.append(f"* {name}: {float64_verdict(model, disc, context, kwargs)}")
+            verdict = float64_verdict(model, disc, context, BeamSearchConfig(**kwargs))
+            notes.append(f"* {name}: {verdict}")
         ref_text, ratio_text = f"{'-':>12}", f"{'-':>7}"
         if not args.no_reference:
             if args.full_reference or setting.horizon <= 5:
@@ -318,11 +320,11 @@ def main() -> None:
             profiles.append((name, profile_plan(shared_plan, cached_plan, calls)))
     if args.envs > 1:
         setting = SETTINGS["halfcheetah"]
-        kwargs = dict(beam_width=setting.beam_width, horizon=setting.horizon)
+        config = BeamSearchConfig(beam_width=setting.beam_width, horizon=setting.horizon)
 
         def batch(n: int) -> Plan:
             generators = [torch.Generator(device).manual_seed(i) for i in range(n)]
-            return beam_plan(model, disc, contexts[:n], generator=generators, **kwargs)
+            return beam_plan(model, disc, contexts[:n], config, generator=generators)
 
         one_env, many_envs = [], []
         batch(1), batch(args.envs)  # warm-up

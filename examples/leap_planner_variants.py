@@ -21,6 +21,7 @@ The variants subclass :class:`~seqagents.LEAPAgent` here; none is a library opti
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
@@ -46,18 +47,19 @@ class VariantLEAP(LEAPAgent):
         try:
             if not self.random_horizon:
                 return super()._replan(envs, deterministic)
-            H = self.planner.replan_every
-            hs = {int(i): int(torch.randint(1, H + 1, (1,), generator=self._generators[i]))
-                  for i in envs}  # fmt: skip
+            H = self.replan_every
+            streams = self._planning_streams(self.n_envs)
+            hs = {int(i): int(torch.randint(1, H + 1, (1,), generator=streams[i])) for i in envs}
             if self.pad_tail:  # plan h steps only, one env at a time
                 for i in map(int, envs):
-                    full, old = self._plan, self.planner.horizon
-                    self.planner.horizon, self._plan = hs[i], full[:, : hs[i]].clone()
+                    full, old = self._plan, self.planner  # the planner config is frozen
+                    self.planner = dataclasses.replace(old, horizon=hs[i])
+                    self._plan = full[:, : hs[i]].clone()
                     try:
                         super()._replan(np.array([i]), deterministic)
                         row = self._plan[i]
                     finally:
-                        self._plan, self.planner.horizon = full, old
+                        self._plan, self.planner = full, old
                     self._plan[i] = self.model_config.pad_id
                     self._plan[i, : hs[i]] = row
             else:

@@ -1,31 +1,23 @@
-"""seqagents: pretrained sequence-model agents (DT, TT, LEAP) for gymnasium loops."""
+"""seqagents: pretrained sequence-model agents (DT, TT, LEAP) for gymnasium loops.
+
+The names below are imported on first use (PEP 562), so ``import seqagents`` and
+``seqagents --help`` do not pay for torch (issue 28: ``--help`` took 3-8 s).
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from seqagents.agents import (  # noqa: E402
-    Agent,
-    CheckpointConfig,
-    DecisionTransformerAgent,
-    LEAPAgent,
-    SequenceAgent,
-    TrajectoryTransformerAgent,
-    load_agent,
-)
-from seqagents.envs import BabyAIPrivileged, ensure_headless_gl, make_env  # noqa: E402
+from seqagents._gl import ensure_headless_gl
+
+__version__ = "0.1.0"
 
 ensure_headless_gl()  # before anything imports mujoco
 
-from seqagents.errors import CheckpointError, MissingDependencyError  # noqa: E402
-from seqagents.evaluation import (  # noqa: E402
-    EpisodeStarts,
-    SB3Adapter,
-    episode_successes,
-    evaluate_policy,
-)
-from seqagents.scores import has_normalized_score, normalized_score  # noqa: E402
-from seqagents.video import record_video  # noqa: E402
+from seqagents.envs import register_known_envs  # noqa: E402  (gymnasium; torch stays lazy)
+
+register_known_envs()  # ALE and BabyAI ids for plain gym.make; MuJoCo's warnings to logging
 
 __all__ = [
     # agents
@@ -47,9 +39,69 @@ __all__ = [
     "make_env",
     "ensure_headless_gl",
     "BabyAIPrivileged",
+    "MissionTokens",
     # checkpoints
     "CheckpointConfig",
     # errors
     "CheckpointError",
     "MissingDependencyError",
 ]
+
+# public name -> the module that defines it
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "Agent",
+            "CheckpointConfig",
+            "DecisionTransformerAgent",
+            "LEAPAgent",
+            "SequenceAgent",
+            "TrajectoryTransformerAgent",
+            "load_agent",
+        ),
+        "seqagents.agents",
+    ),
+    **dict.fromkeys(("BabyAIPrivileged", "MissionTokens", "make_env"), "seqagents.envs"),
+    **dict.fromkeys(("CheckpointError", "MissingDependencyError"), "seqagents.errors"),
+    **dict.fromkeys(
+        ("EpisodeStarts", "SB3Adapter", "episode_successes", "evaluate_policy"),
+        "seqagents.evaluation",
+    ),
+    **dict.fromkeys(("has_normalized_score", "normalized_score"), "seqagents.scores"),
+    "record_video": "seqagents.video",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name (or a submodule such as ``seqagents.zoo``) on first use."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as e:
+        if e.name != f"{__name__}.{name}":
+            raise  # a dependency of that submodule is missing: say so
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
+    from seqagents.agents import (
+        Agent,
+        CheckpointConfig,
+        DecisionTransformerAgent,
+        LEAPAgent,
+        SequenceAgent,
+        TrajectoryTransformerAgent,
+        load_agent,
+    )
+    from seqagents.envs import BabyAIPrivileged, MissionTokens, make_env
+    from seqagents.errors import CheckpointError, MissingDependencyError
+    from seqagents.evaluation import EpisodeStarts, SB3Adapter, episode_successes, evaluate_policy
+    from seqagents.scores import has_normalized_score, normalized_score
+    from seqagents.video import record_video

@@ -1,4 +1,5 @@
-"""The ``seqagents`` command: zoo, info, evaluate, enjoy, record, collect, train, benchmark.
+"""The ``seqagents`` command: zoo, info, evaluate, enjoy, record, push, collect, train, benchmark,
+analyze, plot.
 
 Every command that takes a MODEL accepts a zoo entry name (``halfcheetah-medium``), a local
 checkpoint folder or a Hugging Face Hub repo id. Results go to stdout (a table, or JSON with
@@ -10,16 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
+import re
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-import numpy as np
-
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "checkpoint_overrides", "cli_words"]
 
 
 class _UserError(Exception):
@@ -27,7 +29,12 @@ class _UserError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with its usage errors on one line (``seqagents evaluate: error: ...``)."""
+    """argparse with its usage errors on one line (``seqagents evaluate: error: ...``) and no
+    prefix matching (``--dataset`` must never silently become ``--dataset-best``; issue 28)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -71,12 +78,68 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, str]:
         location, entry = resolve_model(args.model)
     except LookupError as e:
         raise _UserError(str(e)) from e
-    overrides = {"dataset": args.dataset} if getattr(args, "dataset", None) else {}
     try:
-        agent = load_agent(location, device=args.device, **overrides)
+        agent = load_agent(location, device=args.device, **checkpoint_overrides(args))
     except TypeError as e:  # an option the checkpoint's agent does not take
         raise _UserError(str(e)) from e
     return agent, entry, _shown(location)
+
+
+def checkpoint_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``from_pretrained`` keywords of the --dataset, --discretizer and --download options (a
+    transformers Trajectory Transformer checkpoint's discretizer source)."""
+    dataset, discretizer = getattr(args, "dataset", None), getattr(args, "discretizer", None)
+    if getattr(args, "download", False) and not dataset:
+        raise _UserError("--download fetches the Minari dataset of --dataset; pass --dataset ID")
+    overrides: dict[str, Any] = {"dataset": dataset} if dataset else {}
+    if discretizer:
+        overrides["discretizer"] = discretizer
+    if getattr(args, "download", False):
+        overrides["download"] = True
+    return overrides
+
+
+# Library messages name Python keywords; a CLI user is told the option instead (issue 28:
+# "every message speaks the language of the caller"). Keyword -> option of every command that
+# can raise it; tests/test_cli_language.py checks each option exists.
+_CLI_OPTIONS = {
+    "dataset": "--dataset",
+    "discretizer": "--discretizer",
+    "download": "--download",
+    "env_id": "--env",
+    "eval_every": "--eval-every",
+    "target_return": "--target-return",
+}
+_CLI_METAVARS = {"--dataset": "ID_OR_PATH", "--env": "ENV_ID"}
+_PYTHON_KEYWORD = re.compile(
+    r"(?<![\w.-])(" + "|".join(_CLI_OPTIONS) + r")=(True|False|\.\.\.|'[^']*'|\d[\d.]*|)"
+)
+
+
+def cli_words(message: str) -> str:
+    """A library message as a CLI user reads it: ``dataset=...`` -> ``--dataset ...``,
+    ``download=True`` -> ``--download``, ``discretizer='f.safetensors'`` -> ``--discretizer
+    f.safetensors``; ``force_download=True`` (no option: the HF cache) -> how to do it.
+
+    Example:
+        >>> cli_words("rebuild it with dataset=... or load it with download=True")
+        'rebuild it with --dataset ID_OR_PATH or load it with --download'
+    """
+
+    def option(match: re.Match) -> str:
+        flag, value = _CLI_OPTIONS[match.group(1)], match.group(2)
+        if value in ("True", ""):
+            return flag
+        if value == "False":
+            return f"without {flag}"
+        if value == "...":  # a placeholder: the option's metavar
+            return f"{flag} {_CLI_METAVARS.get(flag, '...')}"
+        return f"{flag} {value.strip(chr(39))}"
+
+    message = message.replace(
+        "(force_download=True)", "(delete its folder in the Hugging Face cache)"
+    )
+    return _PYTHON_KEYWORD.sub(option, message)
 
 
 def _shown(location: str) -> str:
@@ -91,8 +154,10 @@ def _shown(location: str) -> str:
 def _make_eval_env(agent: Any, env_id: str | None, n_envs: int, **kwargs: Any) -> Any:
     import gymnasium as gym
 
-    from seqagents.envs import make_env
+    from seqagents.envs import check_env_id_from_file, make_env
 
+    if not env_id:
+        check_env_id_from_file(agent.env_id, "the checkpoint's config.json")
     env_id = env_id or agent.env_id
     if not env_id:
         raise _UserError("the checkpoint names no env; pass --env ENV_ID")
@@ -114,6 +179,8 @@ def _targets(args: argparse.Namespace, agent: Any, entry: Any) -> list[float | N
 
 
 def _evaluate(args: argparse.Namespace) -> dict:
+    import numpy as np
+
     from seqagents.envs import is_babyai_env
     from seqagents.evaluation import episode_successes, evaluate_policy
     from seqagents.protocol import EvaluationProtocol, resolve_protocol
@@ -202,9 +269,19 @@ def _print_evaluation(report: dict) -> None:
         print(line)
 
 
-def _record(agent: Any, entry: Any, args: argparse.Namespace, path: str, n_episodes: int) -> Path:
+def _record(
+    agent: Any,
+    entry: Any,
+    args: argparse.Namespace,
+    path: str,
+    n_episodes: int | None,
+    return_episode_rewards: bool = False,
+) -> Any:
+    from seqagents.envs import check_env_id_from_file
     from seqagents.video import record_video
 
+    if not args.env:
+        check_env_id_from_file(agent.env_id, "the checkpoint's config.json")
     env_id = args.env or agent.env_id
     if not env_id:
         raise _UserError("the checkpoint names no env; pass --env ENV_ID")
@@ -226,6 +303,7 @@ def _record(agent: Any, entry: Any, args: argparse.Namespace, path: str, n_episo
         env_kwargs=env_kwargs,
         progress_bar=not args.no_progress,
         overlay=getattr(args, "overlay", False),
+        return_episode_rewards=return_episode_rewards,
     )
 
 
@@ -259,6 +337,8 @@ def cmd_zoo(args: argparse.Namespace) -> None:
                         "env_id": e.env_id,
                         "dataset": e.dataset.id,
                         "paper_score": e.paper.score,
+                        "paper_source": e.paper.source,
+                        "measured": _measured_score(e.checkpoint_location()),
                         "checkpoint": e.checkpoint_location(),
                     }
                     for k, e in entries.items()
@@ -267,10 +347,65 @@ def cmd_zoo(args: argparse.Namespace) -> None:
             )
         )
         return
-    print(f"{'entry':34s} {'env':16s} {'paper':>7s}  checkpoint")
+    rows = [("entry", "env", "paper", "measured", "checkpoint")]
     for key, e in entries.items():
-        paper = "—" if e.paper.score is None else f"{e.paper.score:.1f}"
-        print(f"{key:34s} {e.env_id:16s} {paper:>7s}  {e.checkpoint_location() or '(none)'}")
+        location = e.checkpoint_location()
+        rows.append(
+            (
+                key,
+                e.env_id,
+                _paper_score(e),
+                _measured_score(location),
+                _shown(location) if location else "(none)",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:  # columns padded to their widest cell; numbers right-aligned
+        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]
+        cells += [row[2].rjust(widths[2]), row[3].rjust(widths[3]), row[4]]
+        print("  ".join(cells))
+    print(_ZOO_UNITS)
+
+
+_ZOO_UNITS = """
+paper:    the score its paper reports. norm: D4RL normalized (0 = random, 100 = expert);
+          % success: BabyAI success rate; gamer-norm: DT paper Table 1 (100 = a pro gamer)
+measured: the bundled checkpoint's stored evaluation: norm, % success, or return (mean
+          episode return, raw game score on Atari); seqagents info ENTRY says how it ran"""
+
+
+def _paper_score(entry: Any) -> str:
+    """The paper's score with its unit (a zoo table cell)."""
+    from seqagents.envs import is_babyai_env
+    from seqagents.scores import has_normalized_score
+
+    if entry.paper.score is None:
+        return "—"
+    if entry.env_id.startswith("ALE/"):
+        unit = "gamer-norm"
+    elif has_normalized_score(entry.env_id):
+        unit = "norm"
+    elif is_babyai_env(entry.env_id):
+        unit = "% success"
+    else:
+        unit = ""
+    return f"{entry.paper.score:.1f} {unit}".strip()
+
+
+def _measured_score(location: str | None) -> str:
+    """The stored evaluation of a bundled checkpoint, with its unit and episodes (a zoo table
+    cell); "—" for a Hub checkpoint or one never evaluated. Reads config.json only: no torch."""
+    if not location or not (Path(location) / "config.json").is_file():
+        return "—"
+    evaluation = json.loads((Path(location) / "config.json").read_text()).get("evaluation") or {}
+    episodes = f" ({evaluation['n_episodes']} ep)" if evaluation.get("n_episodes") else ""
+    if evaluation.get("normalized_score") is not None:
+        return f"{evaluation['normalized_score']:.1f} norm{episodes}"
+    if evaluation.get("success_rate") is not None:
+        return f"{100 * evaluation['success_rate']:.1f} % success{episodes}"
+    if evaluation.get("mean_reward") is not None:
+        return f"{evaluation['mean_reward']:.1f} return{episodes}"
+    return "—"
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -397,8 +532,18 @@ def cmd_record(args: argparse.Namespace) -> None:
     agent, entry, _ = _load(args)
     if args.episodes is None:  # rl-zoo style: a clip of --steps frames across episodes
         args.max_frames = args.max_frames or args.steps
-    path = _record(agent, entry, args, args.video, args.episodes)
-    print(json.dumps({"video": str(path)}) if args.json else f"video: {path}")
+    path, returns, lengths = _record(agent, entry, args, args.video, args.episodes, True)
+    # A clip of --steps frames (one per reset and per step) ends inside its last episode.
+    frames = sum(lengths) + len(lengths)
+    cut = args.episodes is None and bool(returns) and frames >= (args.max_frames or 0)
+    if args.json:
+        report = {"video": str(path), "episode_returns": returns, "episode_lengths": lengths}
+        print(json.dumps({**report, "last_episode_cut": cut}))
+        return
+    print(f"video: {path}")
+    for i, (ret, length) in enumerate(zip(returns, lengths)):
+        note = "  (cut where the clip ends: --steps)" if cut and i == len(returns) - 1 else ""
+        print(f"episode {i + 1}: return {ret:.2f}, {length} steps{note}")
 
 
 def cmd_push(args: argparse.Namespace) -> None:
@@ -635,6 +780,7 @@ def cmd_collect(args: argparse.Namespace) -> None:
         policy,
         overwrite=args.overwrite,
         progress_bar=not args.no_progress,
+        trust_policy_file=args.trust_policy_file,
         **options,
     )
     summary = {
@@ -642,11 +788,14 @@ def cmd_collect(args: argparse.Namespace) -> None:
         "episodes": dataset.total_episodes,
         "steps": dataset.total_steps,
     }
-    print(
-        json.dumps(summary)
-        if args.json
-        else f"{dataset_id}: {summary['episodes']} episodes, {summary['steps']} steps"
-    )
+    if args.json:
+        print(json.dumps({**summary, "min_steps": args.n_steps or options.get("n_steps")}))
+        return
+    line = f"{dataset_id}: {summary['episodes']} episodes, {summary['steps']} steps"
+    asked = options.get("n_steps")
+    if asked and summary["steps"] > asked:  # issue 28: say why it is more than --steps
+        line += f" (at least {asked} asked; the running episodes were finished, not cut)"
+    print(line)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -655,12 +804,85 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     from seqagents.training import init_distributed
 
+    train = _train_algorithm if args.entry in _ALGORITHMS else _train
     if not init_distributed(args.device or "auto"):
-        return _train(args, main_rank=True)
+        return train(args, main_rank=True)
     try:
-        _train(args, main_rank=torch.distributed.get_rank() == 0)
+        train(args, main_rank=torch.distributed.get_rank() == 0)
     finally:
         torch.distributed.destroy_process_group()
+
+
+def _check_model_fields(algo: str, model: dict) -> None:
+    """Unknown or mistyped model config fields (the entry's with --model over them)."""
+    from seqagents.errors import reject_unknown_keys
+    from seqagents.models.dt import DTConfig
+    from seqagents.models.leap import LEAPConfig
+    from seqagents.models.tt import TTConfig
+
+    config = {"dt": DTConfig, "tt": TTConfig, "leap": LEAPConfig}.get(algo)
+    if config is not None:
+        message = "unknown model fields (--model or the entry)"
+        reject_unknown_keys(config, model, message, _UserError)
+
+
+def _check_dataset(dataset: str) -> None:
+    """The dataset exists: an Atari recording folder or a locally stored Minari id (other
+    kinds, ``scheme:PATH``, are checked by their loader, before the run folder is touched)."""
+    from seqagents.data import load_dataset
+
+    if (Path(dataset) / "metadata.json").is_file() or ":" in dataset:
+        return
+    try:
+        load_dataset(dataset)
+    except (FileNotFoundError, ValueError) as e:
+        raise _UserError(f"--dataset {dataset}: {e}") from e
+
+
+# `train` flags that override TrainConfig fields (of the zoo entry, or of the trainer's defaults).
+_TRAIN_FLAGS = (
+    "steps",
+    "batch_size",
+    "seed",
+    "device",
+    "eval_every",
+    "warmup_steps",
+    "learning_rate",
+    "checkpoint_every",
+    "log_every",
+)
+
+
+def _check_run_folder(out: Path, args: argparse.Namespace) -> None:
+    """``--out``: a new folder, an empty one, a run to --resume, or a run to replace (--force)."""
+    from seqagents.training.trainer import foreign_run_entries
+
+    if not os.path.lexists(out) or (args.resume and out.is_dir()):
+        return
+    if out.is_symlink() and args.force:
+        raise _UserError(
+            f"--out {out} is a symbolic link; --force replaces only a real run folder: pass "
+            "the folder it points to, or another --out"
+        )
+    if not out.is_dir():
+        raise _UserError(f"--out {out} is not a folder; pass --out DIR for the run folder")
+    if not any(out.iterdir()):
+        return
+    if not args.force:
+        raise _UserError(
+            f"run folder {out} already exists; pass --resume to continue it, --force to "
+            "overwrite it, or --out DIR for a new one"
+        )
+    foreign = foreign_run_entries(out)
+    if foreign:
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        shown = ", ".join(foreign[:5]) + more
+        raise _UserError(
+            f"--out {out} is not a seqagents run folder (it holds {shown}); --force replaces "
+            "only a previous run: pass --out DIR for a new folder"
+        )
+    if Path.cwd().resolve().is_relative_to(out.resolve()):
+        raise _UserError(f"--out {out} is the working folder (or holds it); run from elsewhere")
 
 
 def _train(args: argparse.Namespace, main_rank: bool) -> None:
@@ -670,33 +892,22 @@ def _train(args: argparse.Namespace, main_rank: bool) -> None:
 
     entry = get_entry(args.entry)
     training = dict(entry.training)
-    for key in (
-        "steps",
-        "batch_size",
-        "seed",
-        "device",
-        "eval_every",
-        "warmup_steps",
-        "learning_rate",
-        "checkpoint_every",
-    ):
+    for key in _TRAIN_FLAGS:
         if getattr(args, key) is not None:
             training[key] = getattr(args, key)
+    # Everything that can be checked is checked before the run folder is looked at; --force
+    # then replaces it only when the new run starts (Trainer, TrainConfig.overwrite).
+    model = {**entry.model, **_json_object(args.model, "--model")}
+    _check_model_fields(entry.algo, model)
     out = Path(args.out or f"runs/{entry.algo}-{entry.name}")
-    if out.exists() and any(out.iterdir()) and not (args.resume or args.force) and main_rank:
-        raise _UserError(
-            f"run folder {out} already exists; pass --resume to continue it, --force to "
-            "overwrite it, or --out DIR for a new one"
-        )
-    if args.force and not args.resume and out.exists() and main_rank:
-        import shutil
-
-        shutil.rmtree(out)
+    if main_rank:
+        _check_run_folder(out, args)
+    dataset = args.dataset or entry.dataset.id
+    _check_dataset(dataset)
     training["out_dir"] = str(out)
+    training["overwrite"] = bool(args.force and not args.resume)
     if args.tensorboard:
         training["tensorboard"] = True
-    dataset = args.dataset or entry.dataset.id
-    model = {**entry.model, **_json_object(args.model, "--model")}
     common = dict(
         env_id=entry.env_id,
         model_config=model,
@@ -746,6 +957,69 @@ def _train(args: argparse.Namespace, main_rank: bool) -> None:
         agent.save_pretrained(target)
         print(f"installed checkpoint: {target}")
     print(f"checkpoint: {out / 'checkpoint'}")
+
+
+# ``seqagents train ALGORITHM --dataset ...``: an algorithm name instead of a zoo entry trains on
+# the user's own data with the trainer's defaults (DT: TrainConfig, the DT paper; TT:
+# TT_TRAIN_DEFAULTS; LEAP: LEAP_TRAIN_DEFAULTS), as d3rlpy's ``fit`` on any dataset.
+_ALGORITHMS = ("dt", "tt", "leap")
+
+
+def _train_algorithm(args: argparse.Namespace, main_rank: bool) -> None:
+    """``seqagents train dt|tt|leap --dataset ID_OR_PATH [--env ENV_ID]``."""
+    from seqagents.training import train_dt, train_leap, train_tt
+    from seqagents.training.dt import _load_data
+
+    algo = args.entry
+    if not args.dataset:
+        raise _UserError(
+            f"train {algo} needs --dataset ID_OR_PATH (a Minari dataset id, an Atari dataset "
+            "folder or dqn-replay:PATH), or a zoo entry name instead of the algorithm "
+            "(seqagents zoo lists them)"
+        )
+    if args.install:
+        raise _UserError("--install needs a zoo entry; an algorithm name has no zoo checkpoint")
+    data, spec_env_id, spec_env_kwargs = _load_data(args.dataset, args.download)
+    env_id = args.env or spec_env_id
+    if env_id is None:
+        raise _UserError(
+            f"the dataset {args.dataset} names no env (its metadata has no env spec); pass "
+            "--env ENV_ID, the gymnasium id it was recorded in"
+        )
+    env_kwargs = dict(spec_env_kwargs) if env_id == spec_env_id else {}
+    training = {key: getattr(args, key) for key in _TRAIN_FLAGS if getattr(args, key) is not None}
+    slug = "".join(c if c.isalnum() or c in "._-" else "_" for c in data.dataset_id or algo)
+    out = Path(args.out or f"runs/{algo}-{slug}")
+    if main_rank:
+        _check_run_folder(out, args)
+    training["out_dir"] = str(out)
+    training["overwrite"] = bool(args.force and not args.resume)  # replaced when the run starts
+    if args.tensorboard:
+        training["tensorboard"] = True
+    if algo in ("dt", "leap"):  # TT's trainer does not evaluate
+        training["eval_episodes"] = args.eval_episodes
+    scale = {"return_scale": args.return_scale} if args.return_scale is not None else {}
+    common = dict(
+        env_id=env_id,
+        model_config=_json_object(args.model, "--model"),
+        train_config=training,
+        resume=args.resume,
+        progress_bar=not args.no_progress,
+    )
+    if algo == "tt" and scale:
+        raise _UserError("--return-scale is for dt and leap; TT discretizes returns")
+    try:
+        if algo == "dt":
+            agent = train_dt(data, env_kwargs=env_kwargs, **scale, **common)
+        elif algo == "tt":
+            agent = train_tt(data, **common)
+        else:
+            agent = train_leap(data, env_kwargs=env_kwargs, **scale, **common)
+    except TypeError as e:  # a --model key the algorithm's config does not have
+        raise _UserError(f"--model: {e}") from e
+    if main_rank:
+        print(f"checkpoint: {out / 'checkpoint'}")
+        agent.reset()
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
@@ -826,6 +1100,31 @@ def _protocol_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+# One --device default for every command (issue 28): auto = CUDA if available, else CPU.
+_DEVICE_HELP = "auto (default: CUDA if available, else CPU), cpu, cuda, cuda:1, mps"
+
+
+def _discretizer_options(p: argparse.ArgumentParser) -> None:
+    """--dataset/--discretizer/--download: the discretizer of a transformers TT checkpoint."""
+    p.add_argument(
+        "--dataset",
+        metavar="ID_OR_PATH",
+        help="transformers Trajectory Transformer checkpoints only: the Minari id or D4RL .hdf5 "
+        "its discretizer is rebuilt from (they do not store it)",
+    )
+    p.add_argument(
+        "--discretizer",
+        metavar="FILE",
+        help="transformers TT checkpoints: a safetensors file holding the discretizer "
+        "thresholds (instead of --dataset)",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="with --dataset: fetch the Minari id from the Minari remote if not stored locally",
+    )
+
+
 def _model_options(
     p: argparse.ArgumentParser, video: bool = True, episodes: int | None = 10
 ) -> None:
@@ -847,13 +1146,9 @@ def _model_options(
         help="target return(s) to condition on (DT, LEAP; default: the checkpoint's)",
     )
     p.add_argument("--seed", type=int, default=0, help="env reset seed (default 0)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
+    p.add_argument("--device", default="auto", help=_DEVICE_HELP)
     _protocol_options(p)
-    p.add_argument(
-        "--dataset",
-        help="transformers Trajectory Transformer checkpoints only: the Minari id or D4RL .hdf5 "
-        "its discretizer is rebuilt from (they do not store it)",
-    )
+    _discretizer_options(p)
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--camera", help="MuJoCo camera name for videos (default: the zoo entry's)")
@@ -876,7 +1171,7 @@ def _model_options(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="seqagents", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="seqagents")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     parser.add_argument(
         "--threads",
@@ -905,8 +1200,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="what a checkpoint is: algorithm, env, spaces, defaults")
     p.add_argument("model", help="zoo entry name, local checkpoint folder or Hub repo id")
-    p.add_argument("--device", default="cpu", help="device to load it on (default cpu)")
-    p.add_argument("--dataset", help="transformers TT checkpoints: see `evaluate --help`")
+    p.add_argument("--device", default="auto", help=_DEVICE_HELP)
+    _discretizer_options(p)
     p.add_argument("--json", action="store_true", help="the full config as JSON on stdout")
     p.set_defaults(func=cmd_info)
 
@@ -978,7 +1273,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--policy",
         help="random (default) | babyai-bot[:noise=0.4,full_view=1,unique_goal=1] | "
-        "<sb3 algo>:<model.zip>",
+        "<sb3 algo>:<model.zip> (needs --trust-policy-file unless it ships with the zoo)",
+    )
+    p.add_argument(
+        "--trust-policy-file",
+        action="store_true",
+        help="load the --policy .zip: stable-baselines3 zips hold pickled Python objects that "
+        "run code when loaded, so only a file you made or trust",
     )
     p.add_argument(
         "--env-kwargs",
@@ -986,7 +1287,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="env kwargs (over the zoo entry's), e.g. '{\"privileged\": true}' for LEAP's "
         "privileged BabyAI observations or '{\"doors_open\": true}'",
     )
-    p.add_argument("--steps", dest="n_steps", type=_count(1), help="transitions to record")
+    p.add_argument(
+        "--steps",
+        dest="n_steps",
+        type=_count(1),
+        help="record at least N transitions: no episode starts after N, and the running ones "
+        "finish (episodes are kept whole, so up to --n-envs whole episodes more; --n-envs 1 "
+        "comes closest, --episodes gives an exact count)",
+    )
     p.add_argument("--episodes", dest="n_episodes", type=_count(1), help="episodes to record")
     p.add_argument("--n-envs", type=_count(1), help="parallel envs (default: the recipe's, 8)")
     p.add_argument("--seed", type=int, help="first env seed (default: the recipe's, 0)")
@@ -1013,38 +1321,96 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_collect)
 
-    p = sub.add_parser("train", help="train a zoo entry on its dataset")
-    p.add_argument("entry", help="zoo entry name (seqagents zoo lists them)")
+    p = sub.add_parser(
+        "train",
+        help="train a zoo entry on its dataset, or dt/tt/leap on --dataset",
+        description="seqagents train ENTRY trains a zoo entry with its recipe; seqagents train "
+        "dt|tt|leap --dataset ID_OR_PATH [--env ENV_ID] trains that algorithm on your own data "
+        "with the trainer's defaults (DT: the DT paper's; TT, LEAP: the original code's), "
+        "which the options below override.",
+    )
+    p.add_argument(
+        "entry",
+        metavar="ENTRY_OR_ALGO",
+        help="zoo entry name (seqagents zoo lists them), or dt, tt or leap with --dataset",
+    )
     p.add_argument(
         "--dataset",
         help="Minari dataset id, Atari dataset folder, or dqn-replay:PATH[?num_buffers=N&"
-        "num_steps=N] for the DQN Replay Dataset (default: the entry's)",
+        "num_steps=N] for the DQN Replay Dataset (default: the entry's; needed with dt/tt/leap)",
     )
-    p.add_argument("--steps", type=_count(1), help="gradient steps (default: the entry's)")
-    p.add_argument("--batch-size", type=_count(1), help="windows per step (default: the entry's)")
-    p.add_argument("--learning-rate", type=float, help="peak learning rate (default: the entry's)")
-    p.add_argument("--warmup-steps", type=_count(0), help="linear warmup (default: the entry's)")
-    p.add_argument("--seed", type=int, help="training seed (default: the entry's)")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 (default: the entry's, auto)")
     p.add_argument(
-        "--eval-every", type=_count(0), help="evaluate every N steps (default: the entry's)"
+        "--env",
+        metavar="ENV_ID",
+        help="dt/tt/leap: gymnasium id to evaluate in and record in the checkpoint (default: "
+        "the dataset's env spec)",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch a Minari dataset id from the Minari remote if it is not stored locally",
+    )
+    p.add_argument(
+        "--return-scale",
+        type=float,
+        help="dt/leap: returns-to-go are divided by this (default: DT 1000, LEAP 1)",
+    )
+    p.add_argument(
+        "--steps", type=_count(1), help="gradient steps (default: the entry's, else the trainer's)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_count(1),
+        help="windows per step (default: the entry's, else the trainer's)",
+    )
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        help="peak learning rate (default: the entry's, else the trainer's)",
+    )
+    p.add_argument(
+        "--warmup-steps",
+        type=_count(0),
+        help="linear warmup (default: the entry's, else the trainer's)",
+    )
+    p.add_argument(
+        "--seed", type=int, help="training seed (default: the entry's, else the trainer's)"
+    )
+    p.add_argument(
+        "--device", help="auto, cpu, cuda, cuda:1 (default: the entry's, else auto, as everywhere)"
+    )
+    p.add_argument(
+        "--eval-every",
+        type=_count(0),
+        help="evaluate every N steps (default: the entry's, else the trainer's)",
     )
     p.add_argument(
         "--eval-episodes", type=_count(1), default=5, help="episodes per evaluation (default 5)"
     )
     p.add_argument(
-        "--checkpoint-every", type=_count(0), help="save every N steps (default 10000; 0: end)"
+        "--log-every",
+        type=_count(1),
+        help="write a metrics.jsonl record (and TensorBoard scalars) every N steps (default: "
+        "the entry's, else 100)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=_count(0),
+        help="save every N steps (default: the entry's, else 10000; 0: end)",
     )
     p.add_argument(
         "--model", metavar="JSON", help="model config overrides, e.g. '{\"n_layer\": 2}'"
     )
-    p.add_argument("--out", help="run folder (default runs/<algo>-<entry>)")
+    p.add_argument(
+        "--out", help="run folder (default runs/<algo>-<entry>, runs/<algo>-<dataset id>)"
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--force", action="store_true", help="overwrite an existing run folder")
     p.add_argument(
         "--tensorboard",
         action="store_true",
-        help="also log loss, lr and evaluations to <out>/tensorboard (pip install tensorboard)",
+        help="also log loss, lr and evaluations to <out>/tensorboard (pip install tensorboard); "
+        "at --resume the earlier records of metrics.jsonl are written too",
     )
     p.add_argument(
         "--install",
@@ -1060,7 +1426,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-envs", type=_count(1), default=1, help="parallel envs (default 1)")
     p.add_argument("--target-return", type=float, nargs="+", help="targets (default: the entry's)")
     p.add_argument("--seed", type=int, default=0, help="env reset seed (default 0)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1")
+    p.add_argument("--device", default="auto", help=_DEVICE_HELP)
     p.add_argument("--env", default=None, help="gymnasium env id (default: the entry's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _protocol_options(p)
@@ -1068,12 +1434,18 @@ def build_parser() -> argparse.ArgumentParser:
     from seqagents.analysis.cli import add_subcommands  # analyze, plot
 
     add_subcommands(sub)
+    # The description names every command, read from the parser itself (issue 28: 8 of 11).
+    parser.description = (
+        f"Pretrained sequence-model agents (DT, TT, LEAP) for gymnasium. Commands: "
+        f"{', '.join(sub.choices)}. Every --device defaults to auto (CUDA if available, else "
+        "CPU)."
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``seqagents`` command; returns the exit status."""
-    from seqagents.envs import ensure_headless_gl
+    from seqagents._gl import ensure_headless_gl  # not seqagents.envs: --help stays fast
 
     ensure_headless_gl()
     parser = build_parser()
@@ -1097,17 +1469,29 @@ def main(argv: list[str] | None = None) -> int:
         _UserError,
         CheckpointError,
         MissingDependencyError,
-        FileNotFoundError,
-        IsADirectoryError,
-        PermissionError,
+        OSError,  # files and folders: missing, unreadable, not a folder, disk full, ...
+        zipfile.BadZipFile,
         KeyError,
         ValueError,
         gym.error.Error,
     ) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"seqagents {args.command}: error: {message}", file=sys.stderr)
+        print(f"seqagents {args.command}: error: {cli_words(_one_line(e))}", file=sys.stderr)
         return 2
     return 0
+
+
+def _one_line(error: BaseException) -> str:
+    """The message of a user-caused error on one line; an ``OSError`` names its file."""
+    if isinstance(error, KeyError) and error.args:
+        message = str(error.args[0])
+    elif isinstance(error, OSError) and error.filename is not None:
+        where = str(error.filename)
+        if error.filename2 is not None:
+            where += f" -> {error.filename2}"
+        message = f"{where}: {error.strerror or error}; check the path and its permissions"
+    else:
+        message = str(error) or type(error).__name__
+    return " ".join(message.split())
 
 
 if __name__ == "__main__":

@@ -2,29 +2,37 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import importlib.abc
+import importlib.util
 import io
 import logging
-import os
 import string
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from seqagents._gl import ensure_headless_gl
 from seqagents.errors import require
 
 __all__ = [
     "make_env",
+    "check_env_id_from_file",
     "ensure_headless_gl",
     "register_env_package",
+    "register_known_envs",
     "describe_space",
     "spaces_match",
     "storable_space",
     # BabyAI
     "PRIVILEGED_KWARG",
     "BabyAIPrivileged",
+    "MissionTokens",
     "QuietStdout",
     "babyai_goal_candidates",
     "is_babyai_env",
@@ -43,28 +51,112 @@ _ENV_PACKAGES = (
 )
 
 
-def ensure_headless_gl() -> str | None:
-    """Pick MuJoCo's EGL backend on a Linux machine without a display, unless already chosen.
+def register_known_envs() -> None:
+    """Make the env ids seqagents' agents are trained on constructible with a plain
+    ``gymnasium.make``, without importing anything heavy (``import seqagents`` calls it).
 
-    Sets ``MUJOCO_GL=egl`` only if ``MUJOCO_GL`` is unset, the platform is Linux and neither
-    ``DISPLAY`` nor ``WAYLAND_DISPLAY`` is set (EGL is not available on macOS/Windows, and with a
-    display MuJoCo's default GLFW backend works and also serves ``render_mode="human"``). It only
-    takes effect if called before ``mujoco`` is imported, e.g. at package import or before the
-    first MuJoCo env is made.
-
-    Returns:
-        The ``MUJOCO_GL`` value now in effect, or None if unset.
+    - ALE (``ALE/Breakout-v5``, ...): ``gym.register_envs(ale_py)`` when ale-py is installed
+      (importing it costs about 60 ms).
+    - BabyAI/MiniGrid (``BabyAI-GoToLocalS7N5-v0``, ...): importing minigrid costs about 0.6 s
+      (pygame), so its ids are registered lazily, read off ``minigrid/__init__.py`` with their
+      entry points and kwargs (about 30 ms); the first ``gym.make`` of one imports minigrid,
+      which then registers its own specs in their place (no "Overriding environment" warnings,
+      also when the user imports minigrid).
+    - MuJoCo: its C-level warnings (gymnasium's models trigger ``settotalmass`` at every load)
+      go to Python logging instead of stderr and a ``MUJOCO_LOG.TXT``, from the moment mujoco
+      is imported (not imported here: about 0.3 s).
 
     Example:
-        >>> ensure_headless_gl() in (None, "egl", "osmesa", "glfw", "glx")
+        >>> import gymnasium as gym
+        >>> register_known_envs()
+        >>> "BabyAI-GoToLocalS7N5-v0" in gym.registry
         True
     """
-    headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    if sys.platform.startswith("linux") and headless and "MUJOCO_GL" not in os.environ:
-        if "mujoco" in sys.modules:
-            _logger.debug("mujoco was imported before MUJOCO_GL was set; setting it anyway")
-        os.environ["MUJOCO_GL"] = "egl"
-    return os.environ.get("MUJOCO_GL")
+    if importlib.util.find_spec("ale_py") is not None:
+        import ale_py
+
+        gym.register_envs(ale_py)
+    _register_minigrid_lazily()
+    if "mujoco" in sys.modules:
+        _route_mujoco_log(sys.modules["mujoco"])
+    elif not any(isinstance(f, _OnFirstImport) and f.name == "mujoco" for f in sys.meta_path):
+        sys.meta_path.insert(0, _OnFirstImport("mujoco", after=_route_mujoco_log))
+
+
+class _OnFirstImport(importlib.abc.MetaPathFinder):
+    """Run ``before()`` just before module ``name`` is first imported and ``after(module)``
+    just after (once; the import itself is left to the other finders)."""
+
+    def __init__(
+        self,
+        name: str,
+        before: Callable[[], None] | None = None,
+        after: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.name, self.before, self.after = name, before, after
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != self.name:
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        if self.before is not None:
+            self.before()
+        if self.after is None:
+            return None  # the other finders import it as usual
+        spec = importlib.util.find_spec(fullname)
+        loader, after = getattr(spec, "loader", None), self.after
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        exec_module = loader.exec_module
+
+        def exec_then_hook(module: Any) -> None:
+            exec_module(module)
+            after(module)
+
+        loader.exec_module = exec_then_hook  # this spec's own loader instance
+        return spec
+
+
+_LAZY_MINIGRID: set[str] = set()  # ids registered here until minigrid registers its own
+
+
+def _register_minigrid_lazily() -> None:
+    """Register minigrid's BabyAI-/MiniGrid- ids (entry points and kwargs as minigrid's
+    ``register_minigrid_envs`` has them) without importing minigrid; see
+    :func:`register_known_envs`."""
+    if "minigrid" in sys.modules or _LAZY_MINIGRID:
+        return
+    spec = importlib.util.find_spec("minigrid")
+    if spec is None or not spec.origin:
+        return
+    try:
+        tree = ast.parse(Path(spec.origin).read_text())
+    except (OSError, SyntaxError, ValueError):
+        return
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "register"):
+            continue
+        try:
+            kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
+        except ValueError:  # computed arguments: left to minigrid itself
+            continue
+        env_id = kwargs.get("id")
+        if not is_babyai_env(env_id) or env_id in gym.registry or node.args:
+            continue
+        try:  # the spec gym.register would store, without its O(registry) checks per id
+            gym.registry[env_id] = gym.envs.registration.EnvSpec(**kwargs)
+        except (TypeError, gym.error.Error):
+            continue
+        _LAZY_MINIGRID.add(env_id)
+    if _LAZY_MINIGRID:
+        sys.meta_path.insert(0, _OnFirstImport("minigrid", before=_drop_lazy_minigrid))
+
+
+def _drop_lazy_minigrid() -> None:
+    """Remove the lazily registered ids: minigrid, being imported, registers its own."""
+    for env_id in _LAZY_MINIGRID:
+        gym.registry.pop(env_id, None)
 
 
 def register_env_package(env_id: str) -> None:
@@ -72,6 +164,27 @@ def register_env_package(env_id: str) -> None:
     for prefix, module, extra in _ENV_PACKAGES:
         if env_id.startswith(prefix) and env_id not in gym.registry:
             gym.register_envs(require(module, extra))
+
+
+def check_env_id_from_file(env_id: str | None, source: str) -> None:
+    """Refuse an env id read from a file (a checkpoint's config, a dataset's metadata) that
+    names a module: ``gymnasium.make("pkg.module:Env-v0")`` imports ``pkg.module``, which runs
+    its code, so a downloaded checkpoint could run code by naming one. An id the user passes
+    (``make_env(...)``, ``--env``) is theirs to trust and is not checked.
+
+    Example:
+        >>> check_env_id_from_file("evil.payload:Env-v0", "config.json")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: config.json names the env 'evil.payload:Env-v0', which would make ...
+    """
+    if env_id and ":" in env_id:
+        module = env_id.split(":", 1)[0]
+        raise ValueError(
+            f"{source} names the env {env_id!r}, which would make gymnasium import the module "
+            f"{module!r} and run its code; seqagents never imports a module named in a file. If "
+            "you trust it, import it yourself and pass the env (or the id, e.g. --env) yourself"
+        )
 
 
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:
@@ -171,10 +284,7 @@ _MUJOCO_ROUTED = False
 
 def _route_mujoco_warnings(env_id: str) -> bool:
     """For a MuJoCo env id (returns whether it is one): send MuJoCo's C-level warnings to
-    Python logging instead of stderr and a ``MUJOCO_LOG.TXT`` in the working folder.
-    gymnasium's own model files trigger the deprecation of ``settotalmass`` at every load
-    (logged at DEBUG); any other MuJoCo warning is logged at WARNING."""
-    global _MUJOCO_ROUTED
+    Python logging (see :func:`_route_mujoco_log`)."""
     try:
         entry_point = str(gym.spec(env_id).entry_point)
     except gym.error.Error:
@@ -187,14 +297,26 @@ def _route_mujoco_warnings(env_id: str) -> bool:
         import mujoco
     except ImportError:
         return True
-
-    def warn(message: str) -> None:
-        level = logging.DEBUG if "settotalmass" in message else logging.WARNING
-        _logger.log(level, "MuJoCo: %s", message.strip())
-
-    mujoco.set_mju_user_warning(warn)
-    _MUJOCO_ROUTED = True
+    _route_mujoco_log(mujoco)
     return True
+
+
+def _mujoco_warning(message: str) -> None:
+    level = logging.DEBUG if "settotalmass" in message else logging.WARNING
+    _logger.log(level, "MuJoCo: %s", message.strip())
+
+
+def _route_mujoco_log(mujoco: Any) -> None:
+    """Send MuJoCo's C-level warnings to Python logging instead of stderr and a
+    ``MUJOCO_LOG.TXT`` in the working folder. gymnasium's own model files trigger the
+    deprecation of ``settotalmass`` at every load (logged at DEBUG); any other MuJoCo warning is
+    logged at WARNING. :func:`register_known_envs` calls it as soon as mujoco is imported, so
+    plain ``gymnasium.make`` loops are quiet too."""
+    global _MUJOCO_ROUTED
+    if _MUJOCO_ROUTED or not callable(getattr(mujoco, "set_mju_user_warning", None)):
+        return
+    mujoco.set_mju_user_warning(_mujoco_warning)
+    _MUJOCO_ROUTED = True
 
 
 def _check_camera(env: gym.Env, camera: str | None) -> None:
@@ -240,7 +362,18 @@ def spaces_match(a: gym.Space, b: gym.Space) -> bool:
         )
     if _is_text(a) and _is_text(b):  # minigrid's MissionSpace is stored as Text in datasets
         return True
+    if (_is_text(a) and _is_token_box(b)) or (_is_token_box(a) and _is_text(b)):
+        return True  # mission text vs the word ids of MissionTokens (checked when read)
     return a == b
+
+
+def _is_token_box(space: gym.Space) -> bool:
+    """A 1-D integer Box: the word ids :class:`MissionTokens` puts in place of mission text."""
+    return (
+        isinstance(space, gym.spaces.Box)
+        and len(space.shape) == 1
+        and np.issubdtype(space.dtype, np.integer)
+    )
 
 
 def _is_text(space: gym.Space) -> bool:
@@ -445,6 +578,55 @@ class BabyAIPrivileged(gym.Wrapper, gym.utils.RecordConstructorArgs):
             "agent_pos": np.asarray(base.agent_pos, dtype=np.int64),  # (2,)
             "goal_pos": self._goal_pos.copy(),  # (2,)
         }
+
+
+class MissionTokens(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+    """BabyAI's mission text as a fixed-size array of word ids, for vector envs that hold arrays.
+
+    Stable-Baselines3's ``DummyVecEnv``/``SubprocVecEnv`` (and ``make_vec_env``) allocate one
+    numpy buffer per observation key and cannot hold minigrid's ``MissionSpace``; this wrapper
+    replaces ``mission`` by ``Box(0, vocabulary.size - 1, (vocabulary.max_len,), int64)``: the
+    ids :meth:`MissionVocabulary.encode <seqagents.observations.MissionVocabulary.encode>`
+    gives (left-padded with 0). seqagents' BabyAI agents read this form as they read the text,
+    provided the ids come from their own vocabulary (``agent.mission_vocabulary``); the other
+    keys (``image``, ``direction``, the privileged ones) pass unchanged.
+
+    Args:
+        env: a BabyAI env (any wrapper, privileged included) with a ``mission`` key.
+        vocabulary: the agent's mission vocabulary (``agent.mission_vocabulary``).
+
+    Example:
+        >>> from seqagents import load_agent
+        >>> agent = load_agent("dt/babyai-gotolocal-s7n5", device="cpu")
+        >>> env = MissionTokens(agent.make_env(), agent.mission_vocabulary)
+        >>> obs, _ = env.reset(seed=0)
+        >>> obs["mission"].shape == (agent.mission_vocabulary.max_len,)
+        True
+    """
+
+    def __init__(self, env: gym.Env, vocabulary: Any) -> None:
+        from seqagents.observations import MissionVocabulary
+
+        if not isinstance(vocabulary, MissionVocabulary):
+            raise TypeError(
+                f"vocabulary must be a MissionVocabulary (agent.mission_vocabulary), got "
+                f"{type(vocabulary).__name__}; non-BabyAI agents need no MissionTokens"
+            )
+        gym.utils.RecordConstructorArgs.__init__(self, vocabulary=vocabulary)
+        gym.ObservationWrapper.__init__(self, env)
+        spaces = env.observation_space
+        if not isinstance(spaces, gym.spaces.Dict) or "mission" not in spaces.spaces:
+            raise ValueError(
+                f"MissionTokens needs a Dict observation space with a 'mission' key (BabyAI), "
+                f"got {describe_space(spaces)}"
+            )
+        self.vocabulary = vocabulary
+        tokens = gym.spaces.Box(0, vocabulary.size - 1, (vocabulary.max_len,), np.int64)
+        self.observation_space = gym.spaces.Dict({**spaces.spaces, "mission": tokens})
+
+    def observation(self, observation: dict[str, Any]) -> dict[str, Any]:
+        ids = self.vocabulary.encode([observation["mission"]])[0]  # (L,) int64
+        return {**observation, "mission": ids}
 
 
 def _wrap_babyai(env: gym.Env, privileged: bool) -> gym.Env:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "HubError", "MissingDependencyError", "reject_unknown_keys"]
+__all__ = [
+    "MODEL_SIZE_LIMITS",
+    "CheckpointError",
+    "HubError",
+    "MissingDependencyError",
+    "check_maximums",
+    "reject_unknown_keys",
+]
 
 
 class CheckpointError(ValueError):
@@ -110,3 +117,40 @@ def check_minimums(config: object, **lows: int) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             name = f"{type(config).__name__}.{name}"
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+
+
+MODEL_SIZE_LIMITS = {
+    "n_layer": 256,
+    "n_head": 1024,
+    "hidden_size": 65_536,
+    "n_embd": 65_536,
+    "n_inner": 262_144,
+    "context_len": 65_536,
+    "block_size": 65_536,
+    "horizon": 65_536,
+    "history_len": 65_536,
+    "max_ep_len": 1_000_000,
+    "vocab_size": 1_000_000,
+    "act_dim": 65_536,
+    "n_actions": 65_536,
+    "observation_dim": 65_536,
+    "action_dim": 65_536,
+}
+"""Upper bounds of model config sizes, far above any published model (DT, TT and LEAP use at
+most 6 layers, width 512, contexts of a few hundred tokens): a config from a file is checked
+against them before anything is allocated, so ``n_layer: 1000000`` is an error, not a machine
+that runs out of memory. The parameter count has its own limit
+(:data:`seqagents.checkpoints.native.MAX_PARAMETERS`)."""
+
+
+def check_maximums(config: object) -> None:
+    """Raise ``ValueError`` if a size field of ``config`` (those in :data:`MODEL_SIZE_LIMITS`
+    that it has) exceeds its bound."""
+    for name, high in MODEL_SIZE_LIMITS.items():
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > high:
+            raise ValueError(
+                f"{type(config).__name__}.{name} is {value:,}, above the limit {high:,} "
+                "(seqagents.errors.MODEL_SIZE_LIMITS); the config is corrupt or not meant for "
+                "this library"
+            )

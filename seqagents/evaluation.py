@@ -124,9 +124,10 @@ def evaluate_policy(
             agent gets its own target back afterwards, so a later ``save_pretrained`` saves the
             checkpoint's default, not ``target_return``.
         seed: seed of the first reset (``env.reset(seed=seed)``; sub-env ``i`` of a vector env
-            gets ``seed + i``) and of a seqagents agent's sampling generator
-            (``agent.seed(seed)``), so the same seed gives the same episodes, also with
-            ``deterministic=False``.
+            gets ``seed + i``) and of a seqagents agent's random streams (``agent.seed(seed)``:
+            sampled actions, TT/LEAP planning noise), so the same seed gives the same episodes,
+            also with ``deterministic=False``. The streams run on from one episode to the next:
+            the episodes are different samples.
         progress_bar: show a tqdm bar over episodes (on stderr).
         return_success: also return the success rate (a third value; SB3's return values are
             unchanged without it). An episode succeeds when its return is > 0 (see
@@ -214,6 +215,27 @@ def episode_successes(episode_returns: Any) -> np.ndarray:
     return np.asarray(episode_returns, dtype=np.float64).reshape(-1) > 0  # (n,)
 
 
+def _sb3_compatible(env: gym.Env, vocabulary: Any = None) -> gym.Env:
+    """``env`` in a form SB3's VecEnvs can hold: a Dict observation with a text ``mission``
+    (BabyAI) gets :class:`seqagents.MissionTokens` with ``vocabulary`` (the agent's
+    ``mission_vocabulary``); anything else comes back unchanged.
+
+    Raises:
+        ValueError: a mission text but no vocabulary to turn it into word ids.
+    """
+    from seqagents.envs import MissionTokens, _is_text
+
+    space = env.observation_space
+    if not (isinstance(space, gym.spaces.Dict) and _is_text(space.spaces.get("mission"))):
+        return env
+    if vocabulary is None:
+        raise ValueError(
+            "SB3's VecEnvs cannot hold BabyAI's mission text; wrap the env with "
+            "seqagents.MissionTokens(env, agent.mission_vocabulary) (word ids the agents read)"
+        )
+    return MissionTokens(env, vocabulary)
+
+
 class SB3Adapter(VecEnvWrapper):
     """A ``VecEnv`` wrapper that reports every step's rewards to a sequence agent.
 
@@ -234,6 +256,10 @@ class SB3Adapter(VecEnvWrapper):
     that have finished their share of episodes and reports those steps' rewards through this
     wrapper too (harmless: it marks them as episode starts, which clears their context).
 
+    BabyAI: SB3's VecEnvs cannot hold the mission text; build them from
+    ``MissionTokens(agent.make_env(), agent.mission_vocabulary)`` (word ids, which the agents
+    read too). A single BabyAI ``gymnasium.Env`` passed here gets that wrapper itself.
+
     Args:
         agent: an agent with ``predict`` and ``observe(reward, done)``.
         venv: an SB3 ``VecEnv``, or a ``gymnasium.Env`` (wrapped in a ``DummyVecEnv``).
@@ -246,7 +272,7 @@ class SB3Adapter(VecEnvWrapper):
                 "sequence agents that need rewards. Plain SB3 models need no adapter."
             )
         if isinstance(venv, gym.Env):
-            single_env = venv
+            single_env = _sb3_compatible(venv, getattr(agent, "mission_vocabulary", None))
             venv = DummyVecEnv([lambda: single_env])
         super().__init__(venv)
         self.agent = agent
@@ -525,7 +551,9 @@ def _reset_model(model: Any, target_return: float | None, *, sequence_agent: boo
                 f"target_return={target_return} needs a model with reset(target_return=...); "
                 f"{type(model).__name__} has none"
             )
-        reset(target_return=float(target_return))
+        from seqagents.agents.base import check_target_return
+
+        reset(target_return=check_target_return(target_return))
     elif sequence_agent and callable(reset):
         reset()  # start from empty contexts, keep the target return
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "BABYAI_CODE_COUNTS",
     "BABYAI_WORDS",
     "BABYAI_KEYS",
     "PRIVILEGED_KEYS",
@@ -37,6 +38,10 @@ BABYAI_KEYS = ("image", "direction", "mission")
 """Keys of a BabyAI observation the agents read."""
 PRIVILEGED_KEYS = ("agent_pos", "goal_pos")
 """Extra keys of LEAP's privileged observation (full grid, agent and goal coordinates)."""
+BABYAI_CODE_COUNTS = (11, 6, 4)
+"""Values of each categorical channel of minigrid's grid encoding: object type (0-10), colour
+(0-5), state (door 0-2; the agent's direction 0-3 in FullyObsWrapper's encoding)."""
+BABYAI_CHANNELS = ("object", "colour", "state")
 
 BABYAI_WORDS = (
     "a after and ball behind blue box door front go green grey in key left next of on open pick "
@@ -158,8 +163,9 @@ def babyai_arrays(
 
     Args:
         observation: ``{"image": (W, H, 3) or (n, W, H, 3), "direction": int or (n,),
-            "mission": str or (n,) strings}``, plus ``agent_pos``/``goal_pos`` ``(2,)`` or
-            ``(n, 2)`` from the privileged wrapper.
+            "mission": str or (n,) strings}``, or the mission as integer word ids ``(L,)`` or
+            ``(n, L)`` of ``vocabulary`` (:class:`seqagents.envs.MissionTokens`), plus
+            ``agent_pos``/``goal_pos`` ``(2,)`` or ``(n, 2)`` from the privileged wrapper.
         vocabulary: the agent's mission vocabulary.
 
     Returns:
@@ -197,22 +203,79 @@ def babyai_arrays(
         )
     if image.shape[-1] != 3:
         raise ValueError(f"BabyAI image has shape {image.shape}; the last axis must hold 3 codes")
+    _check_integers(image, "image", "minigrid's uint8 (object, colour, state) codes")
+    for channel, (name, count) in enumerate(zip(BABYAI_CHANNELS, BABYAI_CODE_COUNTS)):
+        codes = image[..., channel]
+        if codes.min() < 0 or codes.max() >= count:
+            bad = codes[(codes < 0) | (codes >= count)]
+            raise ValueError(
+                f"BabyAI image holds {name} code {int(bad.flat[0])}; {name} codes are 0-"
+                f"{count - 1} (minigrid's encoding). Pass the env's observation unchanged"
+            )
     n = image.shape[0]
     missions = observation["mission"]
-    missions = [missions] if isinstance(missions, str) else list(np.asarray(missions).reshape(-1))
-    direction = np.asarray(observation["direction"], dtype=np.int64).reshape(-1)  # (n,)
-    if len(missions) != n or direction.shape != (n,):
+    direction = np.asarray(observation["direction"])
+    _check_integers(direction, "direction", "an integer 0-3")
+    direction = direction.astype(np.int64).reshape(-1)  # (n,)
+    if direction.size and (direction.min() < 0 or direction.max() > 3):
+        raise ValueError(f"BabyAI direction {direction.tolist()} is out of range; expected 0-3")
+    if _is_token_ids(missions):  # word ids already (seqagents.envs.MissionTokens)
+        encoded = _mission_ids(np.asarray(missions), single, vocabulary)  # (n, L)
+        n_missions = encoded.shape[0]
+    else:
+        texts = [missions] if isinstance(missions, str) else list(np.asarray(missions).ravel())
+        n_missions = len(texts)
+    if n_missions != n or direction.shape != (n,):
         raise ValueError(
             f"BabyAI observation batch sizes differ: {n} images, {direction.size} directions, "
-            f"{len(missions)} missions"
+            f"{n_missions} missions"
         )
+    if not _is_token_ids(missions):
+        encoded = vocabulary.encode(texts)  # (n, L)
     out = {
         "image": image.astype(np.uint8, copy=False),  # (n, W, H, 3)
         "direction": direction,  # (n,)
-        "mission": vocabulary.encode(missions),  # (n, L)
+        "mission": encoded,  # (n, L)
     }
     for key in PRIVILEGED_KEYS:
         if key in observation:
-            value = np.asarray(observation[key], dtype=np.int64)
+            value = np.asarray(observation[key])
+            _check_integers(value, key, "integer grid coordinates")
+            size = max(image.shape[1], image.shape[2])  # the full grid (privileged setting)
+            if value.size and (value.min() < 0 or value.max() >= size):
+                raise ValueError(f"BabyAI {key} {value.tolist()} is outside the {size}x{size} grid")
+            value = value.astype(np.int64)
             out[key] = value[None] if single else value  # (n, 2)
     return out
+
+
+def _check_integers(value: np.ndarray, name: str, expected: str) -> None:
+    """BabyAI codes are integers: a float array (e.g. an image scaled to [0, 1]) would be cast
+    to other codes without a word."""
+    if value.dtype.kind not in "iu":
+        raise ValueError(f"BabyAI {name} has dtype {value.dtype}; expected {expected}")
+
+
+def _is_token_ids(missions: Any) -> bool:
+    """Whether ``missions`` are word ids (an integer array) rather than text."""
+    return isinstance(missions, np.ndarray) and missions.dtype.kind in "iu"
+
+
+def _mission_ids(ids: np.ndarray, single: bool, vocabulary: MissionVocabulary) -> np.ndarray:
+    """Word ids of :class:`seqagents.envs.MissionTokens` (``(L,)`` for one env, ``(n, L)``
+    batched) as ``(n, L)`` int64, checked against ``vocabulary``."""
+    given = ids.shape
+    ids = ids.astype(np.int64)[None] if single else ids.astype(np.int64)  # (n, L)
+    if ids.ndim != 2 or ids.shape[1] != vocabulary.max_len:
+        raise ValueError(
+            f"the mission is given as word ids of shape {given}; this agent reads "
+            f"({vocabulary.max_len},) ids per env: make them with "
+            "seqagents.MissionTokens(env, agent.mission_vocabulary) or pass the mission text"
+        )
+    if ids.size and (ids.min() < 0 or ids.max() >= vocabulary.size):
+        raise ValueError(
+            f"mission word ids must lie in [0, {vocabulary.size - 1}] (this agent's vocabulary); "
+            f"got values in [{ids.min()}, {ids.max()}]: make them with "
+            "seqagents.MissionTokens(env, agent.mission_vocabulary)"
+        )
+    return ids

@@ -60,7 +60,8 @@ def record_video(
     progress_bar: bool = False,
     overlay: bool = False,
     min_size: int = MIN_FRAME_SIZE,
-) -> Path:
+    return_episode_rewards: bool = False,
+) -> Path | tuple[Path, list[float], list[int]]:
     """Run ``n_episodes`` episodes of ``agent`` and write the rendered frames to ``path``.
 
     The episodes run through the same loop as :func:`seqagents.evaluate_policy`, so the agent
@@ -93,8 +94,13 @@ def record_video(
         min_size: frames whose shorter side is smaller are upscaled by a whole factor, nearest
             neighbour (Atari's 210x160 becomes 630x480, BabyAI's 224 px 448 px); 0 keeps them.
 
+        return_episode_rewards: also return the return and length of each recorded episode,
+            as SB3's ``evaluate_policy`` does; the last one is cut short when ``max_frames``
+            ends the video inside it (a clip), and then counts the steps recorded.
+
     Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+        ``path`` as a :class:`~pathlib.Path`; with ``return_episode_rewards``,
+        ``(path, episode_returns, episode_lengths)``.
 
     The output path is checked before any episode runs, and so is the env against a seqagents
     agent's checkpoint (spaces, action bounds; see :meth:`SequenceAgent.check_env`). Frames are
@@ -138,13 +144,13 @@ def record_video(
         raise
 
     sink = _FrameSink(tmp, fps or env.metadata.get("render_fps") or 30)
-    counter = _StepCounter(env) if overlay else None
+    counter = _StepCounter(env)  # the overlay's numbers and the episode returns
     panel: _Panel | None = None
 
     def add_frame() -> bool:
         nonlocal panel
         frame = upscale(_render(env), min_size)  # (H', W', 3)
-        if counter is not None:
+        if overlay:
             panel = panel or _Panel(agent, env, frame.shape[1])
             frame = panel.under(frame, counter)  # (H' + panel, W', 3)
         sink.add(frame)
@@ -154,7 +160,7 @@ def record_video(
     try:
         _run_episodes(
             agent,
-            counter if counter is not None else env,
+            counter,
             n_episodes if n_episodes is not None else max_frames,  # >= 2 frames an episode
             deterministic=deterministic,
             seed=seed,
@@ -176,17 +182,24 @@ def record_video(
         if not finished:
             tmp.unlink(missing_ok=True)  # no truncated video left behind; ``path`` untouched
     logger.info("wrote %d frames to %s", sink.n_frames, path)
-    return path
+    if not return_episode_rewards:
+        return path
+    episodes = counter.episodes + ([(counter.episode_return, counter.t)] if counter.t else [])
+    return path, [r for r, _ in episodes], [n for _, n in episodes]
 
 
 class _StepCounter(gym.Wrapper):
-    """Counts the steps of the current episode and sums its rewards (for the overlay)."""
+    """Counts the steps of the current episode and sums its rewards (for the overlay); keeps
+    ``(return, length)`` of the episodes before the current one in ``episodes``."""
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
         self.t, self.last_reward, self.episode_return = 0, None, 0.0
+        self.episodes: list[tuple[float, int]] = []
 
     def reset(self, **kwargs: Any) -> Any:
+        if self.t:
+            self.episodes.append((self.episode_return, self.t))
         self.t, self.last_reward, self.episode_return = 0, None, 0.0
         return self.env.reset(**kwargs)
 
@@ -361,13 +374,14 @@ def _check_env(env: Any, env_kwargs: dict[str, Any] | None) -> None:
         raise ValueError("env_kwargs only apply when record_video makes the env from an id")
     if not isinstance(env, gym.Env):
         raise TypeError(
-            f"record_video records one gymnasium.Env, got {type(env).__name__}; pass an env id "
-            "or a single env made with render_mode='rgb_array'"
+            f"record_video records one gymnasium.Env, got {type(env).__name__}; pass "
+            "agent.make_env(render_mode='rgb_array') (one env) or an env id"
         )
     if env.render_mode != "rgb_array":
         raise ValueError(
             f"record_video needs frames, but the env has render_mode={env.render_mode!r}: make "
-            "it with gym.make(env_id, render_mode='rgb_array'), or pass the env id instead"
+            "it with agent.make_env(render_mode='rgb_array') (the checkpoint's env and kwargs), "
+            "or pass the env id (record_video(agent, agent.env_id, ...)) and it is made here"
         )
 
 

@@ -4,10 +4,17 @@ Each YAML file maps entry names (e.g. ``halfcheetah-medium``) to an env, a datas
 id and a local collection recipe), model and training hyperparameters (paper values, with their
 source), an evaluation protocol, the paper's score and the checkpoint. Keys starting with ``_``
 hold YAML anchors shared by the entries (``<<: *defaults``), as rl-baselines3-zoo does.
+
+Names: ``algo/name`` (``tt/halfcheetah-medium``) names one entry. A short name (``name``) that
+several algorithms share means the entry of the first algorithm in :data:`SHORT_NAME_ORDER`
+(DT first: ``halfcheetah-medium`` is ``dt/halfcheetah-medium``, the ``make demo`` agent); a
+note (logged once per name) lists the other choices. A ``algo/name`` that is no entry but close
+to one is an error with a did-you-mean (not a Hub lookup).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -17,7 +24,21 @@ import yaml
 
 from seqagents.errors import reject_unknown_keys
 
-__all__ = ["ZOO_HUB_ORG", "ZooEntry", "zoo_dir", "list_entries", "get_entry", "resolve_model"]
+__all__ = [
+    "SHORT_NAME_ORDER",
+    "ZOO_HUB_ORG",
+    "ZooEntry",
+    "zoo_dir",
+    "list_entries",
+    "get_entry",
+    "resolve_model",
+    "short_name_choices",
+]
+
+logger = logging.getLogger(__name__)
+
+SHORT_NAME_ORDER = ("dt", "leap", "tt")
+"""Which algorithm a short zoo name shared by several means: the first of these that has it."""
 
 
 def zoo_dir() -> Path:
@@ -152,7 +173,12 @@ _NESTED = {
 
 
 def _load_file(path: Path) -> dict[str, ZooEntry]:
-    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from e
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} holds a YAML {type(raw).__name__}; expected entries by name")
     entries = {}
     for name, data in raw.items():
         if str(name).startswith("_"):
@@ -168,8 +194,63 @@ def list_entries(directory: Path | None = None) -> dict[str, ZooEntry]:
     for path in sorted(directory.glob("*.yml")):
         for name, entry in _load_file(path).items():
             out[f"{entry.algo}/{name}"] = entry
-            out.setdefault(name, entry)
+    for key, entry in sorted(out.items(), key=lambda item: _algo_rank(item[1].algo)):
+        out.setdefault(key.split("/", 1)[1], entry)  # a short name: see SHORT_NAME_ORDER
     return out
+
+
+def _algo_rank(algo: str) -> tuple[int, str]:
+    order = SHORT_NAME_ORDER
+    return (order.index(algo) if algo in order else len(order), algo)
+
+
+def short_name_choices(name: str, entries: dict[str, ZooEntry] | None = None) -> list[str]:
+    """The ``algo/name`` entries a short ``name`` could mean, default first (see the module
+    docstring); one or none for a name that is not ambiguous.
+
+    Example:
+        >>> short_name_choices("halfcheetah-medium")
+        ['dt/halfcheetah-medium', 'tt/halfcheetah-medium']
+    """
+    entries = entries if entries is not None else list_entries()
+    if "/" in name:
+        return [name] if name in entries else []
+    keys = [k for k in entries if "/" in k and k.split("/", 1)[1] == name]
+    return sorted(keys, key=lambda k: _algo_rank(k.split("/", 1)[0]))
+
+
+_NOTED: set[str] = set()  # short names whose choice was already noted
+
+
+def _note_ambiguous(name: str, entries: dict[str, ZooEntry]) -> None:
+    """Log once per process which entry a short name shared by several algorithms means."""
+    choices = short_name_choices(name, entries)
+    if len(choices) > 1 and name not in _NOTED:
+        _NOTED.add(name)
+        logger.warning(
+            "zoo name %r is shared by %s; using %s (a shared short name means %s). Name the "
+            "algorithm to choose another, e.g. %r",
+            name,
+            ", ".join(choices),
+            choices[0],
+            ", else ".join(f"the {a.upper()} entry" for a in SHORT_NAME_ORDER),
+            choices[1],
+        )
+
+
+def _check_prefixed_typo(name: str, entries: dict[str, ZooEntry]) -> None:
+    """``dt/halfchetah-medium``: a zoo algorithm's prefix and a near-miss of one of its entries
+    is a typo, not a Hub repo id: a ``LookupError`` with the did-you-mean."""
+    algo = name.split("/", 1)[0] if name.count("/") == 1 else None
+    if algo is None or name in entries or algo not in {e.algo for e in entries.values()}:
+        return
+    hint = did_you_mean(name, {k: v for k, v in entries.items() if k.startswith(f"{algo}/")})
+    if hint:
+        raise LookupError(
+            f"unknown zoo entry {name!r}{hint} (a Hub repo id of a user named {algo!r} is not "
+            "looked up when it is this close to a zoo entry; download it to a folder and pass "
+            "the folder)"
+        )
 
 
 def get_entry(name: str, directory: Path | None = None) -> ZooEntry:
@@ -183,6 +264,7 @@ def get_entry(name: str, directory: Path | None = None) -> ZooEntry:
         known = sorted(k for k in entries if "/" in k)
         hint = did_you_mean(name, entries) or f"; known entries: {', '.join(known)}"
         raise KeyError(f"unknown zoo entry {name!r}{hint}")
+    _note_ambiguous(name, entries)
     return entries[name]
 
 
@@ -200,11 +282,16 @@ def resolve_model(model: str) -> tuple[str, ZooEntry | None]:
     repo id) comes back unchanged with ``None``.
 
     Raises:
-        LookupError: the entry exists but has no checkpoint yet (bundled or on the Hub).
+        LookupError: the entry exists but has no checkpoint yet (bundled or on the Hub), or
+            ``model`` is a near-miss of an ``algo/name`` entry (``dt/halfchetah-medium``; the
+            message has the did-you-mean).
     """
     entries = list_entries()
     if model not in entries:
+        if not Path(model).exists():
+            _check_prefixed_typo(model, entries)
         return model, None
+    _note_ambiguous(model, entries)
     entry = entries[model]
     location = entry.checkpoint_location()
     if location is None:

@@ -8,10 +8,24 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+import importlib.util  # noqa: E402
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Parity tests (marker ``parity``) compare with transformers 4.57, which is not in the
+    default test environment (it holds huggingface_hub below 1.0, and users get 2.x): they skip
+    with one reason there and run in the parity environment (`make test-parity`)."""
+    if importlib.util.find_spec("transformers") is not None:
+        return
+    skip = pytest.mark.skip(reason="transformers is not installed: run `make test-parity`")
+    for item in items:
+        if "parity" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,8 @@ from seqagents.analysis import capture, capture_attention, key_steps, token_role
 from seqagents.analysis import figures as F
 from seqagents.analysis.rollouts import run_rollouts, sweep
 from seqagents.cli import main
-from seqagents.models.transformer import KVBuffer, SelfAttention, TransformerConfig
+from seqagents.models.kv_cache import ConcatKV, KVBuffer
+from seqagents.models.transformer import SelfAttention, TransformerConfig
 from seqagents.planning import trajectory_transitions
 
 pytest.importorskip("matplotlib")
@@ -95,7 +96,7 @@ def test_weights_are_distributions_and_masks_hold(recorded: dict, name: str) -> 
 
 
 def test_weights_are_the_ones_the_layer_used() -> None:
-    """Output rebuilt from the captured weights equals the layer's, with a KV cache (tuple and
+    """Output rebuilt from the captured weights equals the layer's, with a KV cache (ConcatKV and
     KVBuffer) and a boolean mask."""
     torch.manual_seed(0)
     layer = SelfAttention(TransformerConfig(n_embd=8, n_head=2, attn_pdrop=0.0)).eval()
@@ -110,8 +111,8 @@ def test_weights_are_the_ones_the_layer_used() -> None:
     values = torch.cat([v_past, v_new], dim=2)  # (B, nh, T_past + T, hd)
     mask = torch.rand(B, 1, T, T_past + T) > 0.3
     mask[..., -1] = True
-    buffer = KVBuffer.from_cache((k_past, v_past), T_past + T)
-    for past, attn_mask in (((k_past, v_past), mask), (buffer, None)):
+    buffer = KVBuffer.from_cache(ConcatKV(k_past, v_past), T_past + T)
+    for past, attn_mask in ((ConcatKV(k_past, v_past), mask), (buffer, None)):
         with torch.no_grad(), capture_attention(layer) as rec:
             out, _ = layer(x, attn_mask=attn_mask, past=past)
         weights = rec.records[0].weights  # (B, nh, T, S)
@@ -188,7 +189,8 @@ def test_attention_figures(recorded: dict, tmp_path) -> None:
         assert len(data["layers"]) == 2 and data["n_steps"] >= 1
         np.testing.assert_allclose(np.sum(data["layers"][0], -1), 1.0, atol=1e-5)
         data = _files(tmp_path, *F.attention_allocation(recorded[name][0]), f"alloc_{name}")
-        parts = np.array([v for k, v in data.items() if k not in ("step", "recent_steps")])
+        skip = ("step", "recent_steps", "window", "smoothed")
+        parts = np.array([v for k, v in data.items() if k not in skip])
         np.testing.assert_allclose(parts.sum(0), 1.0, atol=1e-5)
     data = _files(tmp_path, *F.attention_distance(recorded["tt"]), "distance")
     assert len(data["mean_tokens"]) == 2 and min(data["mean_tokens"]) >= 0
@@ -317,7 +319,7 @@ def test_return_conditioned_leap_reports_its_returns_to_go() -> None:
 
 def test_weights_with_beam_copies_sharing_their_parents_keys() -> None:
     """The TT planner's SiblingKV cache: captured weights rebuild the layer's output."""
-    from seqagents.models.transformer import SharedPrefixKV, SiblingKV
+    from seqagents.models.kv_cache import SharedPrefixKV
 
     torch.manual_seed(1)
     layer = SelfAttention(TransformerConfig(n_embd=8, n_head=2, attn_pdrop=0.0)).eval()
@@ -329,9 +331,11 @@ def test_weights_with_beam_copies_sharing_their_parents_keys() -> None:
 
     _, k_past, v_past = (heads(t) for t in layer.c_attn(torch.randn(G, S, H)).split(H, dim=2))
     empty = k_past.new_zeros(1, 2, 0, 4)  # (E, nh, 0, hd): no env prefix
-    parent = SharedPrefixKV.from_cache((empty, empty), torch.zeros(G, dtype=torch.long), S + 2 * n)
+    parent = SharedPrefixKV.from_cache(
+        ConcatKV(empty, empty), torch.zeros(G, dtype=torch.long), S + 2 * n
+    )
     parent.suffix.append(k_past, v_past)
-    cache = SiblingKV(parent, n, 2)
+    cache = parent.expand(torch.arange(G).repeat(n), n, 2)  # copies share their parent's keys
     x = torch.randn(R, 1, H)  # one new token per copy, rows (copy, beam)
     with torch.no_grad(), capture_attention(layer) as rec:
         out, _ = layer(x, past=cache)

@@ -181,7 +181,7 @@ def test_cli_collect_privileged_keeps_stdout_clean(capfd):
     assert main(argv) == 0
     out = capfd.readouterr().out
     assert json.loads(out) == {"dataset_id": "local/babyai-maze/cli-v0", "episodes": 8,
-                               "steps": json.loads(out)["steps"]}  # fmt: skip
+                               "steps": json.loads(out)["steps"], "min_steps": None}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- loader and sampler

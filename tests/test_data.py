@@ -90,6 +90,7 @@ def test_sb3_policy_is_replayed_exactly(tmp_path):
     dataset = collect_dataset(
         "local/pendulum/sac-v0", "Pendulum-v1", f"sac:{tmp_path / 'sac.zip'}",
         n_episodes=1, deterministic=True, max_episode_steps=30, progress_bar=False,
+        trust_policy_file=True,
     )  # fmt: skip
     assert dataset.storage.metadata["algorithm_name"].startswith("stable-baselines3 SAC")
     data = to_trajectory_data(dataset)
@@ -105,7 +106,7 @@ def test_sb3_policy_is_replayed_exactly(tmp_path):
         collect_dataset("local/cp-v0", "CartPole-v1", str(tmp_path / "ppo.zip"), n_steps=5)
     dataset = collect_dataset(
         "local/cartpole/ppo-v0", "CartPole-v1", f"PPO:{tmp_path / 'ppo.zip'}",
-        n_steps=5, progress_bar=False,
+        n_steps=5, progress_bar=False, trust_policy_file=True,
     )  # fmt: skip
     data = to_trajectory_data(dataset)
     assert data.is_discrete and data.actions.dtype == np.int64 and data.actions.ndim == 1
@@ -114,14 +115,16 @@ def test_sb3_policy_is_replayed_exactly(tmp_path):
 
     # A bare zip path: the algorithm is read from the zip; a loaded model works too.
     bare = collect_dataset("local/c-v0", "Pendulum-v1", str(tmp_path / "sac.zip"),
-                           n_episodes=1, max_episode_steps=3, progress_bar=False)  # fmt: skip
+                           n_episodes=1, max_episode_steps=3, progress_bar=False,
+                           trust_policy_file=True)  # fmt: skip
     assert bare.total_steps == 3
     direct = collect_dataset("local/d-v0", "Pendulum-v1", model, n_episodes=1,
                              max_episode_steps=3, progress_bar=False)  # fmt: skip
     assert direct.total_steps == 3
 
     with pytest.raises(ValueError, match="expects observations of shape"):
-        collect_dataset("local/e-v0", "CartPole-v1", f"sac:{tmp_path / 'sac.zip'}", n_steps=5)
+        collect_dataset("local/e-v0", "CartPole-v1", f"sac:{tmp_path / 'sac.zip'}", n_steps=5,
+                        trust_policy_file=True)  # fmt: skip
 
 
 def test_babyai_bot_dict_observations():

@@ -11,7 +11,7 @@ import torch
 
 from seqagents import CheckpointError, DecisionTransformerAgent, load_agent
 from tests._dt import ReferenceWindows
-from tests._hub import edbeeching_config, hf_dt_state_dict, seed_hub_cache
+from tests._hub import edbeeching_config, foreign_dt_state_dict, hf_dt_state_dict, seed_hub_cache
 
 REPO = "edbeeching/decision-transformer-gym-halfcheetah-medium"
 
@@ -62,9 +62,24 @@ def rollout(agent, env, steps, seed=0):
     return np.array(actions)
 
 
-# ---------------------------------------------------------------- parity with transformers
+# ---------------------------------------------------------------- transformers-format checkpoints
+@pytest.fixture
+def hf_dt_files(tmp_path):
+    """The edbeeching repo in the (offline) Hub cache: its real config.json, random weights in
+    transformers' layout (made without transformers)."""
+    torch.save(foreign_dt_state_dict(edbeeching_config("halfcheetah-medium")), tmp_path / "w.bin")
+    return seed_hub_cache(
+        REPO,
+        {
+            "config.json": edbeeching_config("halfcheetah-medium"),
+            "pytorch_model.bin": tmp_path / "w.bin",
+        },
+    )
+
+
 @pytest.fixture
 def hf_dt_repo(tmp_path):
+    """The edbeeching repo made by transformers itself (parity tests: `make test-parity`)."""
     transformers = pytest.importorskip("transformers")
     config = edbeeching_config("halfcheetah-medium")
     hf_config = transformers.DecisionTransformerConfig(
@@ -105,6 +120,7 @@ def hf_reference_action(model, states, actions, rewards, rtg, timesteps, mean, s
     return action_preds[0, -1]
 
 
+@pytest.mark.parity
 def test_hub_checkpoint_matches_transformers(hf_dt_repo):
     agent = DecisionTransformerAgent.from_pretrained(REPO, target_return=6000, device="cpu")
     stats = json.loads(agent.spec.preprocessing and json.dumps(agent.spec.preprocessing))
@@ -130,7 +146,7 @@ def test_hub_checkpoint_matches_transformers(hf_dt_repo):
     assert max_diff <= 1e-5, max_diff
 
 
-def test_hub_checkpoint_round_trips_to_native_format(hf_dt_repo, tmp_path):
+def test_hub_checkpoint_round_trips_to_native_format(hf_dt_files, tmp_path):
     agent = DecisionTransformerAgent.from_pretrained(REPO, device="cpu")
     agent.save_pretrained(tmp_path / "native")
     again = load_agent(tmp_path / "native", device="cpu")
@@ -139,10 +155,13 @@ def test_hub_checkpoint_round_trips_to_native_format(hf_dt_repo, tmp_path):
     assert again.target_return == 6000.0  # the paper's first halfcheetah target
 
 
-def test_unknown_hf_repo_needs_normalization_stats(hf_dt_repo, tmp_path):
-    folder = seed_hub_cache(REPO, {})
+def test_unknown_hf_repo_needs_normalization_stats(hf_dt_files, tmp_path):
+    import shutil
+
+    folder = tmp_path / "unknown"  # not named like, nor a Hub cache snapshot of, a known repo
+    shutil.copytree(seed_hub_cache(REPO, {}), folder)
     with pytest.raises(CheckpointError, match="state_mean"):
-        DecisionTransformerAgent.from_pretrained(str(folder), device="cpu")  # folder name: sha
+        DecisionTransformerAgent.from_pretrained(str(folder), device="cpu")
     agent = DecisionTransformerAgent.from_pretrained(
         str(folder),
         state_mean=[0.0] * 17,
@@ -424,7 +443,7 @@ def test_push_to_hub_uploads_the_saved_folder(tmp_path, monkeypatch):
     }
 
 
-def test_transformers_folder_with_model_safetensors_loads_like_the_bin(hf_dt_repo, tmp_path):
+def test_transformers_folder_with_model_safetensors_loads_like_the_bin(hf_dt_files, tmp_path):
     """Current transformers writes ``model.safetensors``; older folders ``pytorch_model.bin``."""
     from safetensors.torch import save_file
 
@@ -434,7 +453,9 @@ def test_transformers_folder_with_model_safetensors_loads_like_the_bin(hf_dt_rep
     (st_folder / "config.json").write_text((bin_folder / "config.json").read_text())
     state = torch.load(bin_folder / "pytorch_model.bin", weights_only=True)
     save_file({k: v.clone() for k, v in state.items()}, str(st_folder / "model.safetensors"))
-    stats = dict(state_mean=[0.1] * 17, state_std=[2.0] * 17, env_id="HalfCheetah-v5")
+    stats = dict(
+        state_mean=[0.1] * 17, state_std=[2.0] * 17, env_id="HalfCheetah-v5", target_return=6e3
+    )
     a = DecisionTransformerAgent.from_pretrained(str(bin_folder), device="cpu", **stats)
     b = DecisionTransformerAgent.from_pretrained(str(st_folder), device="cpu", **stats)
     env = gym.make("HalfCheetah-v5")

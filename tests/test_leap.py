@@ -14,7 +14,7 @@ from seqagents.data import TrajectoryData
 from seqagents.errors import CheckpointError
 from seqagents.models.dt import DecisionTransformer, DTConfig
 from seqagents.models.leap import LEAP, LEAPConfig
-from seqagents.planning import plan_energy, refine_plan
+from seqagents.planning import RefinementConfig, plan_energy, refine_plan
 from seqagents.planning.refinement import refine_plan_reference
 from seqagents.training.leap import leap_batch, leap_loss, train_leap
 
@@ -229,11 +229,10 @@ def test_gibbs_finds_the_known_best_plan_of_a_hand_built_energy():
         model,
         ctx,
         hist,
-        n_iterations=60,
+        RefinementConfig(
+            n_iterations=60, mode="gibbs", temperature=2.0, anneal_to=0.02, track_energy=True
+        ),
         generators=generators(1),
-        mode="gibbs",
-        temperature=2.0,
-        anneal_to=0.02,
     )
     visited = plan.history[0, plan.energy[0].argmin()]
     assert visited.tolist() == best.tolist()
@@ -248,16 +247,14 @@ def test_constraint_energy_steers_gibbs():
         model,
         _ctx(4, H),
         torch.zeros(4, 0, dtype=torch.long),
-        n_iterations=40,
+        RefinementConfig(n_iterations=40, mode="gibbs", sites_per_iteration=2),
         generators=generators(4),
-        mode="gibbs",
-        sites_per_iteration=2,
         constraint_energy=forbid_zero,
     )
     assert (plan.actions != 0).all()
     with pytest.raises(ValueError, match="gibbs"):
         refine_plan(
-            model, _ctx(1, H), torch.zeros(1, 0).long(), n_iterations=2,
+            model, _ctx(1, H), torch.zeros(1, 0).long(), RefinementConfig(n_iterations=2),
             generators=generators(1), constraint_energy=forbid_zero,
         )  # fmt: skip
 
@@ -274,7 +271,8 @@ def test_greedy_equals_the_reference_loop_and_batched_equals_per_env(history_len
         known[0, :P] = False
         history[0] = net.config.pad_id
     ctx = net.context(net.embed_state(states), t, None, known)
-    batched = refine_plan(net, ctx, history, n_iterations=12, generators=generators(B))
+    config = RefinementConfig(n_iterations=12, track_energy=True)
+    batched = refine_plan(net, ctx, history, config, generators=generators(B))
     for i in range(B):
         ref = refine_plan_reference(
             net, states[i : i + 1], t[i : i + 1], history[i : i + 1], n_iterations=12,
@@ -284,7 +282,7 @@ def test_greedy_equals_the_reference_loop_and_batched_equals_per_env(history_len
         one = refine_plan(
             net, net.context(net.embed_state(states[i : i + 1]), t[i : i + 1], None,
                              known[i : i + 1]),
-            history[i : i + 1], n_iterations=12, generators=generators(1, seed=i),
+            history[i : i + 1], config, generators=generators(1, seed=i),
         )  # fmt: skip
         assert one.actions.tolist() == batched.actions[i : i + 1].tolist()
         torch.testing.assert_close(one.energy, batched.energy[i : i + 1], rtol=1e-4, atol=1e-4)
@@ -315,9 +313,11 @@ def test_planner_settings_out_of_range():
         ({"n_iterations": 2, "horizon": 9}, "horizon"),
         ({"n_iterations": 2, "mode": "gibbs", "sites_per_iteration": 5}, "sites_per_iteration"),
     ]
-    for kwargs, match in bad:
+    for kwargs, match in bad:  # out of range for any model, or for this one (H = 4)
         with pytest.raises(ValueError, match=match):
-            refine_plan(net, ctx, hist, generators=generators(1), **kwargs)
+            refine_plan(net, ctx, hist, RefinementConfig(**kwargs), generators=generators(1))
+    with pytest.raises(TypeError, match="unknown LEAP planner settings \\['beam_width'\\]"):
+        RefinementConfig().replace(beam_width=4)
 
 
 # ---------------------------------------------------------------------------- agent
@@ -390,7 +390,7 @@ def test_sampling_when_not_deterministic():
     obs = np.zeros(4, np.float32)
     seen = set()
     for seed in range(12):
-        agent.planner.seed = seed
+        agent.planning_seed = seed
         agent.reset()
         seen.add(tuple(agent.predict(obs, deterministic=False)[0].reshape(-1).tolist()))
     assert len(seen) > 1
@@ -422,3 +422,14 @@ def test_unknown_override_and_wrong_loader(tmp_path):
 
     with pytest.raises(CheckpointError, match="leap"):
         DecisionTransformerAgent.from_pretrained(tmp_path / "c")
+
+
+def test_planner_docstring_examples():
+    import doctest
+
+    from seqagents.agents import planner_section
+    from seqagents.planning import refinement
+
+    for module in (refinement, planner_section):
+        result = doctest.testmod(module, extraglobs={"torch": torch})
+        assert result.attempted > 0 and result.failed == 0

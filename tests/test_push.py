@@ -19,6 +19,7 @@ from huggingface_hub import HfApi, ModelCard
 from seqagents import DecisionTransformerAgent, load_agent
 from seqagents.checkpoints.native import INSTALL, LICENSE, PAPERS, model_card
 from seqagents.cli import main
+from tests._hub import hub_connection_error, hub_http_error
 
 REPO = "me/dt-pendulum"
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,6 +117,7 @@ QUICK = ["--episodes", "1", "--max-steps", "5", "--no-video", "--no-progress"]
     [
         (None, None, "not logged in to the Hugging Face Hub: log in with `hf auth login`"),
         ("hf_fake", ConnectionError("connection refused"), "cannot reach the Hugging Face Hub"),
+        ("hf_fake", hub_connection_error(), "cannot reach the Hugging Face Hub"),  # its client's
         (
             "hf_fake",
             huggingface_hub.errors.OfflineModeIsEnabled("offline mode is enabled"),
@@ -135,12 +137,8 @@ def test_the_hub_is_checked_before_anything_is_evaluated(
 
 
 def test_a_refused_token_or_a_foreign_namespace_is_one_line(checkpoint, hub, monkeypatch, capsys):
-    import requests
-
     _no_evaluation(monkeypatch)
-    response = requests.Response()
-    response.status_code = 401
-    hub.whoami_error = requests.HTTPError("Invalid user token.", response=response)
+    hub.whoami_error = hub_http_error("Invalid user token.", 401)
     assert main(["push", str(checkpoint), REPO, *QUICK]) == 2
     assert "refused the token" in _one_line_error(capsys)
 
@@ -151,7 +149,7 @@ def test_a_refused_token_or_a_foreign_namespace_is_one_line(checkpoint, hub, mon
 
 
 def test_a_failed_upload_keeps_the_folder_and_says_how_to_retry(checkpoint, hub, capsys):
-    hub.fail = huggingface_hub.errors.HfHubHTTPError("500 Server Error\nlong details")
+    hub.fail = hub_http_error("500 Server Error\nlong details", 500)
     assert main(["push", str(checkpoint), REPO, *QUICK]) == 2
     err = _one_line_error(capsys)
     folder = Path("runs/push/dt-pendulum")

@@ -4,15 +4,14 @@ names is collected locally, the bundled checkpoints are used as they are."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests._hub import seed_hub_cache
-from tests.test_dt_agent import hf_dt_repo  # noqa: F401  (fixture: the edbeeching repo)
+from tests._hub import foreign_tt_state_dict, seed_hub_cache, tt_tiny_config
+from tests.test_dt_agent import hf_dt_files  # noqa: F401  (fixture: the edbeeching repo)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
@@ -20,30 +19,16 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
 
 @pytest.fixture
 def tt_halfcheetah_repo(tmp_path):
-    """``CarlCochet/trajectory-transformer-halfcheetah-medium-v2`` (tiny, random weights) and
-    the Minari dataset ``mujoco/halfcheetah/medium-v0`` (random policy, 300 steps)."""
-    module = pytest.importorskip("transformers.models.deprecated.trajectory_transformer")
+    """``CarlCochet/trajectory-transformer-halfcheetah-medium-v2`` (tiny, random weights in
+    transformers' layout) and the Minari dataset ``mujoco/halfcheetah/medium-v0`` (random
+    policy, 300 steps)."""
     from seqagents.data import collect_dataset
 
-    config = module.TrajectoryTransformerConfig(
-        vocab_size=10,
-        observation_dim=17,
-        action_dim=6,
-        transition_dim=25,
-        block_size=25 * 10,
-        n_layer=1,
-        n_head=1,
-        n_embd=16,
-    )
-    torch.manual_seed(0)
-    model = module.TrajectoryTransformerModel(config).eval()
-    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    config = tt_tiny_config("halfcheetah")
+    torch.save(foreign_tt_state_dict(config), tmp_path / "pytorch_model.bin")
     seed_hub_cache(
         "CarlCochet/trajectory-transformer-halfcheetah-medium-v2",
-        {
-            "config.json": json.loads(json.dumps(config.to_dict())),
-            "pytorch_model.bin": tmp_path / "pytorch_model.bin",
-        },
+        {"config.json": config, "pytorch_model.bin": tmp_path / "pytorch_model.bin"},
     )
     collect_dataset(
         "mujoco/halfcheetah/medium-v0", "HalfCheetah-v5", "random", n_steps=300, progress_bar=False
@@ -51,11 +36,11 @@ def tt_halfcheetah_repo(tmp_path):
 
 
 def test_readme_has_the_blocks_this_test_knows():
-    assert len(BLOCKS) == 5, "a README Python block was added or removed: update this test"
+    assert len(BLOCKS) == 6, "a README Python block was added or removed: update this test"
 
 
 def test_every_readme_python_block_runs_verbatim(
-    hf_dt_repo,  # noqa: F811
+    hf_dt_files,  # noqa: F811
     tt_halfcheetah_repo,
     tmp_path,
     monkeypatch,  # noqa: F811
@@ -68,3 +53,4 @@ def test_every_readme_python_block_runs_verbatim(
         exec(compile(block, f"README.md block {i + 1}", "exec"), namespace)  # noqa: S102
         assert "agent" in namespace
     assert (tmp_path / "cheetah.mp4").stat().st_size > 0
+    assert (tmp_path / "runs" / "my-dt" / "checkpoint" / "config.json").is_file()  # train_dt

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -11,7 +9,7 @@ import torch
 
 from seqagents import CheckpointError, TrajectoryTransformerAgent, load_agent
 from seqagents.planning import trajectory_transitions
-from tests._hub import seed_hub_cache
+from tests._hub import foreign_tt_state_dict, save_foreign, seed_hub_cache, tt_tiny_config
 
 PLANNER = {"horizon": 2, "beam_width": 4, "max_context_transitions": 2}
 
@@ -64,10 +62,11 @@ def test_save_load_gives_identical_plans(tmp_path):
     assert loaded.planner == agent.planner
 
 
-def test_same_seed_same_actions_and_episode_start_reseeds():
+def test_same_seed_same_actions_and_seed_restarts_the_streams():
     agent = tiny_agent()
     first = rollout(agent)
     agent.reset()
+    agent.seed()  # an episode start does not reseed the planning streams (issue 29): seed does
     np.testing.assert_array_equal(first, rollout(agent))
     # one beam, one sample: the plan is the sampled action sequence, so the seed shows
     one, other = tiny_agent(beam_width=1, n_expand=1), tiny_agent(beam_width=1, n_expand=1, seed=7)
@@ -111,35 +110,28 @@ def test_planner_settings_override_and_validation(tmp_path):
     with pytest.raises(TypeError, match="unknown planner settings"):
         TrajectoryTransformerAgent.from_pretrained(tmp_path / "tt", beam=8)
     for setting, message in (
-        ({"horizon": 0}, "horizon=0"),
+        ({"horizon": 0}, "horizon must be an int >= 1, got 0"),
         ({"beam_width": -1}, "beam_width"),
         ({"max_context_transitions": 1}, "max_context_transitions"),
     ):
         with pytest.raises(ValueError, match=message):
             TrajectoryTransformerAgent.from_pretrained(tmp_path / "tt", **setting)
+    # None: the model's whole block_size (the agent keeps enough transitions to fill it)
+    whole = TrajectoryTransformerAgent.from_pretrained(
+        tmp_path / "tt", max_context_transitions=None
+    )
+    assert whole.predict(np.zeros(3, np.float32))[0].shape == (1,)
+    assert whole._ctx is not None and whole._ctx.context_len == 6  # block_size 36 / 6 tokens
 
 
 # ---------------------------------------------------------------- foreign (transformers) format
 @pytest.fixture
 def hf_tt_folder(tmp_path):
-    module = pytest.importorskip("transformers.models.deprecated.trajectory_transformer")
-    config = module.TrajectoryTransformerConfig(
-        vocab_size=10,
-        observation_dim=3,
-        action_dim=1,
-        transition_dim=6,
-        block_size=35,
-        n_layer=1,
-        n_head=1,
-        n_embd=16,
-    )
-    torch.manual_seed(0)
-    model = module.TrajectoryTransformerModel(config).eval()
+    """A transformers TrajectoryTransformerModel folder (real config.json of a tiny model,
+    random weights in transformers' layout, made without transformers)."""
+    config = tt_tiny_config("pendulum")
     folder = tmp_path / "trajectory-transformer-pendulum-random-v2"
-    folder.mkdir()
-    torch.save(model.state_dict(), folder / "pytorch_model.bin")
-    (folder / "config.json").write_text(json.dumps(config.to_dict()))
-    return folder
+    return save_foreign(folder, config, foreign_tt_state_dict(config))
 
 
 def test_foreign_checkpoint_without_discretizer_says_what_to_pass(hf_tt_folder):
@@ -165,6 +157,7 @@ def test_foreign_checkpoint_with_minari_dataset(hf_tt_folder, tmp_path):
     assert agent.discretizer.n_columns == 6 and agent.env_id == "Pendulum-v1"
     assert rollout(agent, 3).shape == (3, 1)
     agent.save_pretrained(tmp_path / "native")  # converted: now self-contained
+    agent.seed()  # restart the planning streams the first rollout drew from
     np.testing.assert_array_equal(rollout(load_agent(tmp_path / "native"), 3), rollout(agent, 3))
 
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from seqagents.checkpoints.tt_convert import convert_trajectory_transformer_state_dict
-from seqagents.models.transformer import KVBuffer
+from seqagents.models.kv_cache import KVBuffer
 from seqagents.models.tt import TrajectoryTransformer, TTConfig, past_length
+from tests._hub import foreign_tt_state_dict, tt_tiny_config
 
 SMALL = dict(
     vocab_size=10,
@@ -43,7 +44,7 @@ def test_config_validates_transition_dim() -> None:
         TTConfig.from_dict({"n_layers": 3})
 
 
-@pytest.mark.parametrize("buffered", [False, True], ids=["tuple-cache", "KVBuffer"])
+@pytest.mark.parametrize("buffered", [False, True], ids=["ConcatKV", "KVBuffer"])
 def test_kv_cached_decoding_matches_full_recompute(buffered: bool) -> None:
     model = _model()
     tokens = _tokens(model, 3, 34)
@@ -137,6 +138,7 @@ def _reference_model(config_kwargs: dict) -> torch.nn.Module:
     return model
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize(
     "config_kwargs, length",
     [
@@ -176,13 +178,13 @@ def test_parity_with_transformers(config_kwargs: dict, length: int) -> None:
 
 
 def test_converter_accepts_prefix_and_names_bad_keys() -> None:
-    reference = _reference_model(dict(SMALL, block_size=34))
-    config_dict = reference.config.to_dict()
-    prefixed = {f"trajectory_transformer.{k}": v for k, v in reference.state_dict().items()}
+    config_dict = {**tt_tiny_config("pendulum"), **SMALL, "block_size": 34}
+    state = foreign_tt_state_dict(config_dict)  # transformers' layout, made without it
+    prefixed = {f"trajectory_transformer.{k}": v for k, v in state.items()}
     config, converted = convert_trajectory_transformer_state_dict(prefixed, config_dict)
     assert config.n_layer == 2 and config.transition_dim == 7
 
-    broken = dict(reference.state_dict())
+    broken = dict(state)
     del broken["blocks.1.attn.key.weight"], broken["blocks.0.ln2.bias"]
     broken["blocks.0.attn.rotary"] = torch.zeros(1)
     with pytest.raises(ValueError) as error:
@@ -192,13 +194,9 @@ def test_converter_accepts_prefix_and_names_bad_keys() -> None:
         assert name in message
 
     with pytest.raises(ValueError, match="tok_emb.weight: checkpoint"):
-        convert_trajectory_transformer_state_dict(
-            reference.state_dict(), {**config_dict, "vocab_size": 11}
-        )
+        convert_trajectory_transformer_state_dict(state, {**config_dict, "vocab_size": 11})
     with pytest.raises(ValueError, match="model_type"):
-        convert_trajectory_transformer_state_dict(
-            reference.state_dict(), {**config_dict, "model_type": "gpt2"}
-        )
+        convert_trajectory_transformer_state_dict(state, {**config_dict, "model_type": "gpt2"})
 
 
 def test_kv_buffer_capacity_and_select() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -14,10 +15,12 @@ from safetensors.torch import load, save
 
 import seqagents.planning.beam_search as beam_search
 import seqagents.planning.discretizer as discretizer_module
+from seqagents.models.kv_cache import ConcatKV
 from seqagents.models.tt import TrajectoryTransformer, past_length
-from seqagents.planning import Discretizer, beam_plan, trajectory_transitions
-from seqagents.planning.beam_search import _beam_plan_reference, _filter_cdf
+from seqagents.planning import BeamSearchConfig, Discretizer, beam_plan, trajectory_transitions
+from seqagents.planning.beam_search import _filter_cdf
 from tests._tt import CONFIG, random_context, tiny_discretizer, tiny_tt
+from tests._tt_reference import beam_plan_per_beam, beam_plan_reference
 
 # ------------------------------------------------------------------------------------------------
 # Discretizer
@@ -160,9 +163,9 @@ def test_cached_plan_equals_recomputing_reference(
     model: TrajectoryTransformer, disc: Discretizer, n_context: int, horizon: int
 ) -> None:
     context = _context(n_context)
-    settings_ = dict(PLANNER, horizon=horizon, k_act=4)
-    cached = beam_plan(model, disc, context, generator=_seeded(3), **settings_)
-    reference = _beam_plan_reference(model, disc, context, generator=_seeded(3), **settings_)
+    config = BeamSearchConfig(**PLANNER, horizon=horizon, k_act=4)
+    cached = beam_plan(model, disc, context, config, generator=_seeded(3))
+    reference = beam_plan_reference(model, disc, context, config, generator=_seeded(3))
     _assert_same_plan(cached, reference)
     assert cached.tokens.shape == (horizon, 7) and cached.action.shape == (2,)
     # The first planned transition starts with the current observation.
@@ -182,27 +185,32 @@ class _Recorder:
         return self.model(tokens, past=past, pad=pad)
 
 
-def test_window_crop_and_cache_reuse(model: TrajectoryTransformer, disc: Discretizer) -> None:
+@pytest.mark.parametrize("planner", [beam_plan, beam_plan_per_beam], ids=["shared", "per-beam"])
+def test_window_crop_and_cache_reuse(
+    model: TrajectoryTransformer, disc: Discretizer, planner: Callable[..., beam_search.Plan]
+) -> None:
     recorder = _Recorder(model)
     horizon = 5
-    beam_plan(recorder, disc, _context(4), horizon=horizon, generator=_seeded(0), **PLANNER)
+    config = BeamSearchConfig(horizon=horizon, **PLANNER)
+    planner(recorder, disc, _context(4), config, generator=_seeded(0))
     window = 3 * CONFIG.transition_dim - 1  # max_context_transitions * transition_dim - 1
     assert max(past + new for past, new in recorder.calls) <= window
     fresh = [i for i, (past, _) in enumerate(recorder.calls) if past == 0]
     # The context once, then once per planned transition when the window slides.
     assert len(fresh) == horizon
-    # A fresh call covers the beams' common prefix (once per env); the next call the rest of the
-    # window (once per beam); every other call decodes one token on the cache.
-    special = set(fresh) | {i + 1 for i in fresh}
-    assert all(new == 1 for i, (_, new) in enumerate(recorder.calls) if i not in special)
     assert sum(new > 1 for _, new in recorder.calls) > horizon  # prefixes were shared
+    if planner is beam_plan_per_beam:
+        # A fresh call covers the beams' common prefix (once per env); the next call the rest
+        # of the window (once per beam); every other call decodes one token on the cache.
+        special = set(fresh) | {i + 1 for i in fresh}
+        assert all(new == 1 for i, (_, new) in enumerate(recorder.calls) if i not in special)
 
 
 def test_same_seed_same_plan(model: TrajectoryTransformer, disc: Discretizer) -> None:
     context = _context(2)
-    settings_ = dict(PLANNER, horizon=3, cdf_act=None)
+    config = BeamSearchConfig(**PLANNER, horizon=3, cdf_act=None)
     plans = [
-        beam_plan(model, disc, context, generator=_seeded(seed), **settings_)
+        beam_plan(model, disc, context, config, generator=_seeded(seed))
         for seed in (7, 7, 8, 9, 10)
     ]
     _assert_same_plan(plans[0], plans[1])
@@ -213,16 +221,16 @@ def test_same_seed_same_plan(model: TrajectoryTransformer, disc: Discretizer) ->
 def test_batched_envs_equal_per_env_plans(model: TrajectoryTransformer, disc: Discretizer) -> None:
     contexts = [_context(3, seed=1), _context(0, seed=2), _context(1, seed=3)]
     seeds = [11, 12, 13]
-    settings_ = dict(PLANNER, horizon=3)
-    batched = beam_plan(model, disc, contexts, generator=[_seeded(s) for s in seeds], **settings_)
+    config = BeamSearchConfig(**PLANNER, horizon=3)
+    batched = beam_plan(model, disc, contexts, config, generator=[_seeded(s) for s in seeds])
     assert batched.tokens.shape == (3, 3, 7) and batched.value.shape == (3,)
     for i, (context, seed) in enumerate(zip(contexts, seeds, strict=True)):
-        alone = beam_plan(model, disc, context, generator=_seeded(seed), **settings_)
+        alone = beam_plan(model, disc, context, config, generator=_seeded(seed))
         assert torch.equal(batched.tokens[i], alone.tokens)
         torch.testing.assert_close(batched.value[i], alone.value, atol=1e-9, rtol=0)
     # A 2-D tensor of equal-length contexts is a batch too.
     stacked = torch.stack([_context(1, seed=4), _context(1, seed=5)])
-    plan = beam_plan(model, disc, stacked, generator=_seeded(0), **settings_)
+    plan = beam_plan(model, disc, stacked, config, generator=_seeded(0))
     assert plan.action.shape == (2, 2)
 
 
@@ -236,8 +244,8 @@ class _RewardIsFirstAction:
         cfg = self.config
         if past is None:
             seen = tokens  # (B, S)
-        else:  # the "keys" are the tokens seen so far: (B, 1, S_past, 1)
-            seen = torch.cat([past[0].keys[:, 0, : past[0].length, 0].long(), tokens], dim=1)
+        else:  # the "keys" are the tokens seen so far: (B, 1, S_past, 1), read from any cache
+            seen = torch.cat([past[0].dense()[0][:, 0, :, 0].long(), tokens], dim=1)
         B, S = seen.shape
         T = tokens.shape[1]
         V = cfg.vocab_size + 1
@@ -251,11 +259,10 @@ class _RewardIsFirstAction:
             elif next_dim == cfg.observation_dim + cfg.action_dim:  # reward
                 first_action = seen[:, position - cfg.action_dim + 1].double()  # (B,)
                 logits[:, j, :-1] = -10.0 * (bins[None, :-1] - first_action[:, None]) ** 2
-        if past is not None:
-            past[0].append(*(tokens.double()[:, None, :, None],) * 2)  # (B, 1, T, 1)
-            return logits, past
-        cache = seen.double()[:, None, :, None]  # (B, 1, S, 1): the tokens themselves
-        return logits, [(cache, cache)]
+        cache = ConcatKV() if past is None else past[0]
+        new = tokens.double()[:, None, :, None]  # (B, 1, T, 1): the tokens are their own keys
+        cache.attend(new, new, new, None)  # appends them, whatever the cache's kind
+        return logits, [cache]
 
 
 def test_planner_finds_the_best_action() -> None:
@@ -264,10 +271,8 @@ def test_planner_finds_the_best_action() -> None:
         _RewardIsFirstAction(),
         disc,
         _context(1),
-        horizon=2,
-        beam_width=16,
-        n_expand=4,
-        cdf_act=None,  # plain sampling: 64 uniform draws of 12 bins per step
+        # cdf_act None: plain sampling, 64 uniform draws of 12 bins per step
+        BeamSearchConfig(horizon=2, beam_width=16, n_expand=4, cdf_act=None),
         generator=_seeded(0),
     )
     best = disc.midpoints[-1, 0]  # the top bin's midpoint
@@ -293,40 +298,50 @@ def test_filter_cdf_follows_the_original_rule() -> None:
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (dict(beam_width=0), "beam_width=0"),
-        (dict(horizon=0), "horizon=0"),
-        (dict(n_expand=0), "n_expand=0"),
-        (dict(horizon=2.0), "horizon=2.0"),
+        (dict(beam_width=0), "beam_width must be an int >= 1, got 0"),
+        (dict(horizon=0), "horizon must be an int >= 1, got 0"),
+        (dict(n_expand=0), "n_expand must be an int >= 1, got 0"),
+        (dict(horizon=2.0), "horizon must be an int >= 1, got 2.0"),
         (dict(max_context_transitions=1), "max_context_transitions >= 2"),
         (dict(cdf_act=1.5), "cdf_act=1.5"),
         (dict(k_obs=0), "k_obs=0"),
         (dict(discount=1.5), "discount=1.5"),
     ],
 )
-def test_bad_settings(
-    model: TrajectoryTransformer, disc: Discretizer, overrides: dict, message: str
-) -> None:
+def test_bad_settings(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        beam_plan(model, disc, _context(1), **{**PLANNER, **overrides})
+        BeamSearchConfig(**{**PLANNER, **overrides})
+    # Overrides: replace + the same validation (a wrong type is a TypeError there).
+    with pytest.raises((ValueError, TypeError), match=next(iter(overrides))):
+        BeamSearchConfig(**PLANNER).replace(**overrides)
+
+
+def test_settings_the_model_cannot_take(model: TrajectoryTransformer, disc: Discretizer) -> None:
+    with pytest.raises(ValueError, match="k_act=14 must be in \\[1, 13\\]"):
+        beam_plan(model, disc, _context(1), BeamSearchConfig(k_act=14))
+    with pytest.raises(TypeError, match="unknown planner settings \\['beam'\\]"):
+        BeamSearchConfig().replace(beam=4)
 
 
 def test_bad_inputs(model: TrajectoryTransformer, disc: Discretizer) -> None:
+    config = BeamSearchConfig(**PLANNER)
     with pytest.raises(ValueError, match="k \\* 7 \\+ 3"):
-        beam_plan(model, disc, _context(1)[:-1], **PLANNER)
+        beam_plan(model, disc, _context(1)[:-1], config)
     with pytest.raises(ValueError, match="bin indices in \\[0, 12\\)"):
-        beam_plan(model, disc, _context(1) + 12, **PLANNER)
+        beam_plan(model, disc, _context(1) + 12, config)
     with pytest.raises(ValueError, match="2 generators for 3 envs"):
-        beam_plan(model, disc, [_context(0)] * 3, generator=[_seeded(0)] * 2, **PLANNER)
+        beam_plan(model, disc, [_context(0)] * 3, config, generator=[_seeded(0)] * 2)
     other = Discretizer.from_data(np.random.default_rng(0).normal(size=(400, 7)), n_bins=10)
     with pytest.raises(ValueError, match="10 bins x 7 columns"):
-        beam_plan(model, other, _context(1), **PLANNER)
+        beam_plan(model, other, _context(1), config)
 
 
 def test_training_mode_warns(model: TrajectoryTransformer, disc: Discretizer) -> None:
     model.train()
     try:
+        config = BeamSearchConfig(horizon=1, beam_width=2)
         with pytest.warns(UserWarning, match="model.eval"):
-            beam_plan(model, disc, _context(0), horizon=1, beam_width=2, generator=_seeded(0))
+            beam_plan(model, disc, _context(0), config, generator=_seeded(0))
     finally:
         model.eval()
 
@@ -336,5 +351,6 @@ def test_plan_tokens_are_not_views_of_inputs(
 ) -> None:
     context = _context(1)
     before = context.clone()
-    beam_plan(model, disc, context, horizon=2, generator=_seeded(0), **PLANNER)
+    config = BeamSearchConfig(**PLANNER, horizon=2)
+    beam_plan(model, disc, context, config, generator=_seeded(0))
     assert torch.equal(context, before)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-import seqagents.models.transformer as transformer
-from seqagents.models.transformer import (
+import seqagents.models.kv_cache.shared as shared_kv
+from seqagents.models.kv_cache import (
+    ConcatKV,
     KVBuffer,
     SharedPrefixKV,
     SiblingKV,
@@ -15,9 +18,10 @@ from seqagents.models.transformer import (
     merge_attention,
 )
 from seqagents.models.tt import TrajectoryTransformer
-from seqagents.planning import Discretizer, Plan, beam_plan
-from seqagents.planning.beam_search import _beam_plan_cached, _beam_plan_reference
+from seqagents.planning import BeamSearchConfig, Discretizer, Plan, beam_plan
+from seqagents.planning.beam_decoder import BeamDecoder
 from tests._tt import CONFIG, random_context, tiny_discretizer, tiny_tt
+from tests._tt_reference import beam_plan_per_beam, beam_plan_reference
 
 PLANNER = dict(n_expand=2, max_context_transitions=3, k_act=4)  # window of 20 tokens
 
@@ -55,7 +59,7 @@ class _CountAttend:
         self.siblings = 0  # calls on copies of beams that share their parent's keys
         original = SharedPrefixKV.attend
 
-        def attend(cache: SharedPrefixKV, *args: torch.Tensor | None) -> torch.Tensor:
+        def attend(cache: SharedPrefixKV, *args: torch.Tensor | None, **sdpa: Any) -> torch.Tensor:
             self.calls += 1
             self.siblings += isinstance(cache, SiblingKV)
             self.prefix_envs.add(cache.keys.shape[0])
@@ -64,9 +68,9 @@ class _CountAttend:
             if q.shape[2] == 1:  # a decoding step (window recomputes run distinct rows only)
                 self.decoding += 1
                 self.grouped += cache._rows_grouped()
-            return original(cache, *args)
+            return original(cache, *args, **sdpa)
 
-        monkeypatch.setattr(transformer.SharedPrefixKV, "attend", attend)
+        monkeypatch.setattr(shared_kv.SharedPrefixKV, "attend", attend)
 
 
 CASES = {  # context, generators (None: one), horizon, beam width, other settings
@@ -99,7 +103,7 @@ CASES = {  # context, generators (None: one), horizon, beam width, other setting
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_shared_prefix_plan_equals_cached_and_reference(
+def test_shared_prefix_plan_equals_per_beam_and_reference(
     model: TrajectoryTransformer,
     disc: Discretizer,
     monkeypatch: pytest.MonkeyPatch,
@@ -107,53 +111,50 @@ def test_shared_prefix_plan_equals_cached_and_reference(
 ) -> None:
     make_context, n_generators, horizon, beam_width, other = CASES[case]
     context = make_context()
-    settings = dict(PLANNER, horizon=horizon, beam_width=beam_width, **other)
+    config = BeamSearchConfig(**PLANNER, horizon=horizon, beam_width=beam_width, **other)
     counter = _CountAttend(monkeypatch)
-    shared = beam_plan(model, disc, context, generator=_generators(n_generators), **settings)
+    shared = beam_plan(model, disc, context, config, generator=_generators(n_generators))
     assert counter.calls > 0  # the public planner took the shared-prefix path
     n_envs = 1 if isinstance(context, torch.Tensor) and context.ndim == 1 else len(context)
     assert counter.prefix_envs == {n_envs}  # the prefix is stored once per env, not per beam
     assert counter.grouped == counter.decoding  # and read once per env when decoding
     assert counter.siblings > 0  # expanded beams read their parent's keys once
     calls = counter.calls
-    cached = _beam_plan_cached(
-        model, disc, context, generator=_generators(n_generators), **settings
+    per_beam = beam_plan_per_beam(model, disc, context, config, generator=_generators(n_generators))
+    reference = beam_plan_reference(
+        model, disc, context, config, generator=_generators(n_generators)
     )
-    reference = _beam_plan_reference(
-        model, disc, context, generator=_generators(n_generators), **settings
-    )
-    assert counter.calls == calls  # neither of those uses SharedPrefixKV
-    _assert_same_plan(shared, cached)
+    assert counter.calls == calls  # neither of those shares keys
+    _assert_same_plan(shared, per_beam)
     _assert_same_plan(shared, reference)
 
 
-def test_float32_plan_equals_cached(disc: Discretizer) -> None:
+def test_float32_plan_equals_per_beam(disc: Discretizer) -> None:
     torch.manual_seed(2)
     model = TrajectoryTransformer(CONFIG).eval()
-    settings = dict(PLANNER, horizon=4, beam_width=5)
+    config = BeamSearchConfig(**PLANNER, horizon=4, beam_width=5)
     contexts = [_context(4, seed=6), _context(1, seed=7)]
-    shared = beam_plan(model, disc, contexts, generator=_generators(2), **settings)
-    cached = _beam_plan_cached(model, disc, contexts, generator=_generators(2), **settings)
-    assert torch.equal(shared.tokens, cached.tokens)
-    torch.testing.assert_close(shared.value, cached.value, atol=1e-5, rtol=1e-5)
+    shared = beam_plan(model, disc, contexts, config, generator=_generators(2))
+    per_beam = beam_plan_per_beam(model, disc, contexts, config, generator=_generators(2))
+    assert torch.equal(shared.tokens, per_beam.tokens)
+    torch.testing.assert_close(shared.value, per_beam.value, atol=1e-5, rtol=1e-5)
 
 
-def test_models_without_the_flag_get_the_per_beam_cache(
+def test_any_token_model_gets_the_shared_caches(
     model: TrajectoryTransformer, disc: Discretizer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    class Wrapped:  # a TokenModel that does not declare SharedPrefixKV support
+    class Wrapped:  # a TokenModel that only passes the caches on: they answer for themselves
         config = CONFIG
 
         def __call__(self, tokens, past=None, pad=None):  # type: ignore[no-untyped-def]
-            assert past is None or all(isinstance(p, KVBuffer) for p in past)
             return model(tokens, past=past, pad=pad)
 
     counter = _CountAttend(monkeypatch)
-    settings = dict(PLANNER, horizon=3, beam_width=3)
-    plan = beam_plan(Wrapped(), disc, _context(2), generator=_generators(None), **settings)
-    assert counter.calls == 0
+    config = BeamSearchConfig(**PLANNER, horizon=3, beam_width=3)
+    plan = beam_plan(Wrapped(), disc, _context(2), config, generator=_generators(None))
+    assert counter.calls > 0
     _assert_same_plan(
-        plan, beam_plan(model, disc, _context(2), generator=_generators(None), **settings)
+        plan, beam_plan(model, disc, _context(2), config, generator=_generators(None))
     )
 
 
@@ -200,9 +201,9 @@ def test_shared_prefix_kv_equals_attention_over_copied_prefix(order: str, prefix
     R = E * n
     keys, values = (torch.randn(E, nh, P, hd, generator=g, dtype=torch.float64) for _ in range(2))
     env = torch.arange(E).repeat_interleave(n)  # (R,)
-    cache = SharedPrefixKV.from_cache((keys, values), env, capacity=2 * T)
+    cache = SharedPrefixKV.from_cache(ConcatKV(keys, values), env, capacity=2 * T)
     index = torch.randperm(R, generator=g) if order == "shuffled" else torch.arange(R)
-    per_row = [KVBuffer.from_cache((keys[env], values[env]), P + 2 * T)]  # the copied prefix
+    per_row = [KVBuffer.from_cache(ConcatKV(keys[env], values[env]), P + 2 * T)]  # copied prefix
     for step in range(2):
         q, k, v = (torch.randn(R, nh, T, hd, generator=g, dtype=torch.float64) for _ in range(3))
         total = P + (step + 1) * T
@@ -221,19 +222,27 @@ def test_shared_prefix_kv_equals_attention_over_copied_prefix(order: str, prefix
         ks, vs = per_row[0].append(k, v)
         torch.testing.assert_close(out, _full_attention(q, ks, vs, mask), atol=1e-12, rtol=1e-12)
         assert cache.length == total and cache.keys.shape[0] == E
-    if prefix_mask == "per query":
-        assert cache.prefix_mask == "per-query"
-    elif prefix_mask == "padding":
-        assert isinstance(cache.prefix_mask, torch.Tensor)
+    settled = cache.prefix_mask
+    assert settled is not None and settled.per_query == (prefix_mask == "per query")
+    assert (settled.visible is not None) == (prefix_mask == "padding")
+    assert (settled.kept is not None) == (prefix_mask == "same hidden keys")
+    assert cache.keys.shape[2] == (P - 1 if prefix_mask == "same hidden keys" else P)
+    # What it holds, read through the interface: the dropped key comes back masked.
+    keys_held, values_held, kept = cache.dense()
+    expected_k, expected_v, _ = per_row[0].dense()
+    visible = torch.ones(1, 1, 1, cache.length, dtype=torch.bool)
+    if prefix_mask == "same hidden keys":
+        visible[..., 1] = False
+        assert kept is not None and torch.equal(kept, visible.expand_as(kept))
     else:
-        assert cache.prefix_mask is None
-        assert cache.keys.shape[2] == (P - 1 if prefix_mask == "same hidden keys" else P)
+        assert kept is None
+    shown = visible.transpose(-1, -2)  # (1, 1, length, 1)
+    torch.testing.assert_close(keys_held * shown, expected_k * shown)
+    torch.testing.assert_close(values_held * shown, expected_v * shown)
 
 
 @torch.inference_mode()
 def test_window_recompute_runs_each_distinct_history_once(model: TrajectoryTransformer) -> None:
-    from seqagents.planning.beam_search import _SharedPrefixDecoder
-
     # 6 beams of one env over a 17-token window: a shared s^0 (3 tokens), then two
     # transitions-from-an-action chunks ending before each action: [3, 10) and [10, 17).
     # Beams 0-2 and 3-5 branch at the first chunk; in the second, beams 0 and 1 drew the
@@ -253,7 +262,7 @@ def test_window_recompute_runs_each_distinct_history_once(model: TrajectoryTrans
     fed: list[tuple[int, int]] = []
     handle = model.register_forward_pre_hook(lambda _, args: fed.append(tuple(args[0].shape)))
     try:
-        decoder = _SharedPrefixDecoder(model, 20, [0])
+        decoder = BeamDecoder(model, 20, [0])
         logits = decoder._recompute(window)  # (6, 1, V)
     finally:
         handle.remove()
@@ -262,10 +271,10 @@ def test_window_recompute_runs_each_distinct_history_once(model: TrajectoryTrans
     expected_logits, expected_caches = model(window)  # every beam on its own
     torch.testing.assert_close(logits[:, -1], expected_logits[:, -1])
     assert decoder.cache is not None
-    for cache, (keys, values) in zip(decoder.cache, expected_caches, strict=True):
+    for cache, expected in zip(decoder.cache, expected_caches, strict=True):
         assert cache.length == 17
-        stored_k = torch.cat([cache.keys[cache.env], cache.suffix.keys], dim=2)[:, :, :17]
-        stored_v = torch.cat([cache.values[cache.env], cache.suffix.values], dim=2)[:, :, :17]
+        stored_k, stored_v, _ = cache.dense()  # (6, nh, 17, hd) each
+        keys, values, _ = expected.dense()
         torch.testing.assert_close(stored_k, keys)
         torch.testing.assert_close(stored_v, values)
 
@@ -275,15 +284,16 @@ def test_window_recompute_runs_each_distinct_history_once(model: TrajectoryTrans
 def test_sibling_kv_equals_attention_over_copied_keys(n_prefix: int, row_masks: bool) -> None:
     torch.manual_seed(0)
     E, B, n, nh, hd, S, t = 2, 3, 2, 2, 4, 5, 3  # envs, beams, copies, heads, dim, suffix, slots
-    prefix = torch.randn(E, nh, n_prefix, hd), torch.randn(E, nh, n_prefix, hd)
+    prefix = ConcatKV(torch.randn(E, nh, n_prefix, hd), torch.randn(E, nh, n_prefix, hd))
     suffix = torch.randn(E * B, nh, S, hd), torch.randn(E * B, nh, S, hd)
     env = torch.arange(E).repeat_interleave(B)  # (G,)
     parent = SharedPrefixKV.from_cache(prefix, env, S + n * t)
     parent.suffix.append(*suffix)
     parent.suffix.keys[:, :, S:] = float("nan")  # spare capacity is never read as it is
     parent.suffix.values[:, :, S:] = float("nan")
-    copies = SiblingKV(parent, n, t)
     R = E * n * B
+    copies = parent.expand(torch.arange(E * B).view(E, 1, B).expand(E, n, B).reshape(-1), n, t)
+    assert isinstance(copies, SiblingKV)
     rows = torch.arange(R)
     of = rows // (n * B) * B + rows % B  # (R,) parent of each copy, rows (env, copy, beam)
     own_k, own_v = [], []
@@ -296,25 +306,26 @@ def test_sibling_kv_equals_attention_over_copied_keys(n_prefix: int, row_masks: 
         if row_masks:
             mask[::2, ..., n_prefix + 2] = False
         out = copies.attend(q, k, v, mask)  # (R, nh, 1, hd)
-        keys = torch.cat([prefix[0][env[of]], suffix[0][of], torch.cat(own_k, 2)], 2)
-        values = torch.cat([prefix[1][env[of]], suffix[1][of], torch.cat(own_v, 2)], 2)
+        keys = torch.cat([prefix.keys[env[of]], suffix[0][of], torch.cat(own_k, 2)], 2)
+        values = torch.cat([prefix.values[env[of]], suffix[1][of], torch.cat(own_v, 2)], 2)
         torch.testing.assert_close(out, _full_attention(q, keys, values, mask))
     assert copies.length == n_prefix + S + t
     keep = torch.tensor([0, 5, 7, 11, 2])
     kept = copies.select(keep)  # each kept copy gets its own suffix: parent's, then its tokens
     assert kept.length == n_prefix + S + t and torch.equal(kept.env, env[of[keep]])
     expected = torch.cat([suffix[0][of], torch.cat(own_k, 2)], 2)[keep]
-    torch.testing.assert_close(kept.suffix.keys[:, :, : S + t], expected)
+    torch.testing.assert_close(kept.dense()[0][:, :, n_prefix:], expected)
+    torch.testing.assert_close(copies.dense()[0][keep], kept.dense()[0])  # read in place
 
 
 def test_sibling_kv_refuses_what_it_cannot_hold() -> None:
-    keys = torch.zeros(1, 1, 0, 2), torch.zeros(1, 1, 0, 2)  # (E, nh, 0, hd)
+    keys = ConcatKV(torch.zeros(1, 1, 0, 2), torch.zeros(1, 1, 0, 2))  # (E, nh, 0, hd)
     parent = SharedPrefixKV.from_cache(keys, torch.zeros(2, dtype=torch.long), 4)  # 2 beams
     parent.suffix.append(torch.zeros(2, 1, 1, 2), torch.zeros(2, 1, 1, 2))
     with pytest.raises(ValueError, match="room for 3 tokens, 2 x 2 needed"):
         SiblingKV(parent, 2, 2)
     two_envs = SharedPrefixKV.from_cache(
-        (torch.zeros(2, 1, 0, 2), torch.zeros(2, 1, 0, 2)), torch.tensor([1, 0]), 4
+        ConcatKV(torch.zeros(2, 1, 0, 2), torch.zeros(2, 1, 0, 2)), torch.tensor([1, 0]), 4
     )
     with pytest.raises(ValueError, match="grouped by env"):
         SiblingKV(two_envs, 2, 1)

@@ -9,6 +9,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+import seqagents._gl
 import seqagents.envs
 import seqagents.video
 from seqagents.video import ensure_headless_gl, record_video
@@ -98,7 +99,7 @@ def test_missing_moviepy_names_the_extra(tmp_path, monkeypatch):
 
 
 def test_ensure_headless_gl(monkeypatch):
-    monkeypatch.setattr(seqagents.envs.sys, "platform", "linux")
+    monkeypatch.setattr(seqagents._gl.sys, "platform", "linux")
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.delenv("MUJOCO_GL", raising=False)
@@ -113,10 +114,12 @@ def test_ensure_headless_gl(monkeypatch):
 def test_docstring_examples():
     import doctest
 
+    import seqagents._gl
     import seqagents.envs
 
-    result = doctest.testmod(seqagents.envs)  # ensure_headless_gl and make_env live there
-    assert result.failed == 0 and result.attempted > 0
+    for module in (seqagents.envs, seqagents._gl):  # make_env; ensure_headless_gl
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0
 
 
 def test_halfcheetah_videos_track_the_cheetah_on_a_long_floor_with_the_same_dynamics():

@@ -7,7 +7,7 @@ from typing import Any
 
 from seqagents.agents.base import Agent, CheckpointConfig, SequenceAgent
 from seqagents.agents.dt import DecisionTransformerAgent
-from seqagents.agents.leap import LEAPAgent, LEAPPlannerConfig
+from seqagents.agents.leap import LEAPAgent
 from seqagents.agents.tt import TrajectoryTransformerAgent
 
 __all__ = [
@@ -17,7 +17,6 @@ __all__ = [
     "DecisionTransformerAgent",
     "TrajectoryTransformerAgent",
     "LEAPAgent",
-    "LEAPPlannerConfig",
     "load_agent",
 ]
 

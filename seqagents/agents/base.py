@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
@@ -25,6 +26,7 @@ from huggingface_hub.errors import HFValidationError
 from safetensors.torch import save_file
 from torch import nn
 
+from seqagents._files import check_regular_file, read_files
 from seqagents.checkpoints.native import (
     CONFIG_NAME,
     FORMAT,
@@ -37,7 +39,7 @@ from seqagents.checkpoints.native import (
     public_spec,
     quiet_hub_retries,
 )
-from seqagents.envs import describe_space, make_env, spaces_match
+from seqagents.envs import check_env_id_from_file, describe_space, make_env, spaces_match
 from seqagents.errors import CheckpointError
 from seqagents.observations import PRIVILEGED_KEYS, MissionVocabulary, babyai_arrays
 from seqagents.protocol import EvaluationProtocol
@@ -147,6 +149,21 @@ def check_return_scale(value: Any) -> float:
     return scale
 
 
+def check_target_return(value: Any) -> float:
+    """``value`` as a float, or a ``ValueError`` unless it is a finite number (the returns-to-go
+    start from it: NaN or inf would make every prediction NaN)."""
+    try:
+        target = float(value)
+    except (TypeError, ValueError):
+        target = float("nan")
+    if not np.isfinite(target):
+        raise ValueError(
+            f"target_return must be a finite number (the return to condition on, in reward "
+            f"units), got {value!r}"
+        )
+    return target
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:1"``,
     ``"mps"`` as :class:`torch.device`, checked to exist here.
@@ -185,6 +202,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 _AgentT = TypeVar("_AgentT", bound="SequenceAgent")
+_MAX_CONFIG_BYTES = 1 << 26  # 64 MB of config.json, far above any real one (< 1 MB)
 
 
 class SequenceAgent(
@@ -198,6 +216,8 @@ class SequenceAgent(
     The agent keeps each env's context (past states, actions, rewards, ...) internally on
     ``self.device``. Call ``predict`` once per env step; pass the reward received after the
     previous action (``reward=``) or report it with ``observe`` — sequence agents condition on it.
+    One thread at a time steps an agent (``predict`` raises otherwise): give each thread its own
+    (``copy.deepcopy(agent)``).
     """
 
     algorithm: ClassVar[str] = ""
@@ -206,8 +226,8 @@ class SequenceAgent(
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.algorithm:
-            SequenceAgent._registry[cls.algorithm] = cls
+        if cls.__dict__.get("algorithm"):  # a class naming its own algorithm, not a subclass
+            SequenceAgent._registry[cls.algorithm] = cls  # of one (that keeps its loader)
 
     def __init__(self, network: nn.Module, spec: CheckpointConfig, device: str = "auto") -> None:
         self.spec = spec
@@ -216,15 +236,25 @@ class SequenceAgent(
         except (TypeError, ValueError) as e:
             raise CheckpointError(str(e)) from e
         self.device = resolve_device(device)
-        self.network = network.to(self.device).eval()
+        # float32 whatever torch.get_default_dtype() was when it was built (the inputs are)
+        self.network = network.to(device=self.device, dtype=torch.float32).eval()
         check_finite_weights(self.network, spec.algorithm)
         self.observation_space, self.action_space = spec.spaces()
         # Sampling (deterministic=False) draws from this generator, never torch's global one:
         # seed it with agent.seed(...) (evaluate_policy(seed=...) does) to repeat a rollout.
         self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(torch.initial_seed())
+        # Planning noise (TT beam search, LEAP refinement): one stream per env index, seeded
+        # once (agent.seed, else the planner's seed setting: env i gets seed + i) and running
+        # on across episodes, so that N episodes are N samples, not N replicas of one.
+        self._stream_seed: int | None = None
+        self._streams: list[torch.Generator] = []
         self._warned: set[str] = set()  # one-time warnings already given (by key)
+        self._obs_bounds: tuple[int, int] | None = None  # integer Box spaces: (low, high)
         self._vocabulary = self.mission_vocabulary
+        # The thread that owns the current contexts: {id(self): thread id}, claimed with one
+        # atomic dict.setdefault by the first predict after a reset (see predict).
+        self._owner: dict[int, int] = {}
         self.n_envs = 0  # batch size of the current contexts (0 = none yet)
         self._t = np.zeros(0, dtype=np.int64)  # (n_envs,) steps taken in each env's episode
         self._pending_reward: np.ndarray | None = None  # r_{t-1} reported through observe()
@@ -253,9 +283,13 @@ class SequenceAgent(
         return self.spec.env_id
 
     def make_env(self, **kwargs: Any) -> gym.Env:
-        """``gymnasium.make`` the checkpoint's env with its kwargs (``kwargs`` override them)."""
+        """``gymnasium.make`` the checkpoint's env with its kwargs (``kwargs`` override them).
+
+        An env id of the form ``module:Env-v0`` (which would import ``module``) is refused: a
+        checkpoint never makes seqagents import code (see :func:`check_env_id_from_file`)."""
         if not self.spec.env_id:
             raise ValueError("this checkpoint names no env id; pass an env explicitly")
+        check_env_id_from_file(self.spec.env_id, "this checkpoint's config.json")
         return make_env(self.spec.env_id, **{**self.spec.env_kwargs, **kwargs})
 
     def check_env(self, env: gym.Env | Any) -> None:
@@ -301,11 +335,30 @@ class SequenceAgent(
             )
 
     def seed(self, seed: int | None = None) -> None:
-        """Seed the agent's own random generator (sampled actions with ``deterministic=False``),
-        so the same seed repeats a stochastic rollout; torch's global RNG is never used.
-        ``evaluate_policy(seed=...)`` and ``record_video(seed=...)`` call it. TT and LEAP plans
-        are seeded by their planner's ``seed`` setting (env i: ``seed + i``, every episode)."""
+        """Seed the agent's random streams, so that the same seed repeats a whole rollout or
+        evaluation; torch's global RNG is never used. ``evaluate_policy(seed=...)`` and
+        ``record_video(seed=...)`` call it.
+
+        Two kinds of stream restart here and then run on across episodes (an episode start
+        never reseeds them, so N episodes are N different samples): sampled actions
+        (``deterministic=False``, one stream per agent; ``seed=None``: torch's initial seed)
+        and the planning noise of TT's beam search and LEAP's refinement (env ``i`` of a batch:
+        ``seed + i``; ``seed=None``: the planner's ``seed`` setting, what a new agent uses).
+        """
         self._generator.manual_seed(torch.initial_seed() if seed is None else int(seed))
+        self._stream_seed = None if seed is None else int(seed)
+        self._streams = []  # recreated from the new seed at the next plan
+
+    def _planning_streams(self, n_envs: int) -> list[torch.Generator]:
+        """The planning generators of envs ``0 .. n_envs - 1`` (see :meth:`seed`)."""
+        base = self._stream_seed
+        if base is None:
+            base = int(getattr(self, "planning_seed", 0))  # TT and LEAP: the saved planner seed
+        while len(self._streams) < n_envs:
+            stream = torch.Generator(device=self.device)
+            stream.manual_seed(base + len(self._streams))
+            self._streams.append(stream)
+        return self._streams[:n_envs]
 
     def _warn_once(self, key: str, message: str, stacklevel: int = 3) -> None:
         if key not in self._warned:
@@ -313,9 +366,14 @@ class SequenceAgent(
             warnings.warn(message, UserWarning, stacklevel=stacklevel)
 
     def reset(self, target_return: float | None = None) -> None:
-        """Forget every env's context; optionally set a new target return (DT)."""
+        """Forget every env's context; optionally set a new target return (DT).
+
+        Raises:
+            ValueError: a target return that is not a finite number.
+        """
         if target_return is not None:
-            self._set_target_return(float(target_return))
+            self._set_target_return(check_target_return(target_return))
+        self._owner.clear()  # another thread may take the agent over now
         self.n_envs = 0
         self._pending_reward, self._pending_done = None, np.zeros(0, dtype=bool)
 
@@ -330,6 +388,7 @@ class SequenceAgent(
         For loops that cannot pass ``reward=`` into ``predict`` (e.g. a VecEnv wrapper). An env
         whose ``done`` is True starts a new episode at its next ``predict``.
         """
+        self._claim("observe")
         n = max(self.n_envs, 1)
         self._pending_reward = _per_env(reward, n, "observe: reward", np.float32).copy()
         done = _per_env(done, n, "observe: done", bool)
@@ -363,7 +422,21 @@ class SequenceAgent(
 
         Returns:
             ``(action, state)``: action of shape ``action_space.shape`` or ``(n_envs, ...)``.
+
+        Raises:
+            RuntimeError: called from another thread than the one whose episodes are in the
+                contexts. An agent holds one set of contexts: two threads stepping it would mix
+                their episodes. Use one agent per thread (``copy.deepcopy(agent)`` or load it
+                once per thread); a thread takes an agent over after ``agent.reset()``.
         """
+        self._claim("predict")
+        _check_gym_habits(observation, state, reward)
+        dtype = next(self.network.parameters()).dtype
+        if dtype != torch.float32:
+            raise ValueError(
+                f"the agent's network is {dtype} but seqagents agents compute in torch.float32 "
+                "(their inputs, contexts and statistics are float32): call agent.network.float()"
+            )
         obs, single = self._check_observation(observation)
         n = (obs["image"] if isinstance(obs, dict) else obs).shape[0]
         if n == 0:
@@ -392,6 +465,20 @@ class SequenceAgent(
         actions = actions.cpu().numpy()
         return (actions[0] if single else actions), state
 
+    def _claim(self, method: str) -> None:
+        """Make the calling thread the owner of the contexts, or raise if another thread owns
+        them (they would mix the two threads' episodes, with no other sign)."""
+        me = threading.get_ident()
+        owner = self._owner.setdefault(id(self), me)  # atomic: one thread claims it
+        if owner != me:
+            raise RuntimeError(
+                f"{type(self).__name__}.{method} called from another thread than the one whose "
+                "episodes are in this agent's contexts; an agent steps one set of episodes at "
+                "a time, so threads would mix them. Use one agent per thread "
+                "(copy.deepcopy(agent), or load the checkpoint once per thread), or call "
+                "agent.reset() before another thread takes it over"
+            )
+
     # ------------------------------------------------------------------ subclass hooks
     def _sync_spec(self) -> None:
         """Write the settings the agent acts with back into ``self.spec`` (so that what is
@@ -414,7 +501,8 @@ class SequenceAgent(
         self._t = np.zeros(n_envs, dtype=np.int64)
         self._pending_done = np.zeros(0, dtype=bool)  # none reported
         if hasattr(self, "_rtg"):  # return-conditioned agents (see _setup_states)
-            self._rtg = torch.zeros(n_envs, device=self.device)  # (n,) current scaled RTG
+            # (n,) current scaled RTG, float32 whatever the default dtype
+            self._rtg = torch.zeros(n_envs, device=self.device, dtype=torch.float32)
 
     def _step(
         self,
@@ -447,7 +535,8 @@ class SequenceAgent(
             for key, default in (("state_mean", np.zeros), ("state_std", np.ones))
         )
         check_state_stats(self._state_mean, self._state_std, f"{self.spec.algorithm} checkpoint")
-        self._rtg = torch.zeros(0, device=self.device)  # (n,) scaled RTG of each env
+        # (n,) scaled RTG of each env
+        self._rtg = torch.zeros(0, device=self.device, dtype=torch.float32)
 
     def _embed_states(
         self, obs: torch.Tensor | dict[str, torch.Tensor], check: bool = True
@@ -524,6 +613,8 @@ class SequenceAgent(
                 f"observation has shape {obs.shape}; expected {shape} (one env) or "
                 f"(n_envs, *{shape}) for {describe_space(space)}"
             )
+        if np.issubdtype(space.dtype, np.integer):  # e.g. Atari frames: uint8 in [0, 255]
+            obs = self._check_integer_observation(obs)
         if obs.dtype == np.uint8:
             return torch.as_tensor(obs, dtype=torch.uint8, device=self.device), single
         if obs.dtype == np.float32:
@@ -539,6 +630,31 @@ class SequenceAgent(
                 f"float32 max {np.finfo(np.float32).max:.3g}); the agent computes in float32"
             )
         return torch.as_tensor(cast, device=self.device), single
+
+    def _check_integer_observation(self, obs: np.ndarray) -> np.ndarray:
+        """An observation of an integer Box space (Atari frames: uint8 0-255) must hold
+        integers within the space's bounds: frames scaled to [0, 1] would be divided by 255
+        again by the encoder, and out-of-range values read as other pixels."""
+        space = self.observation_space
+        if self._obs_bounds is None:  # computed once: an Atari stack has 28,224 bounds
+            self._obs_bounds = (int(np.min(space.low)), int(np.max(space.high)))
+        low, high = self._obs_bounds
+        kind = np.dtype(space.dtype).name
+        expected = f"{kind} values in [{low}, {high}] ({describe_space(space)})"
+        if obs.dtype.kind not in "iu":
+            raise ValueError(
+                f"observation has dtype {obs.dtype}; this agent expects {expected}, as the env "
+                "gives them: pass frames unscaled (not divided by 255) and uncast"
+            )
+        info = np.iinfo(obs.dtype)
+        if info.min < low or info.max > high:  # the dtype itself does not bound the values
+            if obs.min() < low or obs.max() > high:
+                raise ValueError(
+                    f"observation values range over [{obs.min()}, {obs.max()}]; this agent "
+                    f"expects {expected}"
+                )
+            obs = obs.astype(space.dtype)
+        return obs
 
     @property
     def mission_vocabulary(self) -> MissionVocabulary | None:
@@ -577,7 +693,9 @@ class SequenceAgent(
                 raise ValueError(
                     f"{type(self).__name__}.predict needs the reward received after the previous "
                     "action: call predict(obs, reward=r) or agent.observe(reward, done) after "
-                    "each env.step (episode_start=True begins a new episode instead)"
+                    "each env.step. If a new episode begins here (after env.reset()), call "
+                    "agent.reset() first or pass predict(obs, episode_start=True); with several "
+                    "envs, episode_start=[...] marks the ones that begin"
                 )
             return np.zeros(n, dtype=np.float32)
         rewards = np.array(reward, dtype=np.float32).reshape(-1)  # a copy: written below
@@ -637,24 +755,73 @@ class SequenceAgent(
                 f"{repo_id_or_path!r} is neither an existing local folder, a zoo entry nor a Hub "
                 f"repo id of the form 'user/name'{did_you_mean(str(repo_id_or_path))}"
             )
+        agent = cls._read_checkpoint(
+            path,
+            str(repo_id_or_path),
+            revision=revision,
+            cache_dir=cache_dir,
+            token=token,
+            local_files_only=local_files_only,
+            force_download=force_download,
+            device=device,
+            overrides=overrides,
+        )
+        if env is not None:
+            agent.check_env(env)
+        return agent
+
+    @classmethod
+    def _read_checkpoint(
+        cls: type[_AgentT],
+        path: Path,
+        repo_id_or_path: str,
+        *,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        token: str | bool | None,
+        local_files_only: bool,
+        force_download: bool,
+        device: str,
+        overrides: dict,
+    ) -> _AgentT:
+        """Read the checkpoint (see :meth:`from_pretrained`).
+
+        A local folder's ``config.json`` and ``model.safetensors`` are read at once, from one
+        version of the folder (:func:`seqagents._files.read_files`): a folder re-saved meanwhile
+        (``save_pretrained`` swaps in a whole new one) gives the old or the new checkpoint,
+        never one's config with the other's weights.
+        """
+        if path.is_dir():
+            from seqagents.checkpoints import native  # MAX_PARAMETERS may be raised at run time
+
+            weights = 8 * native.MAX_PARAMETERS + 2**26  # float64 at most, plus the header
+            limits = {CONFIG_NAME: _MAX_CONFIG_BYTES, WEIGHTS_NAME: weights}
+            preloaded = read_files(path, [CONFIG_NAME, WEIGHTS_NAME], CheckpointError, limits)
+            config = None
+            if CONFIG_NAME in preloaded:
+                config = _read_config(path / CONFIG_NAME, preloaded[CONFIG_NAME])
+            return cls._from_pretrained(
+                model_id=repo_id_or_path,
+                revision=revision,
+                cache_dir=cache_dir,
+                force_download=force_download,
+                local_files_only=local_files_only,
+                token=token,
+                config=config,
+                device=device,
+                overrides=overrides,
+                preloaded=preloaded,
+            )
         try:
-            # config.json read here first, local or from the Hub: bad JSON or a non-object is an
-            # error naming the file (the mixin would raise a bare JSONDecodeError/AttributeError)
-            if not path.is_dir():
-                files = CheckpointFiles(
-                    str(repo_id_or_path),
-                    revision,
-                    cache_dir,
-                    force_download,
-                    local_files_only,
-                    token,
-                )
-                _read_config(files.path(CONFIG_NAME))
-            elif (path / CONFIG_NAME).is_file():
-                _read_config(path / CONFIG_NAME)
+            # config.json read here first from the Hub: bad JSON or a non-object is an error
+            # naming the file (the mixin would raise a bare JSONDecodeError/AttributeError)
+            files = CheckpointFiles(
+                repo_id_or_path, revision, cache_dir, force_download, local_files_only, token
+            )
+            _read_config(files.path(CONFIG_NAME))
             with quiet_hub_retries():
-                agent = super().from_pretrained(
-                    str(repo_id_or_path),
+                return super().from_pretrained(
+                    repo_id_or_path,
                     revision=revision,
                     cache_dir=cache_dir,
                     token=token,
@@ -666,10 +833,7 @@ class SequenceAgent(
         except HFValidationError as e:
             raise CheckpointError(f"{repo_id_or_path!r} is not a valid Hub repo id: {e}") from e
         except hub_errors() as e:
-            raise not_found(str(repo_id_or_path), e) from e
-        if env is not None:
-            agent.check_env(env)
-        return agent
+            raise not_found(repo_id_or_path, e) from e
 
     @classmethod
     def _from_pretrained(
@@ -684,10 +848,11 @@ class SequenceAgent(
         config: dict | None = None,
         device: str = "auto",
         overrides: dict | None = None,
+        preloaded: dict[str, bytes] | None = None,
         **_: Any,
     ) -> Any:
         files = CheckpointFiles(
-            model_id, revision, cache_dir, force_download, local_files_only, token
+            model_id, revision, cache_dir, force_download, local_files_only, token, preloaded
         )
         if config is None and not os.path.isdir(model_id):
             files.path(CONFIG_NAME)  # the mixin swallows Hub misses: raise the real reason
@@ -704,13 +869,14 @@ class SequenceAgent(
                     f"{model_id}/{CONFIG_NAME} names algorithm {algorithm!r}; seqagents loads "
                     f"{sorted(cls._registry)}. Fix the file or re-save the checkpoint"
                 )
-            if cls.algorithm and target is not cls:
+            if cls.algorithm and not issubclass(cls, target):
                 raise CheckpointError(
                     f"{model_id} is a {algorithm!r} checkpoint; load it with "
                     f"{target.__name__}.from_pretrained or seqagents.load_agent"
                 )
             try:
-                return target._from_config(config, files, device, overrides or {})
+                maker = cls if cls.algorithm else target  # a subclass loads as itself
+                return maker._from_config(config, files, device, overrides or {})
             except ValueError as e:  # a config section or override that is rejected
                 if str(e).startswith(model_id):
                     raise
@@ -722,6 +888,60 @@ class SequenceAgent(
         import seqagents.agents  # noqa: F401  (registers every agent class)
 
         return cls._registry[algorithm]._from_foreign(config, files, device, overrides or {})
+
+    def save_pretrained(  # type: ignore[override]
+        self,
+        save_directory: str | Path,
+        *,
+        push_to_hub: bool = False,
+        repo_id: str | None = None,
+        **push_to_hub_kwargs: Any,
+    ) -> str | None:
+        """Write the checkpoint folder: ``config.json``, ``model.safetensors``, ``README.md``.
+
+        The write is atomic: the folder is written as a hidden temporary sibling and swapped
+        into place, so a save that fails half-way (a full disk, a crash) leaves the previous
+        checkpoint as it was, and a reader (:meth:`from_pretrained`, another process) sees the
+        old checkpoint or the new one, never one's config beside the other's weights. Other
+        files in an existing folder (a replay video, ``metrics.jsonl``) are carried over.
+        Symbolic links are never written through: a link in the folder (a Hub cache snapshot is
+        made of links into its blob store) is replaced by a file, a link as the folder itself by
+        a folder. Files get the modes of the user's umask.
+
+        Args:
+            save_directory: the checkpoint folder (created with its parents if needed).
+            push_to_hub: also upload it with :meth:`push_to_hub` (to ``repo_id``, default the
+                folder name, with ``push_to_hub_kwargs``).
+
+        Raises:
+            FileExistsError: ``save_directory`` is a file.
+            ValueError: ``save_directory`` is the working folder or holds it.
+            OSError: the folder could not be written (the previous checkpoint is unchanged).
+        """
+        from seqagents._files import apply_umask, remove_folder, swap_into_place, temp_sibling
+
+        target = Path(os.path.abspath(save_directory))
+        if Path.cwd().resolve().is_relative_to(target.resolve()):
+            raise ValueError(
+                f"save_pretrained({str(save_directory)!r}): the working folder (or one holding "
+                "it) cannot be replaced; save into a sub-folder"
+            )
+        if target.exists() and not target.is_dir():
+            raise FileExistsError(
+                f"{target} is a file; save_pretrained writes a checkpoint folder: pass a folder"
+            )
+        new = temp_sibling(target)
+        try:
+            self._write_folder(new, location=str(save_directory))
+            _carry_over(target, new)
+            apply_umask(new)
+            swap_into_place(new, target)
+        except BaseException:
+            remove_folder(new)
+            raise
+        if push_to_hub:
+            return self.push_to_hub(repo_id or target.name, **push_to_hub_kwargs)
+        return None
 
     def _save_pretrained(self, save_directory: Path) -> None:
         self._write_folder(Path(save_directory), location=str(save_directory))
@@ -737,18 +957,26 @@ class SequenceAgent(
         rewritten so that it describes what is saved) whose usage snippet loads ``location``;
         a ``video`` is copied in as ``replay<suffix>`` and shown in the card. ``public``: the
         folder is for the Hub, so its ``config.json`` holds no local path either (the card
-        never does)."""
+        never does). A link in the way of one of these files is replaced, never written
+        through; the files written get the modes of the user's umask."""
+        from seqagents._files import apply_umask, remove_entry, write_text
+
         self._sync_spec()
         spec = public_spec(self.spec) if public else self.spec
-        (directory / CONFIG_NAME).write_text(json.dumps(spec.to_dict(), indent=2))
+        write_text(directory / CONFIG_NAME, json.dumps(spec.to_dict(), indent=2))
         state = {k: v.detach().cpu().contiguous() for k, v in self._state_dict_to_save().items()}
+        remove_entry(directory / WEIGHTS_NAME)
         save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        written = [CONFIG_NAME, WEIGHTS_NAME, "README.md"]
         replay = None
         if video is not None:
             replay = f"replay{Path(video).suffix}"
-            shutil.copy(video, directory / replay)
+            remove_entry(directory / replay)
+            shutil.copyfile(video, directory / replay)
+            written.append(replay)
         card = model_card(self.spec, type(self).__name__, location=location, replay=replay)
-        card.save(directory / "README.md")
+        write_text(directory / "README.md", str(card))
+        apply_umask(directory, written)
 
     def push_to_hub(  # type: ignore[override]
         self,
@@ -785,16 +1013,60 @@ class SequenceAgent(
                 commit_message=commit_message,
             )
 
+    def export(self, path: str | Path, **kwargs: Any) -> dict[str, Any]:
+        """Write the greedy policy, preprocessing inside, to ``path`` (``.pt``: TorchScript,
+        ``.onnx``: ONNX) for use without seqagents; see :func:`seqagents.export.export_policy`
+        (Decision Transformer agents with Box observations).
+
+        Example:
+            >>> agent.export("policy.onnx")  # doctest: +SKIP
+        """
+        from seqagents.export import export_policy
+
+        return export_policy(self, path, **kwargs)
+
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
         """A model card with the measured results as Hub ``model-index`` metadata."""
         return model_card(self.spec, type(self).__name__, location=kwargs.get("location"))
 
 
-def _read_config(path: Path) -> dict:
-    """A checkpoint's ``config.json`` as a dict, or a :class:`CheckpointError` naming the file."""
+def _carry_over(old: Path, new: Path) -> None:
+    """Put into ``new`` the entries of the folder ``old`` that ``new`` lacks (what a save does not
+    write: a replay video, ``metrics.jsonl``): files as hard links where the file system allows
+    (no copy of the data), links as links, folders recursively."""
+    if not old.is_dir():
+        return
+
+    def link_or_copy(source: str, destination: str) -> None:
+        try:
+            os.link(source, destination, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(source, destination, follow_symlinks=False)
+
+    from seqagents._files import TEMP_MARKERS
+
+    for entry in os.scandir(old):
+        if os.path.lexists(new / entry.name):
+            continue
+        if entry.name.startswith(".") and any(m in entry.name for m in TEMP_MARKERS):
+            continue  # another save's temporary folder, not part of the checkpoint
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry.path), new / entry.name)
+        elif entry.is_dir():
+            shutil.copytree(entry.path, new / entry.name, symlinks=True, copy_function=link_or_copy)
+        else:
+            link_or_copy(entry.path, str(new / entry.name))
+
+
+def _read_config(path: Path, data: bytes | None = None) -> dict:
+    """A checkpoint's ``config.json`` (its bytes ``data`` when read already) as a dict, or a
+    :class:`CheckpointError` naming the file."""
     try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        if data is None:
+            check_regular_file(path, CheckpointError)
+            data = path.read_bytes()
+        config = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise CheckpointError(
             f"{path} is not valid JSON ({e}); re-save the checkpoint or restore the file"
         ) from e
@@ -804,6 +1076,38 @@ def _read_config(path: Path) -> dict:
             "save_pretrained)"
         )
     return config
+
+
+def _check_gym_habits(observation: Any, state: Any, reward: Any) -> None:
+    """Errors that name the fix for two old-gym habits (issue 28): passing what
+    ``env.reset()`` returns, the ``(obs, info)`` tuple, as the observation; and passing the
+    reward by position, where SB3's signature has ``state``."""
+    if (
+        isinstance(observation, tuple)
+        and len(observation) == 2
+        and isinstance(observation[1], dict)
+    ):
+        raise ValueError(
+            "predict got a tuple (observation, info): gymnasium's env.reset() returns both; "
+            "unpack it first: obs, info = env.reset(); action, _ = agent.predict(obs)"
+        )
+    if reward is None and state is not None and _is_number(state):
+        raise ValueError(
+            f"predict got {state!r} as its second positional argument, which is SB3's `state` "
+            "(unused here), not the reward: pass the reward by keyword, "
+            "predict(obs, reward=r)"
+        )
+
+
+def _is_number(value: Any) -> bool:
+    """A real number or a numeric array of at most one axis (what a reward looks like)."""
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, int | float | np.number):
+        return True
+    if isinstance(value, list) and value:  # one reward per env
+        return all(_is_number(v) for v in value)
+    return isinstance(value, np.ndarray) and value.ndim <= 1 and value.dtype.kind in "iuf"
 
 
 def _per_env(value: Any, n: int, name: str, dtype: Any) -> np.ndarray:

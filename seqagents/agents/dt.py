@@ -11,10 +11,11 @@ import numpy as np
 import torch
 
 from seqagents import __version__
-from seqagents.agents.base import SequenceAgent, encoder_for_space
+from seqagents.agents.base import SequenceAgent, check_target_return, encoder_for_space
 from seqagents.checkpoints.native import (
     CheckpointConfig,
     CheckpointFiles,
+    build_network,
     converted_spec,
     load_weights,
     serialize_space,
@@ -55,7 +56,10 @@ class DecisionTransformerAgent(SequenceAgent):
         cfg: DTConfig = network.config
         self.model_config = cfg
         self._setup_states(cfg.state_shape)
-        self.target_return = float(spec.inference.get("target_return", 0.0))
+        try:
+            self.target_return = check_target_return(spec.inference.get("target_return", 0.0))
+        except ValueError as e:
+            raise CheckpointError(f"inference.{e}") from e
         self._check_spaces()
         self._ctx: RollingContext | None = None
 
@@ -140,7 +144,7 @@ class DecisionTransformerAgent(SequenceAgent):
     ) -> DecisionTransformerAgent:
         spec = CheckpointConfig.from_dict(config)
         model_config = DTConfig.from_dict(spec.model)
-        network = DecisionTransformer(model_config)
+        network = build_network(DecisionTransformer, model_config, files.model_id)
         load_weights(network, files.load_safetensors(), files.model_id)
         return cls._with_overrides(network, spec, device, overrides)
 
@@ -149,20 +153,40 @@ class DecisionTransformerAgent(SequenceAgent):
         cls, config: dict, files: CheckpointFiles, device: str, overrides: dict
     ) -> DecisionTransformerAgent:
         """transformers ``decision_transformer`` checkpoint (e.g. the edbeeching repos)."""
-        from seqagents.checkpoints import known_repo
+        from seqagents.checkpoints import known_repo, known_repo_id, known_repos
         from seqagents.checkpoints.hf_dt import convert_hf_dt_state_dict, dt_config_from_hf
 
         model_config = dt_config_from_hf(config, overrides.pop("context_len", 20))
-        known = known_repo(files.model_id) or {}
+        named = overrides.pop("known_repo", None)  # a local copy of a known repo, by its id
+        if named is not None and known_repo(str(named)) is None:
+            raise CheckpointError(
+                f"known_repo={named!r} is not in seqagents' registry; known repos: "
+                f"{', '.join(known_repos())}"
+            )
+        source = known_repo_id(str(named or files.model_id))  # a local copy: the repo's id
+        known = known_repo(source) if source else {}
         mean = overrides.pop("state_mean", known.get("state_mean"))
         std = overrides.pop("state_std", known.get("state_std"))
         env_id = overrides.pop("env_id", known.get("env_id"))
         if mean is None or std is None:
+            dims = (model_config.state_shape[0], model_config.act_dim)
+            same = [
+                repo
+                for repo in known_repos()
+                if (known_repo(repo) or {}).get("state_dim") == dims[0]
+                and (known_repo(repo) or {}).get("act_dim") == dims[1]
+            ]
+            copy_hint = (
+                " If this folder is a download of a known repo, name it: "
+                f"known_repo={same[0]!r} (same dims: {', '.join(same)})."
+                if same
+                else ""
+            )
             raise CheckpointError(
                 f"{files.model_id}: transformers Decision Transformer checkpoints do not store "
                 "their state normalization and this repo is not in seqagents' registry "
                 "(seqagents.checkpoints.known_repos()); pass state_mean=... and state_std=... "
-                "(the dataset's per-dimension mean/std, usually in the model card)"
+                f"(the dataset's per-dimension mean/std, usually in the model card).{copy_hint}"
             )
         dim = model_config.state_shape[0]
         if len(mean) != dim or len(std) != dim:
@@ -180,7 +204,7 @@ class DecisionTransformerAgent(SequenceAgent):
             dim,
             model_config.act_dim,
             env_id,
-            files.model_id,
+            source or files.model_id,  # provenance: the Hub id, never a local path
             preprocessing={
                 "state_mean": list(mean),
                 "state_std": list(std),
@@ -188,7 +212,7 @@ class DecisionTransformerAgent(SequenceAgent):
             },
             inference={"target_return": float(targets[0]), "target_returns": list(targets)},
         )
-        network = DecisionTransformer(model_config)
+        network = build_network(DecisionTransformer, model_config, files.model_id)
         state = convert_hf_dt_state_dict(files.load_foreign_weights())
         load_weights(network, state, files.model_id)
         return cls._with_overrides(network, spec, device, agent_overrides)
@@ -217,7 +241,7 @@ class DecisionTransformerAgent(SequenceAgent):
             )
         agent = cls(network, spec, device)
         if target is not None:
-            agent.reset(target_return=float(target))
+            agent.reset(target_return=target)
         return agent
 
     @property

@@ -1,8 +1,12 @@
-"""LEAP agent: plans by iterative energy minimization inside ``predict`` (Chen et al. 2023)."""
+"""LEAP agent: plans by iterative energy minimization inside ``predict`` (Chen et al. 2023).
+
+Owns the agent's side of LEAP: the context of state embeddings, executing a plan for
+``replan_every`` steps, one seeded generator per env, loading and saving. The refinement
+settings are the planner's (:class:`~seqagents.planning.RefinementConfig`), held whole.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -10,67 +14,39 @@ import numpy as np
 import torch
 
 from seqagents import __version__
-from seqagents.agents.base import SequenceAgent, encoder_for_space
+from seqagents.agents.base import SequenceAgent, check_target_return, encoder_for_space
+from seqagents.agents.planner_section import (
+    override_planner_section,
+    read_planner_section,
+    write_planner_section,
+)
 from seqagents.checkpoints.native import (
     CheckpointConfig,
     CheckpointFiles,
+    build_network,
     load_weights,
     serialize_space,
 )
 from seqagents.context import RollingContext
-from seqagents.errors import CheckpointError, reject_unknown_keys
+from seqagents.errors import CheckpointError
 from seqagents.models.leap import LEAP, LEAPConfig
 from seqagents.observations import MissionVocabulary
 from seqagents.planning.refinement import (
     ConstraintEnergy,
     LEAPPlan,
-    check_planner_settings,
+    RefinementConfig,
     refine_plan,
 )
 
-__all__ = ["LEAPPlannerConfig", "LEAPAgent"]
+__all__ = ["LEAPAgent"]
 
 
-@dataclass
-class LEAPPlannerConfig:
-    """Refinement settings (defaults: the official BabyAI code, ``test_run.sh``)."""
-
-    n_iterations: int = 10  # model calls per plan, the parallel fill included (mazes: 30)
-    mode: str = "greedy"  # "greedy" (official: argmax refills) or "gibbs" (sampled refills)
-    horizon: int | None = None  # plan steps, <= the model's H; None = H
-    temperature: float = 1.0  # sampling temperature (gibbs; greedy with deterministic=False)
-    anneal_to: float | None = None  # gibbs: temperature of the last iteration (geometric)
-    sites_per_iteration: int = 1  # gibbs: sites re-masked per iteration
-    replan_every: int = 1  # steps executed per plan: 1 = every step (Atari), H = open loop
-    track_energy: bool = False  # compute the plan's energy after every iteration (last_plan)
-    seed: int = 0  # env i of a batch plans with generator seed + i, reseeded per episode
-
-    @classmethod
-    def from_dict(cls, data: dict) -> LEAPPlannerConfig:
-        reject_unknown_keys(cls, data, "unknown LEAP planner settings", TypeError)
-        return cls(**data)
-
-    def validate(self, max_horizon: int) -> None:
-        """Raise ``ValueError`` naming any setting out of range for a model of ``max_horizon``."""
-        horizon = max_horizon if self.horizon is None else self.horizon
-        check_planner_settings(
-            n_iterations=self.n_iterations,
-            mode=self.mode,
-            temperature=self.temperature,
-            anneal_to=self.anneal_to,
-            sites_per_iteration=self.sites_per_iteration if self.mode == "gibbs" else 1,
-            horizon=horizon,
-            max_horizon=max_horizon,
-        )
-        if not isinstance(self.replan_every, int) or not 1 <= self.replan_every <= horizon:
-            raise ValueError(
-                f"replan_every must be an int in [1, horizon={horizon}], got {self.replan_every!r}"
-            )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ValueError(f"seed must be an int, got {self.seed!r}")
-
-
-_PLANNER_KEYS = tuple(LEAPPlannerConfig.__dataclass_fields__)
+# The agent's settings in the saved planner section, which refine_plan never sees: steps
+# executed per plan (1 = replan every step (Atari); H = open loop, the official BabyAI code)
+# and the planning seed (env i plans from the stream seed + i, which runs on across
+# episodes; agent.seed reseeds the streams).
+_AGENT_SETTINGS = {"replan_every": 1, "seed": 0}
+_PLANNER_KEYS = (*RefinementConfig.__dataclass_fields__, *_AGENT_SETTINGS)
 
 
 class LEAPAgent(SequenceAgent):
@@ -83,9 +59,10 @@ class LEAPAgent(SequenceAgent):
     (overridable by keyword, saved as they act). It executes the plan's next action.
 
     ``deterministic=False`` samples the refills at ``temperature`` in ``greedy`` mode (``gibbs``
-    always samples). Planning draws from one generator per env (``seed + i``, reseeded at each
-    episode start), so a seed fixes the plans. Goal information enters only through the
-    observation (e.g. :class:`seqagents.envs.BabyAIPrivileged`), never through an oracle here.
+    always samples). Planning draws from one stream per env (``seed + i``, seeded once and
+    running on across episodes; :meth:`seed` restarts them), so a seed fixes the plans. Goal
+    information enters only through the observation (e.g.
+    :class:`seqagents.envs.BabyAIPrivileged`), never through an oracle here.
     ``constraint_energy`` (attribute, not saved) adds a user's energy in ``gibbs`` mode.
 
     Example:
@@ -112,12 +89,23 @@ class LEAPAgent(SequenceAgent):
                 f"the LEAP network plans over {cfg.n_actions} discrete actions but the "
                 f"checkpoint's action space is {act}"
             )
-        self.planner = LEAPPlannerConfig.from_dict(spec.inference.get("planner", {}))
-        self.planner.validate(cfg.horizon)
+        section = spec.inference.get("planner", {})
+        self.planner, own = read_planner_section(section, RefinementConfig, **_AGENT_SETTINGS)
+        self.replan_every, self.planning_seed = own["replan_every"], own["seed"]
+        horizon = self.planner.plan_horizon(cfg.horizon)  # the model-dependent check, early
+        if not 1 <= self.replan_every <= horizon:
+            raise ValueError(
+                f"replan_every must be an int in [1, horizon={horizon}], got {self.replan_every!r}"
+            )
         self.requires_reward = cfg.return_conditioned  # [s, a] models ignore rewards
         self._setup_states(cfg.state_shape)
         target = spec.inference.get("target_return")
-        self.target_return = float(target or 0.0) if cfg.return_conditioned else None
+        self.target_return = None
+        if cfg.return_conditioned:
+            try:
+                self.target_return = check_target_return(target or 0.0)
+            except ValueError as e:
+                raise CheckpointError(f"inference.{e}") from e
         self.constraint_energy: ConstraintEnergy | None = None
         self.last_plan: LEAPPlan | None = None  # the latest plan (numpy), with its env indices
         self.last_plan_envs = np.zeros(0, dtype=np.int64)
@@ -179,7 +167,7 @@ class LEAPAgent(SequenceAgent):
             preprocessing=preprocessing,
             inference={
                 "target_return": None if target_return is None else float(target_return),
-                "planner": asdict(LEAPPlannerConfig.from_dict(dict(planner or {}))),
+                "planner": dict(planner or {}),  # completed by _with_overrides
             },
             library_version=__version__,
         )
@@ -190,7 +178,7 @@ class LEAPAgent(SequenceAgent):
         cls, config: dict, files: CheckpointFiles, device: str, overrides: dict
     ) -> LEAPAgent:
         spec = CheckpointConfig.from_dict(config)
-        network = LEAP(LEAPConfig.from_dict(spec.model))
+        network = build_network(LEAP, LEAPConfig.from_dict(spec.model), files.model_id)
         load_weights(network, files.load_safetensors(), files.model_id)
         return cls._with_overrides(network, spec, device, overrides)
 
@@ -203,17 +191,24 @@ class LEAPAgent(SequenceAgent):
         if "env_id" in overrides:
             spec.env_id = overrides.pop("env_id")
         if "target_return" in overrides:
-            spec.inference["target_return"] = float(overrides.pop("target_return"))
+            spec.inference["target_return"] = check_target_return(overrides.pop("target_return"))
         planner = {k: overrides.pop(k) for k in list(overrides) if k in _PLANNER_KEYS}
         if overrides:
             raise TypeError(
                 f"unknown options {sorted(overrides)} for LEAPAgent; expected the planner "
                 f"settings {list(_PLANNER_KEYS)}, target_return or env_id"
             )
-        spec.inference["planner"] = asdict(
-            LEAPPlannerConfig.from_dict({**spec.inference.get("planner", {}), **planner})
+        spec.inference["planner"] = override_planner_section(
+            spec.inference.get("planner", {}), RefinementConfig, planner, **_AGENT_SETTINGS
         )
-        return cls(network, spec, device)
+        return cls(network, spec, device)  # checks the settings against the model
+
+    def _sync_spec(self) -> None:
+        super()._sync_spec()
+        section = write_planner_section(
+            self.planner, replan_every=self.replan_every, seed=self.planning_seed
+        )
+        self.spec.inference["planner"] = section
 
     # ------------------------------------------------------------------ acting
     def _set_target_return(self, target_return: float) -> None:
@@ -225,7 +220,7 @@ class LEAPAgent(SequenceAgent):
     @property
     def horizon(self) -> int:
         """Plan steps ``h``."""
-        return self.planner.horizon or self.model_config.horizon
+        return self.planner.plan_horizon(self.model_config.horizon)
 
     @property
     def returns_to_go(self) -> np.ndarray | None:
@@ -276,8 +271,7 @@ class LEAPAgent(SequenceAgent):
             self.device,
         )
         self._plan = torch.zeros(n_envs, self.horizon, dtype=torch.long, device=self.device)
-        self._plan_step = np.full(n_envs, self.planner.replan_every)  # (n,) next plan index
-        self._generators = [torch.Generator(device=self.device) for _ in range(n_envs)]
+        self._plan_step = np.full(n_envs, self.replan_every)  # (n,) next plan index
 
     def _step(
         self,
@@ -286,7 +280,7 @@ class LEAPAgent(SequenceAgent):
         starts: np.ndarray,
         deterministic: bool,
     ) -> torch.Tensor:
-        cfg, ctx, p = self.model_config, self._ctx, self.planner
+        cfg, ctx = self.model_config, self._ctx
         assert ctx is not None
         # Time-index convention (as DT): at step t the agent receives s_t and r_{t-1},
         # rtg_t = rtg_{t-1} - r_{t-1} / scale, appends (rtg_t, s_t) and acts a_t, which is stored.
@@ -294,11 +288,9 @@ class LEAPAgent(SequenceAgent):
         self._step_returns_to_go(rewards, starts)  # (n,)
         if starts.any():
             ctx.clear(torch.as_tensor(starts, device=self.device))
-            self._plan_step[starts] = p.replan_every  # replan at once
-            for i in np.flatnonzero(starts):
-                self._generators[i].manual_seed(p.seed + int(i))
+            self._plan_step[starts] = self.replan_every  # replan at once
         ctx.push(state_emb=state_emb, returns_to_go=self._rtg[:, None], actions=cfg.pad_id)
-        replan = np.flatnonzero(self._plan_step >= p.replan_every)  # envs whose plan is used up
+        replan = np.flatnonzero(self._plan_step >= self.replan_every)  # envs whose plan is used up
         if replan.size:
             self._replan(replan, deterministic)
         rows = torch.arange(self.n_envs, device=self.device)
@@ -308,7 +300,7 @@ class LEAPAgent(SequenceAgent):
         return action
 
     def _replan(self, envs: np.ndarray, deterministic: bool) -> None:
-        cfg, ctx, p = self.model_config, self._ctx, self.planner
+        cfg, ctx = self.model_config, self._ctx
         assert ctx is not None
         index = torch.as_tensor(envs, device=self.device)  # (m,)
         known = ctx.mask[index]  # (m, P + 1), False on history before the episode start
@@ -325,16 +317,10 @@ class LEAPAgent(SequenceAgent):
             self.network,
             plan_ctx,
             history,
-            n_iterations=p.n_iterations,
-            generators=[self._generators[i] for i in envs],
-            mode=p.mode,
-            horizon=self.horizon,
-            temperature=p.temperature,
-            anneal_to=p.anneal_to,
-            sites_per_iteration=p.sites_per_iteration,
+            self.planner,
+            generators=[self._planning_streams(self.n_envs)[i] for i in envs],
             constraint_energy=self.constraint_energy,
             sample=not deterministic,
-            track_energy=p.track_energy,
         )
         self._plan[index] = plan.actions
         self._plan_step[envs] = 0

@@ -1,10 +1,14 @@
-"""Trajectory Transformer agent: a TT world model + beam-search planning inside ``predict``."""
+"""Trajectory Transformer agent: a TT world model + beam-search planning inside ``predict``.
+
+Owns the agent's side of TT: the context of completed transitions, the discretizer, one seeded
+generator per env, loading (native and transformers checkpoints) and saving. The search
+settings are the planner's (:class:`~seqagents.planning.BeamSearchConfig`), held whole.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,58 +18,34 @@ import torch
 
 from seqagents import __version__
 from seqagents.agents.base import SequenceAgent
+from seqagents.agents.planner_section import (
+    override_planner_section,
+    read_planner_section,
+    write_planner_section,
+)
 from seqagents.checkpoints.native import (
     CheckpointConfig,
     CheckpointFiles,
+    build_network,
     converted_spec,
     load_weights,
     serialize_space,
 )
 from seqagents.context import RollingContext
-from seqagents.errors import CheckpointError, reject_unknown_keys
+from seqagents.errors import CheckpointError
 from seqagents.models.tt import TrajectoryTransformer, TTConfig
-from seqagents.planning import Discretizer, beam_plan, trajectory_transitions
+from seqagents.planning import BeamSearchConfig, Discretizer, beam_plan, trajectory_transitions
 
-__all__ = ["PlannerConfig", "TrajectoryTransformerAgent"]
+__all__ = ["TrajectoryTransformerAgent"]
 
 logger = logging.getLogger(__name__)
 
 _DISCRETIZER_PREFIX = "discretizer."
 
 
-@dataclass
-class PlannerConfig:
-    """Beam-search settings (defaults: TT paper / original ``config/offline.py``)."""
-
-    horizon: int = 15  # planned transitions (halfcheetah medium: 5)
-    beam_width: int = 128  # beams kept (halfcheetah medium: 32)
-    n_expand: int = 2  # copies of each beam before sampling actions
-    cdf_obs: float | None = None  # top-p style filtering of observation tokens
-    cdf_act: float | None = 0.6  # top-p style filtering of action tokens (paper: 0.6)
-    k_obs: int | None = 1  # greedy observation tokens
-    k_act: int | None = None
-    k_rew: int | None = 1  # greedy reward/value tokens
-    discount: float = 0.99  # discount of the search score
-    max_context_transitions: int = 5  # earlier transitions the model conditions on
-    seed: int = 0  # planner randomness: env i of a batch uses seed + i, reset per episode
-
-    def __post_init__(self) -> None:
-        for name in ("horizon", "beam_width", "n_expand"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"planner {name}={value!r} must be an integer >= 1")
-        if not isinstance(self.max_context_transitions, int) or self.max_context_transitions < 2:
-            raise ValueError(
-                f"planner max_context_transitions={self.max_context_transitions!r} must be >= 2 "
-                "(the model sees max_context_transitions * transition_dim - 1 tokens)"
-            )
-        if not 0.0 <= self.discount <= 1.0:
-            raise ValueError(f"planner discount={self.discount} must be in [0, 1]")
-
-    @classmethod
-    def from_dict(cls, data: dict) -> PlannerConfig:
-        reject_unknown_keys(cls, data, "unknown planner settings", TypeError)
-        return cls(**data)
+# The agent's setting in the saved planner section: the planning seed (env i plans from the
+# stream seed + i, which runs on across episodes; agent.seed reseeds the streams).
+_AGENT_SETTINGS = {"seed": 0}
 
 
 # Per-dataset planner overrides of the original (config/offline.py `overrides`).
@@ -83,8 +63,9 @@ class TrajectoryTransformerAgent(SequenceAgent):
     past transitions is hidden from attention, so a placeholder is stored), conditions on the
     last ``max_context_transitions`` transitions plus the tokens of ``s_t``, plans ``horizon``
     transitions and returns the first planned action (replanning every step, as the paper).
-    Planning samples action tokens from a seeded generator per env, so a seed fixes the plans;
-    ``deterministic`` does not change TT's planner.
+    Planning samples action tokens from one seeded stream per env, running on across episodes
+    (:meth:`seed` restarts them), so a seed fixes the plans; ``deterministic`` does not change
+    TT's planner.
 
     Example:
         >>> import gymnasium as gym, numpy as np
@@ -111,7 +92,9 @@ class TrajectoryTransformerAgent(SequenceAgent):
         super().__init__(network, spec, device)
         self.model_config: TTConfig = network.config
         self.discretizer = discretizer.to(self.device)
-        self.planner = PlannerConfig.from_dict(spec.inference.get("planner", {}))
+        section = spec.inference.get("planner", {})
+        self.planner, own = read_planner_section(section, BeamSearchConfig, **_AGENT_SETTINGS)
+        self.planning_seed = own["seed"]
         cfg = self.model_config
         n_act = int(np.prod(self.action_space.shape or (1,)))
         obs_dim = int(np.prod(self.observation_space.shape or (1,)))
@@ -136,7 +119,6 @@ class TrajectoryTransformerAgent(SequenceAgent):
                 "re-download it or rebuild the discretizer from the dataset"
             )
         self._ctx: RollingContext | None = None
-        self._generators: list[torch.Generator] = []
         self._last_obs = torch.zeros(0)
         self._last_action = torch.zeros(0)
         self.last_plan = None  # the most recent Plan (for analysis)
@@ -180,17 +162,19 @@ class TrajectoryTransformerAgent(SequenceAgent):
             env_id=env_id,
             env_kwargs=dict(env_kwargs or {}),
             preprocessing={"discretizer": discretizer_kind, "n_bins": n_bins},
-            inference={"planner": asdict(PlannerConfig.from_dict(planner or {}))},
+            inference={"planner": dict(planner or {})},  # completed by _with_overrides
             library_version=__version__,
         )
-        return cls(TrajectoryTransformer(config), discretizer, spec, device)
+        return cls._with_overrides(TrajectoryTransformer(config), discretizer, spec, device, {})
 
     @classmethod
     def _from_config(
         cls, config: dict, files: CheckpointFiles, device: str, overrides: dict
     ) -> TrajectoryTransformerAgent:
         spec = CheckpointConfig.from_dict(config)
-        network = TrajectoryTransformer(TTConfig.from_dict(spec.model))
+        network = build_network(
+            TrajectoryTransformer, TTConfig.from_dict(spec.model), files.model_id
+        )
         state = files.load_safetensors()
         disc_state = {
             k[len(_DISCRETIZER_PREFIX) :]: v
@@ -215,12 +199,14 @@ class TrajectoryTransformerAgent(SequenceAgent):
         """transformers ``trajectory_transformer`` checkpoint (e.g. the CarlCochet repos).
 
         Their discretizer is not stored: it is rebuilt from ``dataset=`` (a Minari id or a D4RL
-        hdf5 file) or read from ``discretizer=`` (a safetensors file holding ``thresholds``).
+        hdf5 file; ``download=True`` fetches a Minari id that is not stored locally) or read from
+        ``discretizer=`` (a safetensors file holding ``thresholds``).
         """
         from seqagents.checkpoints.tt_convert import convert_trajectory_transformer_state_dict
 
         dataset = overrides.pop("dataset", None)
         thresholds_file = overrides.pop("discretizer", None)
+        download = bool(overrides.pop("download", False))
         try:
             model_config, state = convert_trajectory_transformer_state_dict(
                 files.load_foreign_weights(), config
@@ -240,7 +226,8 @@ class TrajectoryTransformerAgent(SequenceAgent):
             discretizer = Discretizer(load_file(str(thresholds_file))["thresholds"].float())
         else:
             discretizer = Discretizer.from_data(
-                _dataset_transitions(dataset, model_config), n_bins=model_config.vocab_size
+                _dataset_transitions(dataset, model_config, download),
+                n_bins=model_config.vocab_size,
             )
         match = re.search(
             r"trajectory-transformer-(halfcheetah|hopper|walker2d)-(.+?)-v2", files.model_id
@@ -259,9 +246,9 @@ class TrajectoryTransformerAgent(SequenceAgent):
                 "n_bins": model_config.vocab_size,
                 "discretizer_source": str(dataset or thresholds_file),
             },
-            inference={"planner": asdict(PlannerConfig.from_dict(planner))},
+            inference={"planner": planner},  # completed by _with_overrides
         )
-        network = TrajectoryTransformer(model_config)
+        network = build_network(TrajectoryTransformer, model_config, files.model_id)
         load_weights(network, state, files.model_id)
         return cls._with_overrides(network, discretizer, spec, device, overrides)
 
@@ -277,19 +264,27 @@ class TrajectoryTransformerAgent(SequenceAgent):
         overrides = dict(overrides)
         if "env_id" in overrides:
             spec.env_id = overrides.pop("env_id")
-        if "dataset" in overrides or "discretizer" in overrides:
+        if {"dataset", "discretizer", "download"} & set(overrides):
             raise TypeError(
                 "this TrajectoryTransformerAgent checkpoint stores its discretizer and takes no "
-                "dataset= or discretizer= (those rebuild the one of a transformers checkpoint)"
+                "dataset=, discretizer= or download= (those rebuild the one of a transformers "
+                "checkpoint)"
             )
         if "target_return" in overrides:
             raise TypeError(
                 "TrajectoryTransformerAgent takes no target_return: TT plans for the highest "
                 "predicted return (beam search); pass planner settings such as beam_width="
             )
-        planner = {**spec.inference.get("planner", {}), **overrides}
-        spec.inference["planner"] = asdict(PlannerConfig.from_dict(planner))
+        # The other overrides are beam-search settings (and the agent's planning seed).
+        spec.inference["planner"] = override_planner_section(
+            spec.inference.get("planner", {}), BeamSearchConfig, overrides, **_AGENT_SETTINGS
+        )
         return cls(network, discretizer, spec, device)
+
+    def _sync_spec(self) -> None:
+        super()._sync_spec()
+        planner_section = write_planner_section(self.planner, seed=self.planning_seed)
+        self.spec.inference["planner"] = planner_section
 
     def _state_dict_to_save(self) -> dict[str, torch.Tensor]:
         state = dict(self.network.state_dict())
@@ -320,15 +315,20 @@ class TrajectoryTransformerAgent(SequenceAgent):
     def _allocate(self, n_envs: int) -> None:
         super()._allocate(n_envs)
         cfg = self.model_config
+        # Transitions kept: enough to fill the window the planner crops them to.
+        window = self.planner.max_context_transitions
         self._ctx = RollingContext(
             n_envs,
-            self.planner.max_context_transitions,
+            window or -(-cfg.block_size // cfg.transition_dim),
             {"tokens": ((cfg.transition_dim,), torch.long)},
             self.device,
         )
-        self._generators = [torch.Generator(self.device) for _ in range(n_envs)]
-        self._last_obs = torch.zeros(n_envs, cfg.observation_dim, device=self.device)
-        self._last_action = torch.zeros(n_envs, cfg.action_dim, device=self.device)
+        self._last_obs = torch.zeros(
+            n_envs, cfg.observation_dim, device=self.device, dtype=torch.float32
+        )
+        self._last_action = torch.zeros(
+            n_envs, cfg.action_dim, device=self.device, dtype=torch.float32
+        )
 
     def _step(
         self, obs: torch.Tensor, rewards: torch.Tensor, starts: np.ndarray, deterministic: bool
@@ -339,9 +339,9 @@ class TrajectoryTransformerAgent(SequenceAgent):
             self._warn_once(
                 "deterministic",
                 "deterministic=False has no effect on the Trajectory Transformer agent: its beam "
-                "search always samples action tokens from the planner's seeded generators "
-                "(planner seed + env index, reseeded every episode); change the plans with "
-                "from_pretrained(..., seed=N)",
+                "search always samples action tokens from the agent's seeded planning streams "
+                "(one per env, running on across episodes); seed them with agent.seed(N) or "
+                "evaluate_policy(..., seed=N)",
                 stacklevel=4,
             )
         obs = obs.reshape(len(obs), -1).float()  # (n, O)
@@ -355,8 +355,6 @@ class TrajectoryTransformerAgent(SequenceAgent):
         ctx.push(tokens=self.discretizer.discretize(row))
         if starts.any():
             ctx.clear(torch.as_tensor(starts, device=self.device))
-            for i in np.flatnonzero(starts):
-                self._generators[i].manual_seed(p.seed + int(i))
         obs_tokens = self.discretizer.discretize(obs)  # (n, O)
         mask = ctx.mask.cpu().numpy()  # (n, K_ctx)
         past = ctx["tokens"]  # (n, K_ctx, transition_dim)
@@ -366,9 +364,8 @@ class TrajectoryTransformerAgent(SequenceAgent):
             )
             for i in range(len(obs))
         ]  # each (k*D + O,)
-        settings = {k: v for k, v in asdict(p).items() if k != "seed"}  # beam_plan's keywords
         plan = beam_plan(
-            self.network, self.discretizer, contexts, generator=self._generators, **settings
+            self.network, self.discretizer, contexts, p, generator=self._planning_streams(len(obs))
         )
         self.last_plan = plan
         action = plan.action.reshape(len(obs), cfg.action_dim)  # (n, A)
@@ -376,8 +373,11 @@ class TrajectoryTransformerAgent(SequenceAgent):
         return action.reshape(-1, *self.action_space.shape)
 
 
-def _dataset_transitions(dataset: str | Path, config: TTConfig) -> np.ndarray:
-    """(obs, action, reward, value) rows of a Minari dataset id or a D4RL hdf5 file."""
+def _dataset_transitions(
+    dataset: str | Path, config: TTConfig, download: bool = False
+) -> np.ndarray:
+    """(obs, action, reward, value) rows of a Minari dataset id (``download``: fetch it from
+    the Minari remote when not stored locally) or a D4RL hdf5 file."""
     path = Path(str(dataset))
     if path.suffix in (".hdf5", ".h5"):
         if not path.exists():
@@ -393,7 +393,7 @@ def _dataset_transitions(dataset: str | Path, config: TTConfig) -> np.ndarray:
     else:
         from seqagents.data import load_trajectories
 
-        data = load_trajectories(str(dataset))
+        data = load_trajectories(str(dataset), download=download)
         obs, act, rew = data.observations, data.actions, data.rewards
         term, offsets = data.terminals, data.episode_starts
     if obs.shape[1] != config.observation_dim or act.shape[1] != config.action_dim:

@@ -8,15 +8,10 @@
 - ``seqagents analyze`` / ``seqagents plot`` (:mod:`seqagents.analysis.cli`).
 """
 
-from seqagents.analysis.capture import (
-    ROLES,
-    AttentionRecord,
-    AttentionRecorder,
-    capture_attention,
-    key_steps,
-    token_roles,
-)
-from seqagents.analysis.rollouts import Episode, run_rollouts, sweep
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __all__ = [
     # capture
@@ -31,3 +26,44 @@ __all__ = [
     "run_rollouts",
     "sweep",
 ]
+
+# Imported on first use (PEP 562): ``seqagents.analysis.cli`` registers the commands without
+# importing torch, which keeps ``seqagents --help`` fast.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "ROLES",
+            "AttentionRecord",
+            "AttentionRecorder",
+            "capture_attention",
+            "key_steps",
+            "token_roles",
+        ),
+        "seqagents.analysis.capture",
+    ),
+    **dict.fromkeys(("Episode", "run_rollouts", "sweep"), "seqagents.analysis.rollouts"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:
+    from seqagents.analysis.capture import (
+        ROLES,
+        AttentionRecord,
+        AttentionRecorder,
+        capture_attention,
+        key_steps,
+        token_roles,
+    )
+    from seqagents.analysis.rollouts import Episode, run_rollouts, sweep

@@ -4,8 +4,9 @@
 :class:`~seqagents.models.transformer.SelfAttention` of the agent's network for the duration of
 a ``with`` block: the original forward runs unchanged (same outputs, same caches), then the
 weights ``softmax(q k^T / sqrt(head_dim))`` are recomputed from the same input, the keys the call
-attended over (its KV cache included) and the same mask. On exit the modules are restored, so
-nothing is paid when no capture is active.
+attended over (read from its KV cache through the cache interface, ``dense()``, whatever its
+kind) and the same mask. On exit the modules are restored, so nothing is paid when no capture is
+active.
 
 Token layouts (one place, read by :func:`token_roles` and :func:`key_steps`):
 
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from seqagents.models.transformer import KVBuffer, SelfAttention
+from seqagents.models.transformer import SelfAttention
 
 __all__ = [
     "ROLES",
@@ -101,48 +102,6 @@ def _weights(
     return scores.softmax(-1)  # (B, nh, T, S)
 
 
-def _cached_keys(
-    cache: Any, attn_mask: torch.Tensor | None, positions: dict[int, Any]
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """All keys ``(B, nh, S, hd)`` a layer's call attended over, read from its cache after the
-    forward, and a ``(B, 1, 1, S)`` mask of keys the cache dropped (None: none dropped).
-
-    Caches: a ``(k, v)`` tuple, a :class:`KVBuffer`, or a shared-prefix cache (``keys``,
-    ``env``, ``suffix_keys()``: each row's env prefix, then its own suffix). A shared prefix may
-    have dropped the keys its mask hides (``n_prefix`` > its keys): they sit where the first
-    call's mask is True, remembered in ``positions`` (keyed by the prefix tensor) for later calls.
-    """
-    if isinstance(cache, KVBuffer):
-        return cache.keys[:, :, : cache.length], None
-    if isinstance(cache, tuple):
-        return cache[0], None
-    if not all(hasattr(cache, name) for name in ("keys", "env", "suffix_keys")):
-        raise TypeError(f"attention capture cannot read keys from a {type(cache).__name__}")
-    suffix = cache.suffix_keys()  # (B, nh, S_suffix, hd)
-    prefix = cache.keys[cache.env]  # (B, nh, P', hd)
-    n_prefix = getattr(cache, "n_prefix", prefix.shape[2])
-    if prefix.shape[2] == n_prefix:
-        return torch.cat([prefix, suffix], dim=2), None  # (B, nh, P + S_suffix, hd)
-    known = positions.get(id(cache.keys))
-    where = known[1] if known is not None and known[0] is cache.keys else None
-    if where is None:
-        if attn_mask is None:
-            raise TypeError("attention capture cannot place a shared prefix's dropped keys")
-        visible = attn_mask[..., 0, :n_prefix].expand(len(cache.env), 1, n_prefix)[:, 0]  # (B, P)
-        env_rows = torch.zeros(cache.keys.shape[0], dtype=torch.long, device=visible.device)
-        env_rows[cache.env] = torch.arange(len(cache.env), device=visible.device)
-        where = visible[env_rows].nonzero()[:, 1].view(cache.keys.shape[0], -1)  # (E, P')
-        positions[id(cache.keys)] = (cache.keys, where)
-    B, n_head, _, head_dim = prefix.shape
-    full = prefix.new_zeros(B, n_head, n_prefix, head_dim)  # (B, nh, P, hd)
-    index = where[cache.env][:, None, :, None].expand_as(prefix)  # (B, nh, P', hd)
-    full.scatter_(2, index, prefix)
-    kept = torch.zeros(B, n_prefix + suffix.shape[2], dtype=torch.bool, device=full.device)
-    kept[:, n_prefix:] = True
-    kept.scatter_(1, where[cache.env], True)
-    return torch.cat([full, suffix], dim=2), ~kept[:, None, None, :]  # (B, 1, 1, S) dropped
-
-
 @contextlib.contextmanager
 def capture_attention(agent: Any, *, calls: str = "all") -> Iterator[AttentionRecorder]:
     """Record the attention weights every layer computes while the block runs.
@@ -177,7 +136,6 @@ def capture_attention(agent: Any, *, calls: str = "all") -> Iterator[AttentionRe
         raise ValueError(f"{type(network).__name__} has no SelfAttention layers to capture")
     recorder = AttentionRecorder(_algorithm(network), getattr(network, "config", None))
     state = {"step": -1, "call": -1, "layer": -1}
-    positions: dict[int, Any] = {}  # shared prefixes' kept keys (see _cached_keys)
 
     def wrap(layer: int, module: SelfAttention) -> Any:
         original = module.forward
@@ -189,14 +147,16 @@ def capture_attention(agent: Any, *, calls: str = "all") -> Iterator[AttentionRe
                 state["call"] += 1
             if calls == "first" and state["call"] > 0:
                 return output
-            # (B, nh, S, hd): every key the call attended over
-            keys, dropped = _cached_keys(output[1], attn_mask, positions)
+            # (B, nh, S, hd): every key the call attended over, read from its cache (any kind);
+            # kept (B, 1, 1, S): False where the cache dropped keys no query may see
+            keys, _, kept = output[1].dense()
             B, T, H = x.shape
             with torch.no_grad():
                 q = module.c_attn(x)[..., :H]  # (B, T, H), the forward's own queries
-                q = q.view(B, T, module.n_head, H // module.n_head).transpose(1, 2)
-                if dropped is not None:  # keys a shared prefix dropped are hidden ones
-                    attn_mask = ~dropped if attn_mask is None else attn_mask & ~dropped
+                q = q.view(B, T, module.n_head, H // module.n_head)  # (B, T, nh, hd)
+                q = q.transpose(1, 2)  # (B, nh, T, hd)
+                if kept is not None:  # dropped keys are hidden ones
+                    attn_mask = kept if attn_mask is None else attn_mask & kept
                 weights = _weights(q, keys, attn_mask, is_causal)  # (B, nh, T, S)
             recorder.records.append(
                 AttentionRecord(
@@ -220,7 +180,6 @@ def capture_attention(agent: Any, *, calls: str = "all") -> Iterator[AttentionRe
         def counted_predict(*args: Any, **kwargs: Any) -> Any:
             recorder.steps += 1
             state["step"], state["call"] = recorder.steps - 1, -1
-            positions.clear()  # caches do not outlive a predict call
             return predict(*args, **kwargs)
 
         agent.predict = counted_predict

@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from seqagents.analysis import figures as F
-from seqagents.analysis.rollouts import Episode, run_rollouts, sweep
+from seqagents.analysis.catalog import FIGURES
+
+if TYPE_CHECKING:
+    from seqagents.analysis.rollouts import Episode
 
 __all__ = ["add_subcommands", "cmd_analyze", "cmd_plot"]
 
@@ -42,7 +44,9 @@ def add_subcommands(sub: Any) -> None:
         >>> parser.parse_args(["plot", "runs/x"]).run_dir
         'runs/x'
     """
-    p = sub.add_parser("analyze", help="attention maps and the seed's analyses of an agent")
+    p = sub.add_parser(
+        "analyze", help="attention maps and the seed's analyses of an agent", allow_abbrev=False
+    )
     p.add_argument("model", help="zoo entry name, local checkpoint folder or Hub repo id")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNGs and JSON")
     p.add_argument(
@@ -50,12 +54,14 @@ def add_subcommands(sub: Any) -> None:
         nargs="+",
         metavar="NAME",
         help="figures to draw (default: all that apply): "
-        + "; ".join(f"{k} = {v[0]}" for k, v in F.FIGURES.items()),
+        + "; ".join(f"{k} = {v[0]}" for k, v in FIGURES.items()),
     )
     p.add_argument("--episodes", type=_positive, default=2, help="recorded episodes (default 2)")
     p.add_argument("--max-steps", type=_positive, help="cut each episode after N steps")
     p.add_argument("--seed", type=int, default=0, help="first env reset seed (default 0)")
-    p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda")
+    p.add_argument(
+        "--device", default="auto", help="auto (default: CUDA if available, else CPU), cpu, cuda"
+    )
     p.add_argument(
         "--compare",
         nargs="+",
@@ -89,36 +95,67 @@ def add_subcommands(sub: Any) -> None:
     p.add_argument(
         "--dataset-best", type=float, metavar="R", help="targets figure: best return in the data"
     )
+    p.add_argument(
+        "--dataset",
+        metavar="ID_OR_PATH",
+        help="transformers Trajectory Transformer checkpoints only: the Minari id or D4RL .hdf5 "
+        "its discretizer is rebuilt from (see seqagents evaluate --help)",
+    )
+    p.add_argument(
+        "--discretizer",
+        metavar="FILE",
+        help="transformers TT checkpoints: a safetensors file holding the discretizer thresholds",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="with --dataset: fetch the Minari id from the Minari remote if not stored locally",
+    )
     p.add_argument("--json", action="store_true", help="list the files written as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_analyze)
 
-    p = sub.add_parser("plot", help="training curves of a run folder (metrics.jsonl)")
-    p.add_argument("run_dir", help="a folder holding metrics.jsonl (e.g. runs/dt-halfcheetah)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: RUN_DIR)")
+    p = sub.add_parser(
+        "plot", help="training curves of a run folder (metrics.jsonl)", allow_abbrev=False
+    )
+    p.add_argument(
+        "run_dir",
+        help="a folder holding metrics.jsonl (e.g. runs/dt-halfcheetah), or a folder of such "
+        "runs (e.g. runs): each is listed and plotted",
+    )
+    p.add_argument(
+        "--out", metavar="DIR", help="output folder (default: the run folder; several: DIR/<run>)"
+    )
     p.add_argument("--json", action="store_true", help="list the files written as JSON")
     p.set_defaults(func=cmd_plot)
 
 
-def _load(model: str, device: str) -> Any:
+def _load(model: str, device: str, args: argparse.Namespace | None = None) -> Any:
+    """The agent of MODEL; ``args``: the --dataset/--discretizer/--download of a transformers
+    TT checkpoint (see :func:`seqagents.cli.checkpoint_overrides`)."""
     from seqagents import load_agent
+    from seqagents.cli import checkpoint_overrides
     from seqagents.zoo import resolve_model
 
     try:
         location, _ = resolve_model(model)
     except LookupError as e:
         raise ValueError(str(e)) from e
-    return load_agent(location, device=device)
+    overrides = checkpoint_overrides(args) if args is not None else {}
+    try:
+        return load_agent(location, device=device, **overrides)
+    except TypeError as e:  # an option the checkpoint's agent does not take
+        raise ValueError(str(e)) from e
 
 
 def _chosen(names: list[str] | None, algorithm: str) -> list[str]:
     if not names:
-        return [k for k, (_, algos) in F.FIGURES.items() if algorithm in algos]
+        return [k for k, (_, algos) in FIGURES.items() if algorithm in algos]
     for name in names:
-        if name not in F.FIGURES:
-            raise ValueError(f"unknown figure {name!r}; expected some of {list(F.FIGURES)}")
-        if algorithm not in F.FIGURES[name][1]:
-            kinds = "/".join(_NAMES[a] for a in F.FIGURES[name][1])
+        if name not in FIGURES:
+            raise ValueError(f"unknown figure {name!r}; expected some of {list(FIGURES)}")
+        if algorithm not in FIGURES[name][1]:
+            kinds = "/".join(_NAMES[a] for a in FIGURES[name][1])
             raise ValueError(
                 f"figure {name!r} is for {kinds} checkpoints, this one is {_NAMES[algorithm]}"
             )
@@ -137,7 +174,10 @@ def cmd_analyze(args: argparse.Namespace) -> list[Path]:
     from seqagents.errors import require
 
     require("matplotlib", "analysis")  # before any episode runs
-    agent = _load(args.model, args.device)
+    from seqagents.analysis import figures as F
+    from seqagents.analysis.rollouts import run_rollouts
+
+    agent = _load(args.model, args.device, args)
     algorithm = agent.spec.algorithm
     names = _chosen(args.figures, algorithm)
     if algorithm == "dt" or (algorithm == "leap" and agent.model_config.return_conditioned):
@@ -173,6 +213,9 @@ def _draw(
     args: argparse.Namespace,
     common: dict,
 ) -> tuple:
+    from seqagents.analysis import figures as F
+    from seqagents.analysis.rollouts import sweep
+
     seed, n = args.seed, args.episodes
     if name == "heatmaps":
         return F.attention_heatmaps(episodes)
@@ -206,12 +249,39 @@ def _draw(
     raise AssertionError(name)
 
 
+def _runs(run_dir: str) -> list[Path]:
+    """RUN_DIR itself when it holds metrics.jsonl (or is the file), else the run folders in it
+    (a folder of runs such as ``runs/``); a one-line error when there are none."""
+    root = Path(run_dir)
+    if root.is_file() or (root / "metrics.jsonl").is_file():
+        return [root]
+    runs = sorted(p.parent for p in root.glob("*/metrics.jsonl")) if root.is_dir() else []
+    if not runs:
+        raise FileNotFoundError(
+            f"{root} holds no metrics.jsonl, nor does any folder in it: pass a run folder "
+            "(seqagents train writes runs/<algo>-<name>/metrics.jsonl) or a folder of runs"
+        )
+    return runs
+
+
 def cmd_plot(args: argparse.Namespace) -> list[Path]:
-    """Run ``seqagents plot``; returns the PNG written."""
+    """Run ``seqagents plot``; returns the PNGs written: one for RUN_DIR, or one per run when
+    RUN_DIR is a folder of runs (each into its run folder, or ``--out``/<run name>)."""
     from seqagents.errors import require
 
     require("matplotlib", "analysis")
-    fig, data = F.training_curves(F.read_metrics(args.run_dir))
-    path = F.save_figure(fig, data, args.out or args.run_dir, "training_curves")
-    _report([path], args.json)
-    return [path]
+    from seqagents.analysis import figures as F
+
+    runs = _runs(args.run_dir)
+    several = runs != [Path(args.run_dir)]
+    written = []
+    for run in runs:
+        folder = run if run.is_dir() else run.parent  # RUN_DIR may name metrics.jsonl itself
+        if args.out:
+            folder = Path(args.out) / run.name if several else Path(args.out)
+        fig, data = F.training_curves(F.read_metrics(run))
+        written.append(F.save_figure(fig, data, folder, "training_curves"))
+    if several and not args.json:  # issue 28: a folder of runs lists them
+        print(f"{len(runs)} runs in {args.run_dir}: {', '.join(run.name for run in runs)}")
+    _report(written, args.json)
+    return written

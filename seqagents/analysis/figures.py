@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from seqagents.analysis.capture import key_steps, token_roles
+from seqagents.analysis.catalog import FIGURES  # noqa: F401  (re-exported: F.FIGURES)
 from seqagents.analysis.rollouts import Episode
 from seqagents.errors import require
 
@@ -41,20 +42,51 @@ __all__ = [
     "training_curves",
     "read_metrics",
     "save_figure",
+    "moving_average",
 ]
 
 _SHORT = {"rtg": "R", "state": "s", "action": "a", "reward": "r", "value": "V"}
 _COLORS = {"DT": "tab:blue", "TT": "tab:orange", "LEAP": "tab:green"}
 
 
-def _figure(n_axes: int = 1, width: float = 5.0, height: float = 3.6) -> tuple[Any, list[Any]]:
-    """A pyplot-free Figure with ``n_axes`` side by side."""
+def _figure(
+    n_axes: int = 1, width: float = 5.0, height: float = 3.6, columns: int | None = None
+) -> tuple[Any, list[Any]]:
+    """A pyplot-free Figure with ``n_axes`` panels, ``columns`` per row (default: one row);
+    ``width``/``height`` are one panel's, in inches."""
     require("matplotlib", "analysis")
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width * n_axes, height), dpi=80, layout="constrained")
-    axes = fig.subplots(1, n_axes, squeeze=False)[0]
-    return fig, list(axes)
+    cols = min(n_axes, columns or n_axes)
+    rows = -(-n_axes // cols)  # ceil
+    fig = Figure(figsize=(width * cols, height * rows), dpi=80, layout="constrained")
+    axes = list(fig.subplots(rows, cols, squeeze=False).reshape(-1))
+    for extra in axes[n_axes:]:
+        extra.remove()
+    return fig, axes[:n_axes]
+
+
+MAX_TICKS = 10
+"""Most token labels per heatmap axis (each labels a step's first token), so they stay legible."""
+TICK_FONTSIZE = 8
+
+
+def moving_average(values: Sequence[float], window: int) -> np.ndarray:
+    """Centred moving average over ``window`` points (odd windows are centred exactly); at the
+    ends the mean of the points the window covers, so the length is unchanged and a constant
+    stays constant.
+
+    Example:
+        >>> moving_average([0.0, 3.0, 0.0, 3.0], 3).tolist()
+        [1.5, 1.0, 2.0, 1.5]
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if window <= 1 or x.size == 0:
+        return x.copy()
+    kernel = np.ones(int(window))
+    total = np.convolve(x, kernel, mode="same")
+    count = np.convolve(np.ones_like(x), kernel, mode="same")
+    return total / count
 
 
 def save_figure(fig: Any, data: dict, out_dir: str | os.PathLike[str], name: str) -> Path:
@@ -182,47 +214,57 @@ def attention_heatmaps(episodes: Sequence[Episode], max_steps: int | None = None
     layers = [np.mean([m[layer] for m in maps], axis=0).mean(0) for layer in range(len(maps[0]))]
     T, S = layers[0].shape
     labels = _labels(episodes[0], S)
-    fig, axes = _figure(len(layers), width=4.2, height=4.0)
+    ticks = _heatmap_ticks(episodes[0], S)
+    rows = [j - (S - T) for j in ticks if j >= S - T]
+    fig, axes = _figure(len(layers), width=5.6, height=5.0, columns=3)  # one panel per layer
     for i, (ax, weights) in enumerate(zip(axes, layers)):
         top = float(np.quantile(weights[weights > 0], 0.99)) if (weights > 0).any() else 1.0
         image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=top, aspect="auto")
-        # Every token when they fit (<= 24), else each step's first state token: one per step.
-        roles = token_roles(episodes[0].algorithm, episodes[0].config, S)
-        ticks = (
-            range(S)
-            if S <= 24
-            else [
-                j for j in range(S) if roles[j] == "state" and (j == 0 or roles[j - 1] != "state")
-            ]
-        )
-        ax.set_xticks(ticks, [labels[j] for j in ticks], rotation=90, fontsize=5)
-        rows = [j - (S - T) for j in ticks if j >= S - T]
-        ax.set_yticks(rows, [labels[j + S - T] for j in rows], fontsize=5)
+        ax.set_xticks(ticks, [labels[j] for j in ticks], rotation=90, fontsize=TICK_FONTSIZE)
+        ax.set_yticks(rows, [labels[j + S - T] for j in rows], fontsize=TICK_FONTSIZE)
         ax.set_title(f"layer {i} (mean over heads)")
         ax.set_xlabel("key token (role, step offset)")
         ax.set_ylabel("query token")
-        fig.colorbar(image, ax=ax, shrink=0.8, label="attention weight")
+        fig.colorbar(image, ax=ax, shrink=0.8, label="attention weight (probability)")
     fig.suptitle(f"{episodes[0].algorithm.upper()} attention, {len(maps)} steps")
     data = {
         "algorithm": episodes[0].algorithm,
         "labels": labels,
+        "tick_labels": [labels[j] for j in ticks],
         "n_steps": len(maps),
         "layers": layers,
     }
     return fig, data
 
 
-def attention_allocation(episode: Episode, recent: int = 3) -> tuple:
+def _heatmap_ticks(episode: Episode, n_keys: int) -> list[int]:
+    """Key tokens to label: every token when they fit (<= MAX_TICKS), else the first token of
+    every k-th step (k so that at most MAX_TICKS remain), always with the newest step's."""
+    if n_keys <= MAX_TICKS:
+        return list(range(n_keys))
+    steps = key_steps(episode.algorithm, episode.config, n_keys)
+    firsts = [j for j in range(n_keys) if j == 0 or steps[j] != steps[j - 1]]  # a step's first
+    stride = -(-len(firsts) // MAX_TICKS)  # ceil
+    chosen = firsts[::-1][::stride][::-1]  # counted back from the newest step
+    return chosen[-MAX_TICKS:]
+
+
+def attention_allocation(episode: Episode, recent: int = 3, window: int | None = None) -> tuple:
     """Where the decision query's attention goes over an episode: RTG tokens (TT: its reward
     and value tokens), the ``recent`` latest steps (the current one included), older steps and
-    (LEAP) the planned future steps, as fractions of 1 averaged over layers and heads.
+    (LEAP) the planned future steps, as fractions of 1 averaged over layers and heads. The
+    figure shows them smoothed by a centred moving average over ``window`` steps (they still
+    sum to 1 at every step); the numbers hold both.
 
     Args:
         episode: one rollout recorded with attention.
         recent: steps that count as recent.
+        window: moving-average window in steps (None: about 1/25 of the episode, odd, at
+            least 1; 1 = unsmoothed).
 
     Returns:
-        ``(Figure, {"step": [...], "<category>": [fraction per step], ...})``.
+        ``(Figure, {"step": [...], "<category>": [fraction per step], ..., "window": w,
+        "smoothed": {"<category>": [...]}})``.
 
     Example:
         >>> uniform = np.tril(np.ones((6, 6))) / np.arange(1, 7)[:, None]  # (T, S) causal
@@ -256,14 +298,28 @@ def attention_allocation(episode: Episode, recent: int = 3) -> tuple:
         steps.append(t)
     if not steps:
         raise ValueError("the episode holds no attention (record it with capture=True)")
-    fig, (ax,) = _figure()
-    ax.stackplot(steps, *[rows[c] for c in categories], labels=categories, alpha=0.85)
+    if window is None:
+        window = max(1, len(steps) // 25) | 1  # odd: centred exactly
+    smoothed = {c: moving_average(rows[c], window) for c in categories}
+    fig, (ax,) = _figure(width=6.0)
+    ax.stackplot(steps, *[smoothed[c] for c in categories], labels=categories, alpha=0.85)
     ax.set_xlabel("episode step t")
-    ax.set_ylabel("attention of the decision query (fraction)")
+    ax.set_ylabel("share of the decision query's attention")
     ax.set_ylim(0, 1)
+    if len(steps) > 1:
+        ax.set_xlim(steps[0], steps[-1])
     ax.legend(loc="upper right", fontsize=7)
-    ax.set_title(f"{episode.algorithm.upper()} attention allocation (recent = last {recent})")
-    return fig, {"step": steps, "recent_steps": recent, **rows}
+    smoothing = f", {window}-step moving average" if window > 1 else ""
+    ax.set_title(
+        f"{episode.algorithm.upper()} attention allocation (recent = last {recent}{smoothing})"
+    )
+    return fig, {
+        "step": steps,
+        "recent_steps": recent,
+        **rows,
+        "window": window,
+        "smoothed": smoothed,
+    }
 
 
 def rtg_tracking(episodes: Sequence[Episode]) -> tuple:
@@ -440,9 +496,9 @@ def error_propagation(
     contributes the error of its conditioning signal instead: at step t it is told to collect
     ``R_t`` in the ``T - t`` steps left, i.e. ``R_t / (T - t)`` per step; ``d_t = |R_t / (T - t) -
     r_t| / mean_t |r_t|`` is how far the reward it got is from the one it was asked for (``T``:
-    the env's time limit, else the episode's length). Both curves are dimensionless and
-    cumulative (``sum_{tau <= t}``); they measure different things, each model's own way of
-    going wrong.
+    the env's time limit, else the episode's length). Both are cumulative (``sum_{tau <= t}``)
+    and measure different things, each model's own way of going wrong: so each has its own
+    panel and unit (TT: state standard deviations; DT: multiples of the mean |reward|).
 
     Returns:
         ``(Figure, {"tt": {"state_error", "reward_error", "cumulative"}, "dt": {...} | None})``.
@@ -478,8 +534,6 @@ def error_propagation(
         },
         "dt": None,
     }
-    fig, (ax,) = _figure()
-    ax.plot(data["tt"]["cumulative"], color=_COLORS["TT"], label="TT next-state error")
     if dt_episodes:
         d = dt_episodes[0]
         if not d.returns_to_go:
@@ -488,12 +542,17 @@ def error_propagation(
         left = max(d.time_limit or 0, d.length) - np.arange(d.length)  # (T,) steps left, >= 1
         demand_error = np.abs(rtg / left - r) / (np.abs(r).mean() + 1e-8)  # (T,)
         data["dt"] = {"demand_error": demand_error, "cumulative": np.cumsum(demand_error)}
-        ax.plot(data["dt"]["cumulative"], color=_COLORS["DT"], label="DT reward-demand error")
-    ax.set_yscale("log")
-    ax.set_xlabel("episode step t")
-    ax.set_ylabel("cumulative error (dimensionless)")
-    ax.legend(fontsize=7)
-    ax.set_title("error propagation")
+    panels = [("tt", "TT next-state error", "cumulative state error (state std units, σ)")]
+    if data["dt"] is not None:
+        panels.append(("dt", "DT reward-demand error", "cumulative demand error (× mean |r|)"))
+    fig, axes = _figure(len(panels), width=4.8)
+    for ax, (key, title, unit) in zip(axes, panels):
+        ax.plot(data[key]["cumulative"], color=_COLORS[key.upper()])
+        ax.set_yscale("log")
+        ax.set_xlabel("episode step t")
+        ax.set_ylabel(unit)
+        ax.set_title(title)
+    fig.suptitle("error propagation (each model its own error, see the docstring)")
     return fig, data
 
 
@@ -504,6 +563,9 @@ def attention_sparsity(models: Mapping[str, Sequence[Episode]]) -> tuple:
 
     Args:
         models: ``{"DT": episodes, "TT": episodes, ...}`` recorded with attention.
+
+    The figure has one panel per quantity: sparsity (mean ± std over rows, per model) and the
+    attention weight of a key (a probability; mean ± std).
 
     Returns:
         ``(Figure, {name: {"sparsity_mean", "sparsity_var", "weight_mean", "weight_var"}})``.
@@ -534,16 +596,23 @@ def attention_sparsity(models: Mapping[str, Sequence[Episode]]) -> tuple:
             "weight_mean": float(w_all.mean()),
             "weight_var": float(w_all.var()),
         }
-    metrics = ["sparsity_mean", "sparsity_var", "weight_mean", "weight_var"]
-    fig, (ax,) = _figure(width=6.0)
-    width = 0.8 / max(1, len(data))
-    for i, (name, row) in enumerate(data.items()):
-        x = np.arange(len(metrics)) + i * width
-        ax.bar(x, [row[k] for k in metrics], width, label=name, color=_COLORS.get(name))
-    ax.set_xticks(np.arange(len(metrics)) + width * (len(data) - 1) / 2, metrics, fontsize=8)
-    ax.set_ylabel("value (dimensionless)")
-    ax.legend(fontsize=7)
-    ax.set_title("attention sparsity")
+    panels = [
+        ("sparsity", "sparsity 1 - H / ln(n keys)  (0 uniform, 1 one key)", (0.0, 1.0)),
+        ("weight", "attention weight of a key (probability)", (0.0, None)),
+    ]
+    fig, axes = _figure(2, width=4.2)
+    names = list(data)
+    x = np.arange(len(names))
+    for ax, (quantity, unit, limits) in zip(axes, panels):
+        means = [data[n][f"{quantity}_mean"] for n in names]
+        stds = [float(np.sqrt(data[n][f"{quantity}_var"])) for n in names]
+        colors = [_COLORS.get(n.upper(), "tab:gray") for n in names]
+        ax.bar(x, means, yerr=stds, capsize=4, color=colors)
+        ax.set_xticks(x, names)
+        ax.set_ylabel(unit, fontsize=8)
+        ax.set_ylim(*limits)
+        ax.set_title(f"{quantity} (mean ± std)")
+    fig.suptitle("attention sparsity")
     return fig, data
 
 
@@ -594,8 +663,11 @@ def leap_energy(episodes: Sequence[Episode]) -> tuple:
     iteration, mean and spread over every plan of the episodes (iteration 0 = the parallel
     fill of the all-MASK plan).
 
+    The band is mean ± std clipped at 0 (an energy is a negative log-likelihood: never below 0).
+
     Returns:
-        ``(Figure, {"iteration": [...], "mean": [...], "std": [...], "n_plans": n})``.
+        ``(Figure, {"iteration": [...], "mean": [...], "std": [...], "band_low": [...],
+        "band_high": [...], "n_plans": n})``.
 
     Example:
         >>> episode = Episode("leap", None, energies=[np.array([9.0, 3.0]), np.array([7.0, 1.0])])
@@ -608,15 +680,18 @@ def leap_energy(episodes: Sequence[Episode]) -> tuple:
         raise ValueError("no LEAP plan energies in these episodes (LEAP rollouts record them)")
     energy = np.stack(plans)  # (n_plans, iterations)
     mean, std = energy.mean(0), energy.std(0)
+    low, high = np.maximum(mean - std, 0.0), mean + std  # energies are >= 0
     iterations = np.arange(energy.shape[1])
     fig, (ax,) = _figure()
     ax.plot(iterations, mean, marker="o", color=_COLORS["LEAP"], label="mean over plans")
-    ax.fill_between(iterations, mean - std, mean + std, alpha=0.25, color=_COLORS["LEAP"])
+    ax.fill_between(iterations, low, high, alpha=0.25, color=_COLORS["LEAP"], label="± std")
     ax.set_xlabel("refinement iteration")
     ax.set_ylabel("plan energy (nats)")
+    ax.set_ylim(bottom=0.0)
     ax.legend(fontsize=7)
     ax.set_title(f"LEAP energy, {len(plans)} plans")
-    return fig, {"iteration": iterations, "mean": mean, "std": std, "n_plans": len(plans)}
+    data = {"iteration": iterations, "mean": mean, "std": std, "band_low": low, "band_high": high}
+    return fig, {**data, "n_plans": len(plans)}
 
 
 def leap_iterations(results: Mapping[float, Sequence[Episode]]) -> tuple:
@@ -639,17 +714,18 @@ def leap_iterations(results: Mapping[float, Sequence[Episode]]) -> tuple:
     counts = [int(n) for n in results]
     success = [float(np.mean([e.episode_return > 0 for e in results[n]])) for n in results]
     mean_return = [float(np.mean([e.episode_return for e in results[n]])) for n in results]
-    fig, (ax,) = _figure()
-    ax.plot(counts, success, marker="o", color=_COLORS["LEAP"], label="success rate")
-    ax.set_xlabel("refinement iterations")
-    ax.set_ylabel("success rate (fraction of episodes)")
-    ax.set_ylim(-0.05, 1.05)
-    twin = ax.twinx()
-    twin.plot(counts, mean_return, marker="s", linestyle="--", color="grey", label="mean return")
-    twin.set_ylabel("mean return (reward units)")
-    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-    ax.legend(handles, [h.get_label() for h in handles], loc="lower right", fontsize=7)
-    ax.set_title("LEAP: success vs refinement iterations")
+    fig, (left, right) = _figure(2, width=4.2)  # two quantities, two axes (no twin axis)
+    left.plot(counts, success, marker="o", color=_COLORS["LEAP"])
+    left.set_ylabel("success rate (fraction of episodes)")
+    left.set_ylim(-0.05, 1.05)
+    left.set_title("success rate")
+    right.plot(counts, mean_return, marker="s", color="tab:gray")
+    right.set_ylabel("mean return (reward units)")
+    right.set_title("mean return")
+    for ax in (left, right):
+        ax.set_xlabel("refinement iterations")
+        ax.set_xticks(counts)
+    fig.suptitle("LEAP: refinement iterations")
     data = {"n_iterations": counts, "success_rate": success, "mean_return": mean_return}
     return fig, {**data, "n_episodes": [len(results[n]) for n in results]}
 
@@ -724,19 +800,3 @@ def training_curves(records: Sequence[Mapping[str, Any]]) -> tuple:
         ax.set_xlabel("gradient step")
     fig.suptitle("training curves")
     return fig, data
-
-
-FIGURES = {
-    "heatmaps": ("attention heatmaps per layer", ("dt", "tt", "leap")),
-    "allocation": ("attention allocation over an episode", ("dt", "tt", "leap")),
-    "rtg": ("return-to-go tracking", ("dt", "leap")),
-    "targets": ("achieved vs target return", ("dt", "leap")),
-    "distance": ("TT attention distance per layer", ("tt",)),
-    "entropy": ("TT attention entropy per layer and head", ("tt",)),
-    "errors": ("DT vs TT error propagation", ("tt",)),
-    "sparsity": ("attention sparsity (with --compare: DT vs TT)", ("dt", "tt", "leap")),
-    "cost": ("TT ms/step vs beam width (--compare: DT/LEAP lines)", ("tt",)),
-    "energy": ("LEAP energy vs refinement iteration", ("leap",)),
-    "iterations": ("LEAP success vs refinement iterations", ("leap",)),
-}
-"""``seqagents analyze --figures`` names: (what it draws, algorithms it applies to)."""

@@ -105,10 +105,9 @@ def run_rollouts(
     from seqagents.analysis.capture import _algorithm
 
     algorithm = _algorithm(agent.network)
-    leap_planner = getattr(agent, "planner", None) if algorithm == "leap" else None
-    track = leap_planner.track_energy if leap_planner is not None else None
-    if leap_planner is not None:
-        leap_planner.track_energy = True  # energies per refinement iteration (figures)
+    own_planner = getattr(agent, "planner", None)
+    if algorithm == "leap":  # energies per refinement iteration (figures)
+        agent.planner = own_planner.replace(track_energy=True)
     own_target = getattr(agent, "target_return", None)
     episodes = []
     try:
@@ -120,8 +119,8 @@ def run_rollouts(
                 )
             )  # fmt: skip
     finally:
-        if leap_planner is not None:
-            leap_planner.track_energy = track
+        if algorithm == "leap":
+            agent.planner = own_planner
         agent.reset(target_return=own_target if target_return is not None else None)
     return episodes
 
@@ -224,10 +223,10 @@ def sweep(
     """
     if setting not in SWEEP_SETTINGS:
         raise ValueError(f"setting must be one of {SWEEP_SETTINGS}, got {setting!r}")
-    planner = getattr(agent, "planner", None)
-    if setting != "target_return" and not hasattr(planner, setting):
+    own_planner = getattr(agent, "planner", None)
+    if setting != "target_return" and not hasattr(own_planner, setting):
         raise ValueError(f"{type(agent).__name__} has no planner setting {setting!r}")
-    own = getattr(planner, setting) if setting != "target_return" else None
+    own = getattr(own_planner, setting) if setting != "target_return" else None
     results: dict[float, list[Episode]] = {}
     try:
         for value in values:
@@ -235,7 +234,8 @@ def sweep(
             if setting == "target_return":
                 target = float(value)
             else:
-                setattr(planner, setting, type(own)(value) if own is not None else value)
+                typed = type(own)(value) if own is not None else value
+                agent.planner = own_planner.replace(**{setting: typed})
             episodes = run_rollouts(
                 agent,
                 env,
@@ -252,5 +252,5 @@ def sweep(
             results[value] = episodes
     finally:
         if setting != "target_return":
-            setattr(planner, setting, own)
+            agent.planner = own_planner
     return results

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from huggingface_hub import ModelCard, ModelCardData, hf_hub_download
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load, load_file
 from torch import nn
 
 from seqagents.errors import CheckpointError, reject_unknown_keys
@@ -36,6 +36,8 @@ __all__ = [
     "CheckpointFiles",
     "converted_spec",
     "serialize_space",
+    "MAX_PARAMETERS",
+    "build_network",
     "load_weights",
     "model_card",
     "public_spec",
@@ -191,6 +193,9 @@ def quiet_hub_retries() -> Iterator[None]:
 
 
 def hub_errors() -> tuple[type[BaseException], ...]:
+    """huggingface_hub's errors, and the base error of its HTTP client: ``HTTPError`` is
+    requests' below huggingface_hub 1.0 and httpx's from 1.0 on (whose transport errors, e.g. a
+    refused connection, are not ``OSError`` s)."""
     from huggingface_hub import errors
 
     names = (
@@ -200,6 +205,7 @@ def hub_errors() -> tuple[type[BaseException], ...]:
         "RevisionNotFoundError",
         "EntryNotFoundError",
         "HfHubHTTPError",
+        "HTTPError",
     )
     return tuple(getattr(errors, n) for n in names if hasattr(errors, n))
 
@@ -215,6 +221,7 @@ class CheckpointFiles:
         force_download: bool,
         local_files_only: bool,
         token: Any,
+        preloaded: dict[str, bytes] | None = None,
     ) -> None:
         self.model_id, self.revision, self.cache_dir = model_id, revision, cache_dir
         self.force_download, self.local_files_only, self.token = (
@@ -222,12 +229,19 @@ class CheckpointFiles:
             local_files_only,
             token,
         )
+        # Files of a local folder already read, all from one save (seqagents._files.read_files)
+        self.preloaded = dict(preloaded or {})
 
     def path(self, filename: str) -> Path:
         if os.path.isdir(self.model_id):
             path = Path(self.model_id) / filename
-            if not path.is_file():
+            if filename in self.preloaded:
+                return path
+            if not os.path.exists(path):
                 raise CheckpointError(f"{self.model_id}: missing file {filename}")
+            from seqagents._files import check_regular_file
+
+            check_regular_file(path, CheckpointError)  # a FIFO would block the reader
             return path
         try:
             with quiet_hub_retries():
@@ -248,6 +262,8 @@ class CheckpointFiles:
     def load_safetensors(self, filename: str = WEIGHTS_NAME) -> dict[str, torch.Tensor]:
         path = self.path(filename)
         try:
+            if filename in self.preloaded:
+                return load(self.preloaded[filename])
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as e:
             raise CheckpointError(
@@ -304,8 +320,34 @@ def not_found(what: str, error: BaseException) -> CheckpointError:
     return CheckpointError(f"cannot find {what}: {type(error).__name__}; {hint}")
 
 
+MAX_PARAMETERS = 500_000_000
+"""Most parameters (and buffer elements) a checkpoint's network may have: 2 GB of float32,
+a hundred times the largest zoo model. Counted from the config before anything is allocated
+(:func:`build_network`), so a config that asks for more is an error, not an exhausted machine;
+raise it here for a larger checkpoint that you trust."""
+
+
+def build_network(network_class: type[nn.Module], config: Any, where: str) -> nn.Module:
+    """``network_class(config)`` once its size is known to be within :data:`MAX_PARAMETERS`
+    (the network is first built on the meta device, which allocates no memory)."""
+    with torch.device("meta"):
+        probe = network_class(config)
+    count = sum(t.numel() for t in (*probe.parameters(), *probe.buffers()))
+    if count > MAX_PARAMETERS:
+        raise CheckpointError(
+            f"{where}: the config describes a network of {count:,} parameters, above the limit "
+            f"{MAX_PARAMETERS:,} (seqagents.checkpoints.native.MAX_PARAMETERS); the config is "
+            "corrupt, or raise the limit for a checkpoint you trust"
+        )
+    return network_class(config)
+
+
 def load_weights(network: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
-    """``load_state_dict(strict=True)`` with an error that names the checkpoint and the keys."""
+    """``load_state_dict(strict=True)`` with an error that names the checkpoint and the keys.
+
+    Dtypes are checked too: a floating-point weight must be stored as floating point (int8 or
+    bool values would be cast silently into meaningless weights), other tensors in their own
+    dtype."""
     own = network.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -318,6 +360,21 @@ def load_weights(network: nn.Module, state: dict[str, torch.Tensor], where: str)
         raise CheckpointError(
             f"{where}: weights do not match the config: missing {missing[:5]}, unexpected "
             f"{unexpected[:5]}, shape mismatches {shapes[:5]}"
+        )
+    dtypes = [
+        f"{k}: {state[k].dtype} (expected {own[k].dtype})"
+        for k in sorted(own)
+        if (
+            not state[k].is_floating_point()
+            if own[k].is_floating_point()
+            else state[k].dtype != own[k].dtype
+        )
+    ]
+    if dtypes:
+        raise CheckpointError(
+            f"{where}: {len(dtypes)} weights have the wrong dtype, e.g. {dtypes[:3]}; the weights "
+            "file is not a seqagents checkpoint of this config (quantized or corrupt): re-save it "
+            "with save_pretrained"
         )
     network.load_state_dict(state)
 

@@ -51,6 +51,7 @@ import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
@@ -271,7 +272,11 @@ def _load_sb3(algo: str, path: str, env: gym.Env) -> SupportsPredict:
 
 
 def _make_policy(
-    policy: str | SupportsPredict, envs: Sequence[gym.Env], seed: int, deterministic: bool
+    policy: str | SupportsPredict,
+    envs: Sequence[gym.Env],
+    seed: int,
+    deterministic: bool,
+    trust_policy_file: bool = False,
 ) -> tuple[_Policy, str]:
     """Build the action source for a policy spec; returns it and a short description."""
     if isinstance(policy, SupportsPredict):
@@ -294,8 +299,26 @@ def _make_policy(
             f"<algo> in {', '.join(SB3_ALGOS)} (e.g. 'sac:zoo/sac-halfcheetah.zip'), or a path "
             "to a stable-baselines3 .zip."
         )
+    _check_trusted(path, trust_policy_file)
     model = _load_sb3(algo, path, envs[0])
     return _PredictPolicy(model, deterministic), f"stable-baselines3 {algo.upper()} ({path})"
+
+
+def _check_trusted(path: str, trusted: bool) -> None:
+    """Loading a stable-baselines3 zip unpickles Python objects, which can run any code: only
+    files the user vouches for (``trust_policy_file=True``) or that ship with seqagents (the
+    zoo's behaviour policies) are loaded."""
+    from seqagents.zoo import zoo_dir
+
+    if trusted or not os.path.isfile(path):  # a missing file: _load_sb3 says so
+        return
+    if Path(path).resolve().is_relative_to(zoo_dir().resolve()):
+        return  # shipped with the package: as trusted as its code
+    raise PermissionError(
+        f"refusing to load {path}: a stable-baselines3 .zip holds pickled Python objects, and "
+        "loading it runs whatever code they hold. Load only a file you made or trust, with "
+        "trust_policy_file=True (seqagents collect --trust-policy-file)"
+    )
 
 
 # Env-id prefixes whose envs register on import of a package: (prefix, module, seqagents extra).
@@ -349,6 +372,7 @@ def collect_dataset(
     description: str | None = None,
     overwrite: bool = False,
     progress_bar: bool = True,
+    trust_policy_file: bool = False,
 ) -> minari.MinariDataset:
     """Run a behaviour policy in ``n_envs`` envs and save the episodes as a local Minari dataset.
 
@@ -389,12 +413,16 @@ def collect_dataset(
         overwrite: replace an existing local dataset with the same id (deleted only after the
             collection succeeded).
         progress_bar: show a tqdm progress bar on stderr.
+        trust_policy_file: load a stable-baselines3 ``.zip`` policy. Such a file holds pickled
+            Python objects and loading it runs any code they hold, so it is refused unless you
+            made or trust it (the zoo's bundled behaviour policies are always loaded).
 
     Returns:
         The new dataset, opened.
 
     Raises:
         ValueError: bad id, limits, policy spec or reference scores.
+        PermissionError: an SB3 policy file without ``trust_policy_file=True``.
         FileExistsError: the dataset exists and ``overwrite`` is False.
 
     Example:
@@ -431,7 +459,9 @@ def collect_dataset(
         make_kwargs["max_episode_steps"] = max_episode_steps
     envs = [make_env(env_id, **make_kwargs) for _ in range(n_envs)]
     try:
-        action_source, policy_name = _make_policy(policy, envs, seed, deterministic)
+        action_source, policy_name = _make_policy(
+            policy, envs, seed, deterministic, trust_policy_file
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             buffers, dropped = _run_episodes(

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import minari
@@ -90,7 +92,8 @@ class TrajectoryData:
             )
         # Atari frames stored once (FrameStackedFrames, uint8) stay a lazy view: never cast.
         elif not isinstance(self.observations, FrameStackedFrames):
-            self.observations = np.asarray(self.observations, dtype=np.float32)
+            with np.errstate(over="ignore"):  # an overflow to inf is reported below
+                self.observations = np.asarray(self.observations, dtype=np.float32)
         self.episode_starts = np.asarray(self.episode_starts, dtype=np.int64)
         n = _n_rows(self.observations)
         if n == 0 or self.episode_starts.ndim != 1 or self.episode_starts.size < 2:
@@ -116,6 +119,29 @@ class TrajectoryData:
             raise ValueError(
                 "episode_starts must be increasing offsets from 0 to the number of transitions "
                 f"({n}) with no empty episode; got {starts[:5].tolist()}...{starts[-2:].tolist()}."
+            )
+        self._check_finite()
+
+    def _check_finite(self) -> None:
+        """NaN/inf in the observations, actions or rewards is an error naming the episode: it
+        would surface only as a NaN loss after training has started (or as NaN state statistics
+        blamed on the checkpoint)."""
+        arrays = {"rewards": self.rewards}
+        if not self.is_discrete:
+            arrays["actions"] = self.actions
+        if isinstance(self.observations, np.ndarray):  # float32 (Atari frames and BabyAI: ints)
+            arrays["observations"] = self.observations
+        for name, values in arrays.items():
+            finite = np.isfinite(values.reshape(len(values), -1)).all(axis=1)  # (N,)
+            if finite.all():
+                continue
+            row = int(np.flatnonzero(~finite)[0])
+            episode = int(np.searchsorted(self.episode_starts, row, side="right") - 1)
+            raise ValueError(
+                f"TrajectoryData{self._id_suffix()}: {name} hold NaN or inf in "
+                f"{int((~finite).sum())} rows, the first in episode {episode} (its step "
+                f"{row - int(self.episode_starts[episode])}, row {row}); drop or repair those "
+                "episodes before training (float32 overflow counts as inf)."
             )
 
     def _id_suffix(self) -> str:
@@ -219,7 +245,10 @@ def load_dataset(dataset_id: str, *, download: bool = False) -> minari.MinariDat
         raise ValueError(f"'{dataset_id}' is not a valid Minari dataset id. {_ID_HINT}") from error
     path = get_dataset_path(dataset_id)
     if os.path.exists(os.path.join(path, "data")):
-        return minari.load_dataset(dataset_id)
+        try:
+            return minari.load_dataset(dataset_id)
+        except (OSError, ValueError, KeyError) as error:  # h5py: OSError without a filename
+            raise ValueError(_corrupt_message(dataset_id, path, error)) from error
     if not download:
         raise FileNotFoundError(
             _not_found_message(dataset_id, path, "download=False, so the remote was not tried")
@@ -235,6 +264,13 @@ def load_dataset(dataset_id: str, *, download: bool = False) -> minari.MinariDat
                 "internet access and an id that exists on the Minari remote",
             )
         ) from error
+
+
+def _corrupt_message(dataset_id: str, path: object, error: BaseException) -> str:
+    return (
+        f"Minari dataset '{dataset_id}' at {path} cannot be read ({type(error).__name__}: "
+        f"{error}); its files are corrupt or truncated: collect or download it again."
+    )
 
 
 def to_trajectory_data(dataset: minari.MinariDataset) -> TrajectoryData:
@@ -273,12 +309,15 @@ def to_trajectory_data(dataset: minari.MinariDataset) -> TrajectoryData:
             "Discrete actions are supported."
         )
     observations, actions, rewards, terminals, truncations, lengths = [], [], [], [], [], []
-    for episode in dataset.iterate_episodes():
+    for episode in _episodes(dataset):
         steps = len(episode.rewards)
         if steps == 0:
             continue
         if dict_obs:
             where = f"Dataset '{dataset_id}', episode {episode.id}"
+            _check_episode_finite(
+                dataset_id, episode.id, actions=episode.actions, rewards=episode.rewards
+            )
             observations.append(_episode_dict_observations(episode.observations, steps, where))
             actions.append(np.asarray(episode.actions))  # (T, *act_shape)
             rewards.append(np.asarray(episode.rewards))  # (T,)
@@ -287,6 +326,13 @@ def to_trajectory_data(dataset: minari.MinariDataset) -> TrajectoryData:
             lengths.append(steps)
             continue
         obs = np.asarray(episode.observations)  # (T + 1, *obs_shape), last = state after a_{T-1}
+        _check_episode_finite(
+            dataset_id,
+            episode.id,
+            observations=obs,
+            actions=episode.actions,
+            rewards=episode.rewards,
+        )
         if obs.shape[0] == steps + 1:
             obs = obs[:-1]  # (T, *obs_shape): drop the final state so rows align (s_t, a_t, r_t)
         elif obs.shape[0] != steps:
@@ -335,6 +381,35 @@ def to_trajectory_data(dataset: minari.MinariDataset) -> TrajectoryData:
     return data
 
 
+def _episodes(dataset: minari.MinariDataset) -> Iterator[Any]:
+    """The dataset's episodes; a corrupt file is a ``ValueError`` naming the dataset (h5py
+    raises ``OSError``s that name no file)."""
+    episodes = dataset.iterate_episodes()
+    while True:
+        try:
+            episode = next(episodes)
+        except StopIteration:
+            return
+        except (OSError, KeyError) as error:
+            raise ValueError(
+                _corrupt_message(dataset.id, dataset.storage.data_path, error)
+            ) from error
+        yield episode
+
+
+def _check_episode_finite(dataset_id: str, episode_id: object, **arrays: Any) -> None:
+    """A ``ValueError`` naming the dataset, the episode and the array that holds NaN/inf."""
+    for name, values in arrays.items():
+        values = np.asarray(values)
+        if values.dtype.kind not in "fc" or np.isfinite(values).all():
+            continue
+        step = int(np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))[0])
+        raise ValueError(
+            f"Dataset '{dataset_id}', episode {episode_id}: {name} hold NaN or inf (first at "
+            f"step {step}); drop or repair this episode before training."
+        )
+
+
 # ---------------------------------------------------------------- Dict (BabyAI) observations
 _BABYAI_DTYPES = {
     "image": np.uint8,
@@ -376,6 +451,8 @@ def _babyai_observations(
                 continue
             value = missions
         dtype = _BABYAI_DTYPES.get(key)
+        if dtype is not None:
+            _check_codes(np.asarray(value), key, dtype, where)
         out[key] = np.asarray(value) if dtype is None else np.asarray(value, dtype=dtype)
     n = len(out["image"])
     for key, value in out.items():
@@ -385,6 +462,27 @@ def _babyai_observations(
                 f"{n} rows like observations['image']."
             )
     return out, vocabulary
+
+
+def _check_codes(value: np.ndarray, key: str, dtype: type, where: str) -> None:
+    """BabyAI codes must be integers that fit ``dtype`` (a float code or 300 as uint8 would be
+    truncated or wrapped without a word)."""
+    if value.size == 0:
+        return
+    if value.dtype.kind not in "biu":
+        whole = value.dtype.kind == "f" and np.isfinite(value).all() and (value % 1 == 0).all()
+        if not whole:
+            raise ValueError(
+                f"TrajectoryData{where}: observations[{key!r}] are {value.dtype} with non-integer "
+                "values; BabyAI codes are integers (image: uint8 object/colour/state codes)."
+            )
+    info = np.iinfo(dtype)
+    low, high = value.min(), value.max()
+    if low < info.min or high > info.max:
+        raise ValueError(
+            f"TrajectoryData{where}: observations[{key!r}] range over [{low:g}, {high:g}], outside "
+            f"{np.dtype(dtype).name} [{info.min}, {info.max}]."
+        )
 
 
 def _check_dict_space(dataset_id: str, space: gym.spaces.Dict) -> None:

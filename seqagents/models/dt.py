@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from seqagents.errors import check_minimums
+from seqagents.errors import check_maximums, check_minimums
 from seqagents.models.encoders import make_state_encoder
 from seqagents.models.transformer import SequenceModelConfig, Transformer, gpt_init_
 
@@ -65,6 +65,7 @@ class DTConfig(SequenceModelConfig):
         check_minimums(
             self, act_dim=1, hidden_size=1, n_layer=1, n_head=1, max_ep_len=1, context_len=1
         )
+        check_maximums(self)
         if self.position_scheme not in POSITION_SCHEMES:
             raise ValueError(
                 f"position_scheme must be one of {POSITION_SCHEMES}, got {self.position_scheme!r}"
@@ -233,6 +234,9 @@ class DecisionTransformer(nn.Module):
         B, K = step_mask.shape
         valid = step_mask.repeat_interleave(3, dim=1)  # (B, 3K)
         T = 3 * K
-        causal = torch.ones(T, T, dtype=torch.bool, device=step_mask.device).tril()  # (3K, 3K)
-        eye = torch.eye(T, dtype=torch.bool, device=step_mask.device)
+        # index comparisons, not tril/eye: the same masks, and exportable to ONNX (whose
+        # runtime has no boolean EyeLike; seqagents.export)
+        index = torch.arange(T, device=step_mask.device)  # (3K,)
+        causal = index[:, None] >= index[None, :]  # (3K, 3K): query i sees keys j <= i
+        eye = index[:, None] == index[None, :]  # (3K, 3K)
         return (causal & (valid[:, None, :] | eye))[:, None]  # (B, 1, 3K, 3K)

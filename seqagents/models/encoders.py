@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from seqagents.observations import BABYAI_CODE_COUNTS
+
 __all__ = ["NatureCNN", "BabyAIEncoder", "FiLM", "make_state_encoder", "STATE_ENCODERS"]
 
 
@@ -59,9 +61,8 @@ class FiLM(nn.Module):
         return x + torch.relu(y)  # (N, C, W, H)
 
 
-# Categorical channels of minigrid's grid encoding: object type (0-10), colour (0-5), state
-# (door 0-2; the agent's direction 0-3 in FullyObsWrapper's encoding).
-_BABYAI_CODES = (11, 6, 4)
+# Categorical channels of minigrid's grid encoding (object type, colour, state).
+_BABYAI_CODES = BABYAI_CODE_COUNTS
 
 
 class BabyAIEncoder(nn.Module):

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from seqagents.errors import check_minimums
+from seqagents.errors import check_maximums, check_minimums
 from seqagents.models.encoders import make_state_encoder
 from seqagents.models.transformer import SequenceModelConfig, Transformer, gpt_init_
 
@@ -63,6 +63,7 @@ class LEAPConfig(SequenceModelConfig):
         check_minimums(
             self, n_actions=1, horizon=1, history_len=0, max_ep_len=1, hidden_size=1, n_layer=1
         )
+        check_maximums(self)
 
     @property
     def steps(self) -> int:

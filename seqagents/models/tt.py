@@ -27,21 +27,16 @@ from the cached length.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqagents.errors import reject_unknown_keys
-from seqagents.models.transformer import (
-    KVBuffer,
-    KVCache,
-    SharedPrefixKV,
-    Transformer,
-    TransformerConfig,
-    gpt_init_,
-)
+from seqagents.errors import check_maximums, check_minimums, reject_unknown_keys
+from seqagents.models.kv_cache import KVCache
+from seqagents.models.transformer import Transformer, TransformerConfig, gpt_init_
 
 __all__ = ["TTConfig", "TrajectoryTransformer", "past_length"]
 
@@ -80,6 +75,8 @@ class TTConfig:
             )
         if self.vocab_size < 1:
             raise ValueError(f"vocab_size={self.vocab_size} must be >= 1")
+        check_minimums(self, block_size=1, n_layer=1, n_head=1, n_embd=1)
+        check_maximums(self)
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
 
@@ -109,14 +106,9 @@ class TTConfig:
         )
 
 
-def past_length(past: list[KVCache] | list[KVBuffer] | list[SharedPrefixKV] | None) -> int:
+def past_length(past: Sequence[KVCache] | None) -> int:
     """Number of tokens held by per-layer caches (0 for None)."""
-    if not past:
-        return 0
-    first = past[0]
-    if isinstance(first, (KVBuffer, SharedPrefixKV)):
-        return first.length
-    return first[0].shape[2]
+    return past[0].length if past else 0
 
 
 class _DimensionHeads(nn.Module):
@@ -139,9 +131,6 @@ class _DimensionHeads(nn.Module):
 
 class TrajectoryTransformer(nn.Module):
     """The TT sequence model: discretized trajectory tokens -> next-token logits."""
-
-    # ``forward`` accepts SharedPrefixKV caches as ``past`` (the beam-search planner checks it).
-    supports_shared_prefix = True
 
     def __init__(self, config: TTConfig) -> None:
         super().__init__()
@@ -170,20 +159,18 @@ class TrajectoryTransformer(nn.Module):
     def forward(
         self,
         tokens: torch.Tensor,
-        past: list[KVCache] | list[KVBuffer] | list[SharedPrefixKV] | None = None,
+        past: Sequence[KVCache] | None = None,
         pad: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, list[KVCache | KVBuffer | SharedPrefixKV]]:
+    ) -> tuple[torch.Tensor, list[KVCache]]:
         """Next-token logits for ``tokens``, continuing after ``past`` if given.
 
         Args:
             tokens: ``(B, T)`` long, bin indices in ``[0, N]`` (``N`` = stop token). The first
                 token of the whole sequence (``past`` included) is dimension 0.
-            past: per-layer key/value caches from an earlier call (``(B, n_head, T_past,
-                head_dim)`` each), or :class:`KVBuffer` s made from them (appended to in place,
-                no copy of the cache per call), or :class:`SharedPrefixKV` s (a prefix stored
-                once per env, rows attend to it and to their own suffix; the beam-search
-                planner's); the new tokens take positions
-                ``T_past .. T_past + T - 1``.
+            past: per-layer key/value caches of the ``T_past`` earlier tokens, any
+                :class:`~seqagents.models.kv_cache.KVCache` (those of an earlier call, or the
+                beam-search planner's shared-prefix caches made from them), appended to in
+                place; the new tokens take positions ``T_past .. T_past + T - 1``.
             pad: ``(B,)`` long, number of left-padding tokens at the start of each row of the
                 whole sequence (``past`` included), a multiple of ``transition_dim``. Padding is
                 hidden from attention and row ``b``'s position 0 is its first real token; the

@@ -1,5 +1,8 @@
 """LEAP planning: iterative refinement of an action plan by energy minimization.
 
+Owns the planner (:func:`refine_plan`), its settings (:class:`RefinementConfig`, each default
+and bound written once), the plan energy (:func:`plan_energy`) and the slow reference loop.
+
 The energy of a plan ``a_{c..c+h-1}`` is its negative pseudo-log-likelihood under the masked
 model, ``E = -sum_j log p(a_j | window with a_j masked)`` (LEAP paper, Fig. 2). Two modes:
 
@@ -22,18 +25,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
+from seqagents.errors import check_minimums
 from seqagents.models.leap import LEAP, PlanContext
+from seqagents.planning._settings import PlannerSettings
 
 __all__ = [
     "MODES",
+    "RefinementConfig",
     "LEAPPlan",
     "plan_energy",
     "refine_plan",
     "refine_plan_reference",
-    "check_planner_settings",
 ]
 
 MODES = ("greedy", "gibbs")
@@ -51,33 +57,55 @@ class LEAPPlan:
     energy: torch.Tensor | None  # (B, N): its energy after each iteration (None: not tracked)
 
 
-def check_planner_settings(
-    *,
-    n_iterations: int,
-    mode: str,
-    temperature: float,
-    anneal_to: float | None,
-    sites_per_iteration: int,
-    horizon: int,
-    max_horizon: int,
-) -> None:
-    """Raise ``ValueError`` naming the setting that is out of range."""
-    if isinstance(n_iterations, bool) or not isinstance(n_iterations, int) or n_iterations < 1:
-        raise ValueError(f"n_iterations must be an int >= 1, got {n_iterations!r}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    for name, value in (("temperature", temperature), ("anneal_to", anneal_to)):
-        if value is not None and not (isinstance(value, (int, float)) and 0 < value < float("inf")):
-            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    if not isinstance(horizon, int) or not 1 <= horizon <= max_horizon:
-        raise ValueError(
-            f"horizon must be an int in [1, {max_horizon}] (the model's), got {horizon!r}"
-        )
-    if not isinstance(sites_per_iteration, int) or not 1 <= sites_per_iteration <= horizon:
-        raise ValueError(
-            f"sites_per_iteration must be an int in [1, horizon={horizon}], got "
-            f"{sites_per_iteration!r}"
-        )
+@dataclass(frozen=True)
+class RefinementConfig(PlannerSettings):
+    """Refinement settings (defaults: the official BabyAI code, ``test_run.sh``).
+
+    Validated here, once; :meth:`plan_horizon` adds the check that needs the model's ``H``.
+
+    Example:
+        >>> RefinementConfig(n_iterations=30).replace(mode="gibbs").mode
+        'gibbs'
+    """
+
+    _kind: ClassVar[str] = "LEAP planner settings"
+
+    n_iterations: int = 10  # model calls per plan, the parallel fill included (mazes: 30)
+    mode: str = "greedy"  # "greedy" (official: argmax refills) or "gibbs" (sampled refills)
+    horizon: int | None = None  # plan steps h <= the model's H (later steps PAD); None = H
+    temperature: float = 1.0  # sampling temperature (gibbs; greedy when refine_plan samples)
+    anneal_to: float | None = None  # gibbs: temperature of the last iteration (geometric)
+    sites_per_iteration: int = 1  # gibbs: sites re-masked per iteration (greedy: 1)
+    # Compute the plan's energy after every iteration (h extra rows per window and iteration).
+    track_energy: bool = False
+
+    def __post_init__(self) -> None:
+        check_minimums(self, n_iterations=1)
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        for name in ("temperature", "anneal_to"):
+            value = getattr(self, name)
+            if value is not None and not (
+                isinstance(value, (int, float)) and 0 < value < float("inf")
+            ):
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        if self.horizon is not None:
+            check_minimums(self, horizon=1)
+        if self.mode == "gibbs":
+            check_minimums(self, sites_per_iteration=1)
+
+    def plan_horizon(self, max_horizon: int) -> int:
+        """The plan steps ``h`` for a model of horizon ``max_horizon``; ``ValueError`` if the
+        settings ask for more than it has."""
+        h = max_horizon if self.horizon is None else self.horizon
+        if not 1 <= h <= max_horizon:
+            raise ValueError(f"horizon must be an int in [1, {max_horizon}] (the model's), got {h}")
+        if self.mode == "gibbs" and self.sites_per_iteration > h:
+            raise ValueError(
+                f"sites_per_iteration must be an int in [1, horizon={h}], got "
+                f"{self.sites_per_iteration!r}"
+            )
+        return h
 
 
 def _full_actions(history: torch.Tensor, plan: torch.Tensor, pad_id: int, T: int) -> torch.Tensor:
@@ -124,17 +152,11 @@ def refine_plan(
     model: LEAP,
     ctx: PlanContext,
     history: torch.Tensor,
+    config: RefinementConfig | None = None,
     *,
-    n_iterations: int,
     generators: Sequence[torch.Generator],
-    mode: str = "greedy",
-    horizon: int | None = None,
-    temperature: float = 1.0,
-    anneal_to: float | None = None,
-    sites_per_iteration: int = 1,
     constraint_energy: ConstraintEnergy | None = None,
     sample: bool = False,
-    track_energy: bool = True,
 ) -> LEAPPlan:
     """LEAPPlan ``h`` actions for ``B`` windows by iterative refinement (module docstring).
 
@@ -142,20 +164,14 @@ def refine_plan(
         model: the LEAP network (eval mode).
         ctx: ``model.context(...)`` of the windows (computed once, reused by every iteration).
         history: ``(B, P)`` history actions (PAD before the episode start).
-        n_iterations: model calls, iteration 0 (the parallel fill) included.
+        config: the refinement settings (None = the official defaults).
         generators: one ``torch.Generator`` per window (on the model's device).
-        mode: ``"greedy"`` (official) or ``"gibbs"``.
-        horizon: plan steps ``h <= H`` (default ``H``); later steps are PAD (episode end).
-        temperature: sampling temperature (``gibbs``, or ``greedy`` with ``sample=True``).
-        anneal_to: ``gibbs``: temperature of the last iteration (geometric schedule).
-        sites_per_iteration: ``gibbs``: sites re-masked per iteration (``greedy``: 1).
         constraint_energy: ``gibbs`` only: ``(M, h) plans -> (M,)`` energy added to the model's.
-        sample: ``greedy``: sample the fills at ``temperature`` instead of argmax.
-        track_energy: compute the plan's energy after every iteration (``h`` extra rows per
-            window and iteration).
+        sample: ``greedy``: sample the fills at ``config.temperature`` instead of argmax.
 
     Returns:
-        :class:`LEAPPlan`; with ``track_energy`` its energy includes ``constraint_energy``.
+        :class:`LEAPPlan`; with ``config.track_energy`` its energy includes
+        ``constraint_energy``.
 
     Example:
         >>> from seqagents.models.leap import LEAP, LEAPConfig
@@ -164,26 +180,19 @@ def refine_plan(
         >>> t = torch.zeros(2, dtype=torch.long)
         >>> ctx = net.context(net.embed_state(torch.randn(2, 1, 3)), t)
         >>> gens = [torch.Generator().manual_seed(i) for i in range(2)]
-        >>> plan = refine_plan(net, ctx, torch.zeros(2, 0, dtype=torch.long), n_iterations=10,
-        ...                    generators=gens)
+        >>> plan = refine_plan(net, ctx, torch.zeros(2, 0, dtype=torch.long),
+        ...                    RefinementConfig(track_energy=True), generators=gens)
         >>> plan.actions.shape, plan.energy.shape
         (torch.Size([2, 5]), torch.Size([2, 10]))
     """
     cfg = model.config
-    h = cfg.horizon if horizon is None else horizon
-    k = 1 if mode == "greedy" else sites_per_iteration
-    check_planner_settings(
-        n_iterations=n_iterations,
-        mode=mode,
-        temperature=temperature,
-        anneal_to=anneal_to,
-        sites_per_iteration=k,
-        horizon=h,
-        max_horizon=cfg.horizon,
-    )
+    settings = RefinementConfig() if config is None else config
+    mode, temperature, anneal_to = settings.mode, settings.temperature, settings.anneal_to
+    h = settings.plan_horizon(cfg.horizon)
+    k = 1 if mode == "greedy" else settings.sites_per_iteration
     if constraint_energy is not None and mode != "gibbs":
         raise ValueError("constraint_energy needs mode='gibbs' (greedy refills by argmax)")
-    B, P, N = ctx.tokens.shape[0], cfg.history_len, n_iterations
+    B, P, N = ctx.tokens.shape[0], cfg.history_len, settings.n_iterations
     if len(generators) != B or history.shape != (B, P):
         raise ValueError(
             f"expected {B} generators and history of shape ({B}, {P}), got {len(generators)} "
@@ -223,7 +232,7 @@ def refine_plan(
             fill = logits.argmax(-1)  # (B, k or h)
         plan[rows, sites] = fill
         history_plans.append(plan.clone())
-        if track_energy:
+        if settings.track_energy:
             energy = plan_energy(model, ctx, history, plan)  # (B,)
             if constraint_energy is not None:
                 energy = energy + constraint_energy(plan).float()
@@ -231,7 +240,7 @@ def refine_plan(
     return LEAPPlan(
         actions=plan,
         history=torch.stack(history_plans, dim=1),  # (B, N, h)
-        energy=torch.stack(energies, dim=1) if track_energy else None,  # (B, N)
+        energy=torch.stack(energies, dim=1) if settings.track_energy else None,  # (B, N)
     )
 
 
@@ -251,7 +260,8 @@ def _site_constraint(
         indexing="ij",
     )  # (B, k, n) each
     candidates[b, j, v, sites[b, j]] = v
-    return constraint_energy(candidates.reshape(-1, h)).float().reshape(B, k, n_actions)
+    energy = constraint_energy(candidates.reshape(-1, h))  # (B * k * n, h) plans -> (B * k * n,)
+    return energy.float().reshape(B, k, n_actions)  # (B, k, n)
 
 
 def refine_plan_reference(

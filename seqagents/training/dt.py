@@ -30,15 +30,19 @@ from seqagents.agents.base import encoder_for_space
 from seqagents.agents.dt import DecisionTransformerAgent
 from seqagents.data import TrajectoryData, WindowSampler, load_dataset, to_trajectory_data
 from seqagents.data.dqn_replay import DQN_REPLAY_PREFIX, load_dqn_replay
-from seqagents.envs import describe_space, spaces_match
+from seqagents.envs import check_env_id_from_file, describe_space, spaces_match
 from seqagents.models.dt import DTConfig
-from seqagents.training.trainer import Batch, TrainConfig, Trainer, _resolve_train_device
+from seqagents.training.trainer import (
+    CHECKPOINT_DIR,
+    Batch,
+    TrainConfig,
+    Trainer,
+    _resolve_train_device,
+)
 
 __all__ = ["dt_loss", "train_dt"]
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINT_DIR = "checkpoint"  # the agent's save_pretrained folder inside out_dir
 
 
 def dt_loss(network: nn.Module, batch: Batch) -> torch.Tensor:
@@ -161,6 +165,7 @@ def train_dt(
     data, spec_env_id, spec_env_kwargs = _load_data(dataset, download)
     explicit_env = env_id is not None
     if env_id is None and spec_env_id is not None:
+        check_env_id_from_file(spec_env_id, f"the metadata of dataset {data.dataset_id!r}")
         env_id = spec_env_id
         if env_kwargs is None:
             env_kwargs = spec_env_kwargs

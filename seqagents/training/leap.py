@@ -34,6 +34,7 @@ from torch import nn
 
 from seqagents.agents.leap import LEAPAgent
 from seqagents.data import TrajectoryData, WindowSampler
+from seqagents.envs import check_env_id_from_file
 from seqagents.models.leap import LEAP, LEAPConfig
 from seqagents.training.dt import CHECKPOINT_DIR, _check_spaces, _load_data
 from seqagents.training.trainer import Batch, TrainConfig, Trainer, _resolve_train_device
@@ -167,7 +168,8 @@ def train_leap(
             ``n_actions`` come from the data when missing.
         train_config: :class:`TrainConfig` fields; missing ones take
             :data:`LEAP_TRAIN_DEFAULTS`. ``out_dir`` defaults to ``runs/leap/<dataset id>``.
-        planner: :class:`~seqagents.agents.leap.LEAPPlannerConfig` fields stored as defaults.
+        planner: :class:`~seqagents.planning.RefinementConfig` fields, ``replan_every`` and
+            ``seed``, stored as defaults.
         objective: ``"sweep"`` (official) or ``"random"`` (see module docstring).
         mask_prob: masking probability of the ``random`` objective.
         return_scale: returns-to-go are divided by this (return-conditioned models).
@@ -198,6 +200,7 @@ def train_leap(
             f"{data.action_space}"
         )
     if env_id is None:
+        check_env_id_from_file(spec_env_id, f"the metadata of dataset {data.dataset_id!r}")
         env_id, env_kwargs = spec_env_id, spec_env_kwargs if env_kwargs is None else env_kwargs
     if config.out_dir is None:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", data.dataset_id or "in-memory")

@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 from seqagents.errors import reject_unknown_keys, require
 
 __all__ = [
+    "CHECKPOINT_DIR",
     "Batch",
     "CheckpointFn",
     "EvaluateFn",
@@ -55,6 +56,7 @@ __all__ = [
     "SampleFn",
     "TrainConfig",
     "Trainer",
+    "foreign_run_entries",
     "init_distributed",
 ]
 
@@ -74,6 +76,9 @@ CheckpointFn = Callable[[int, dict[str, Any]], None]
 
 METRICS_NAME = "metrics.jsonl"
 STATE_NAME = "trainer_state.pt"
+CHECKPOINT_DIR = "checkpoint"  # the agent's save_pretrained folder inside out_dir
+TENSORBOARD_DIR = "tensorboard"
+DISTRIBUTED_NAME = "distributed.json"
 _STATE_FORMAT = "seqagents-trainer-state"
 _AMP_MODES = ("auto", "bf16", "off")
 # Fields that may differ between a run and its resumption without changing the optimisation.
@@ -86,6 +91,8 @@ _RESUME_FREE = {
     "log_every",
     "checkpoint_every",
     "out_dir",
+    "overwrite",
+    "tensorboard",  # turned on at resume: metrics.jsonl is backfilled (Trainer._load_state)
 }
 
 
@@ -120,6 +127,10 @@ class TrainConfig:
     checkpoint_every: int = 10_000  # save every this many steps (and at the end); 0 = end only
     out_dir: str | None = None  # run folder (metrics, checkpoint, trainer state); None = no files
     tensorboard: bool = False  # also log the records to out_dir/tensorboard (needs tensorboard)
+    # A fresh run replaces a previous seqagents run in out_dir (`seqagents train --force`): the
+    # old folder is moved aside when the run starts, after every set-up step has succeeded, and
+    # deleted then; a folder holding anything a run does not write is refused (ValueError).
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         # float() also accepts YAML 1.1's "1e-4", which PyYAML reads as a string (no dot).
@@ -130,6 +141,8 @@ class TrainConfig:
         self.eval_targets = [float(target) for target in self.eval_targets]
         if self.out_dir is not None:
             self.out_dir = str(self.out_dir)
+        if not isinstance(self.overwrite, bool):
+            raise TypeError(f"TrainConfig.overwrite must be a bool, got {self.overwrite!r}")
         positive = ("steps", "batch_size", "log_every", "eval_episodes")
         non_negative = ("warmup_steps", "eval_every", "checkpoint_every", "seed")
         for name in positive + non_negative:
@@ -174,6 +187,87 @@ def _yaml_float(value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+def foreign_run_entries(out_dir: Path | str) -> list[str]:
+    """What in ``out_dir`` a seqagents training run did not write (empty for a run folder).
+
+    A run writes ``metrics.jsonl``, ``trainer_state.pt`` (and its ``.tmp``),
+    ``distributed.json``, ``tensorboard/`` event files and ``checkpoint/`` (``config.json`` of
+    format ``seqagents``, ``model.safetensors``, ``README.md``), plus the hidden temporary
+    siblings of an atomic checkpoint write. A folder that holds none of the first three, or is
+    a link, counts as foreign as a whole. ``--force`` replaces only folders for which this list
+    is empty, so that a mistyped ``--out`` never deletes a user's files.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = (Path(folder) / "notes.txt").write_text("mine")
+        ...     foreign_run_entries(folder)
+        ['notes.txt']
+    """
+    from seqagents._files import TEMP_MARKERS
+    from seqagents.checkpoints.native import CONFIG_NAME, FORMAT, WEIGHTS_NAME
+
+    out_dir = Path(out_dir)
+    if out_dir.is_symlink() or not out_dir.is_dir():
+        return [str(out_dir)]
+    files = {METRICS_NAME, STATE_NAME, f"{STATE_NAME}.tmp", DISTRIBUTED_NAME}
+    foreign, marked = [], False
+    for entry in sorted(os.scandir(out_dir), key=lambda e: e.name):
+        name, is_file = entry.name, entry.is_file(follow_symlinks=False)
+        is_dir = entry.is_dir(follow_symlinks=False)
+        if is_file and name in files:
+            marked |= name in (METRICS_NAME, STATE_NAME)
+        elif is_dir and name == TENSORBOARD_DIR:
+            foreign += [
+                f"{name}/{e.name}"
+                for e in os.scandir(entry.path)
+                if not (e.is_file(follow_symlinks=False) and e.name.startswith("events.out."))
+            ]
+        elif is_dir and (
+            name == CHECKPOINT_DIR
+            or (name.startswith(f".{CHECKPOINT_DIR}.") and any(m in name for m in TEMP_MARKERS))
+        ):
+            known = {CONFIG_NAME, WEIGHTS_NAME, "README.md"}
+            foreign += [
+                f"{name}/{e.name}"
+                for e in os.scandir(entry.path)
+                if not (e.is_file(follow_symlinks=False) and e.name in known)
+            ]
+            if name == CHECKPOINT_DIR:
+                try:
+                    config = json.loads((Path(entry.path) / CONFIG_NAME).read_text())
+                    marked |= isinstance(config, dict) and config.get("format") == FORMAT
+                except (OSError, ValueError):
+                    foreign.append(f"{name}/{CONFIG_NAME} (not a seqagents checkpoint config)")
+        else:
+            foreign.append(name + ("/" if is_dir else ""))
+    if not marked and not foreign:
+        foreign.append(f"(no {METRICS_NAME}, {STATE_NAME} or {CHECKPOINT_DIR}/{CONFIG_NAME})")
+    return foreign
+
+
+def _replace_previous_run(out_dir: Path) -> Path | None:
+    """Move the previous run in ``out_dir`` aside (``overwrite=True``); returns where it went
+    (deleted by the caller once the new folder exists), or None when there was none."""
+    from seqagents._files import temp_sibling
+
+    if not os.path.lexists(out_dir):
+        return None
+    if out_dir.is_dir() and not out_dir.is_symlink() and not any(out_dir.iterdir()):
+        return None
+    foreign = foreign_run_entries(out_dir)
+    if foreign:
+        raise ValueError(
+            f"{out_dir} is not a seqagents run folder (it holds {', '.join(foreign[:5])}); "
+            "overwrite replaces only a previous run: choose another out_dir"
+        )
+    if Path.cwd().resolve().is_relative_to(out_dir.resolve()):
+        raise ValueError(f"{out_dir} is the working folder (or holds it); it cannot be replaced")
+    aside = temp_sibling(out_dir, "old")
+    os.replace(out_dir, aside / out_dir.name)
+    return aside
 
 
 def _resolve_train_device(device: str | torch.device) -> torch.device:
@@ -360,6 +454,10 @@ class Trainer:
         self.history: list[dict[str, Any]] = []  # the metrics.jsonl records of this run
         self.last_loss: float | None = None  # mean loss of the latest record
         self.last_eval: dict[str, Any] | None = None  # latest evaluate() result
+        # Losses of the steps since the latest record (summed on the device: no sync per step);
+        # saved with the state, so a resumed run's records average the same steps.
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._n_summed = 0
         self._lr = config.learning_rate  # learning rate of the latest step
 
     # ------------------------------------------------------------------ one step
@@ -409,7 +507,10 @@ class Trainer:
         if resume:
             self._load_state()
         elif self.is_main and self.out_dir is not None:
-            if (self.out_dir / STATE_NAME).is_file():
+            previous = None
+            if config.overwrite:  # every set-up step has succeeded: the new run starts now
+                previous = _replace_previous_run(self.out_dir)
+            elif (self.out_dir / STATE_NAME).is_file():
                 logger.warning(
                     "%s holds a previous run; starting a new one that overwrites it (pass "
                     "resume=True to continue it instead)",
@@ -417,6 +518,11 @@ class Trainer:
                 )
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / METRICS_NAME).write_text("")  # a fresh run starts a fresh log
+            if previous is not None:
+                from seqagents._files import remove_folder
+
+                remove_folder(previous)
+                logger.info("replaced the previous run in %s", self.out_dir)
         if self.step >= config.steps:
             logger.info("nothing to do: %d of %d steps already done", self.step, config.steps)
             return self.history
@@ -431,14 +537,14 @@ class Trainer:
             dynamic_ncols=True,
             disable=not (self.progress_bar and self.is_main),
         )
-        loss_sum = torch.zeros((), device=self.device)  # summed on device: no sync per step
-        n_summed, timer, grad_norm = 0, time.perf_counter(), torch.zeros(())
+        timer, timed_steps, grad_norm = time.perf_counter(), 0, torch.zeros(())
         try:
             while self.step < config.steps:
                 rng = self.step_rng(self.step)
                 loss, grad_norm = self.train_step(self.sample_fn(config.batch_size, rng))
-                loss_sum += loss
-                n_summed += 1
+                self._loss_sum += loss
+                self._n_summed += 1
+                timed_steps += 1
                 self.step += 1
                 bar.update(1)
                 last = self.step == config.steps
@@ -451,16 +557,17 @@ class Trainer:
                     continue
                 elapsed = time.perf_counter() - timer
                 if do_log:
-                    record = self._record(loss_sum / n_summed, grad_norm, n_summed, elapsed)
-                    loss_sum.zero_()
-                    n_summed = 0
+                    mean_loss = self._loss_sum / self._n_summed
+                    record = self._record(mean_loss, grad_norm, timed_steps, elapsed)
+                    self._loss_sum.zero_()
+                    self._n_summed = 0
                     if do_eval and self.is_main:
                         record["eval"] = self.last_eval = self._evaluate()
                     self._write_record(record)
                     bar.set_postfix(loss=f"{record['loss']:.4g}", refresh=False)
                 if do_save and self.is_main:
                     self._save()
-                timer = time.perf_counter()  # samples/s counts training time only
+                timer, timed_steps = time.perf_counter(), 0  # samples/s: training time only
         finally:
             bar.close()
             self.network.eval()
@@ -478,7 +585,7 @@ class Trainer:
         torch.distributed.all_gather_object(hashes, _weights_hash(self.network))
         if self.is_main and self.out_dir is not None:
             report = {"world_size": self.world_size, "step": self.step, "weight_hashes": hashes}
-            (self.out_dir / "distributed.json").write_text(json.dumps(report, indent=2))
+            (self.out_dir / DISTRIBUTED_NAME).write_text(json.dumps(report, indent=2))
         if len(set(hashes)) != 1:
             names: list[Any] = [None] * self.world_size
             own = {k: _weights_hash_of(v) for k, v in self.network.state_dict().items()}
@@ -531,15 +638,30 @@ class Trainer:
         if self.config.tensorboard:
             self._write_tensorboard(record)
 
-    def _write_tensorboard(self, record: dict[str, Any]) -> None:
-        """The record's numbers as TensorBoard scalars under ``train/`` (and ``eval/`` for a
-        flat evaluation dict), at ``record["step"]``; the writer opens on first use."""
+    def _open_tensorboard(self, purge_step: int | None = None) -> None:
         if self._tb_writer is None:
             require("tensorboard", "tensorboard")
             from torch.utils.tensorboard import SummaryWriter
 
             assert self.out_dir is not None  # checked in __init__
-            self._tb_writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+            folder = str(self.out_dir / TENSORBOARD_DIR)
+            self._tb_writer = SummaryWriter(folder, purge_step=purge_step)
+
+    def _backfill_tensorboard(self) -> None:
+        """At resume with ``tensorboard``: a run that logged no events before gets the resumed
+        records of metrics.jsonl (issue 28: ``--tensorboard`` at resume did not backfill); one
+        that did keeps its events, less those past the resumed step (a crash replays them)."""
+        assert self.out_dir is not None
+        if any((self.out_dir / TENSORBOARD_DIR).glob("events.out.tfevents.*")):
+            self._open_tensorboard(purge_step=self.step + 1)
+            return
+        for record in self.history:
+            self._write_tensorboard(record)
+
+    def _write_tensorboard(self, record: dict[str, Any]) -> None:
+        """The record's numbers as TensorBoard scalars under ``train/`` (and ``eval/`` for a
+        flat evaluation dict), at ``record["step"]``; the writer opens on first use."""
+        self._open_tensorboard()
         step = record["step"]
         for key, value in record.items():
             if key != "step" and isinstance(value, (int, float)):
@@ -565,6 +687,8 @@ class Trainer:
             "world_size": self.world_size,
             "last_loss": self.last_loss,
             "last_eval": json.dumps(self.last_eval),
+            "loss_sum": self._loss_sum.detach().cpu().clone(),
+            "n_summed": self._n_summed,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -594,6 +718,9 @@ class Trainer:
         self.step = int(state["step"])
         self.last_loss = state.get("last_loss")
         self.last_eval = json.loads(state.get("last_eval") or "null")
+        # States saved before the loss window was kept start a new window (as they did).
+        self._loss_sum = state.get("loss_sum", torch.zeros(())).to(self.device).clone()
+        self._n_summed = int(state.get("n_summed", 0))
 
     def _save(self) -> None:
         if self.on_checkpoint is not None:
@@ -616,11 +743,35 @@ class Trainer:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
                 (self.out_dir / METRICS_NAME).write_text("")
             return
-        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+        import pickle
+        import zipfile
+
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+            raise ValueError(
+                f"{path} cannot be read ({str(e).split('. ')[0][:200]}); it is corrupt or "
+                "truncated: restore it, or start the run again without resuming"
+            ) from e
+        if not isinstance(state, dict):
+            raise ValueError(f"{path} is not a seqagents trainer state (not a dict)")
+        try:
+            self.load_state_dict(state)
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"{path} is not a complete seqagents trainer state ({e!r})") from e
         logger.info("resumed from %s at step %d", path, self.step)
         metrics = self.out_dir / METRICS_NAME
         if self.is_main and metrics.is_file():
             # Records written after the saved step (a crash between saves) are replayed: drop them.
-            records = [json.loads(line) for line in metrics.read_text().splitlines() if line]
+            try:
+                records = [json.loads(line) for line in metrics.read_text().splitlines() if line]
+                records = [r for r in records if isinstance(r["step"], int)]
+            except (ValueError, TypeError, KeyError) as e:
+                raise ValueError(
+                    f"{metrics} is not a metrics log of JSON records with a step ({e}); restore "
+                    "it or move it away to resume without the earlier records"
+                ) from e
             self.history = [r for r in records if r["step"] <= self.step]
             metrics.write_text("".join(json.dumps(r) + "\n" for r in self.history))
+            if self.config.tensorboard:
+                self._backfill_tensorboard()

@@ -26,6 +26,7 @@ from torch import nn
 
 from seqagents.agents.tt import TrajectoryTransformerAgent
 from seqagents.data import TrajectoryData
+from seqagents.envs import check_env_id_from_file
 from seqagents.planning import trajectory_transitions
 from seqagents.training.dt import CHECKPOINT_DIR, _load_data
 from seqagents.training.trainer import Batch, TrainConfig, Trainer, _resolve_train_device
@@ -86,7 +87,8 @@ def train_tt(
         model_config: :class:`~seqagents.models.tt.TTConfig` fields (dims come from the data;
             ``block_size`` from ``sequence_transitions``).
         train_config: :class:`TrainConfig` fields; missing ones take :data:`TT_TRAIN_DEFAULTS`.
-        planner: :class:`~seqagents.agents.tt.PlannerConfig` fields stored as inference defaults.
+        planner: :class:`~seqagents.planning.BeamSearchConfig` fields and ``seed``, stored as
+            inference defaults.
         n_bins: N, bins per dimension (paper: 100).
         discretizer_kind: ``"quantile"`` (paper) or ``"uniform"``.
         sequence_transitions: transitions per training sequence (paper: 10).
@@ -124,6 +126,8 @@ def train_tt(
         raise ValueError(
             "Trajectory Transformer training needs flat observations and continuous actions"
         )
+    if not env_id:
+        check_env_id_from_file(spec_env_id, f"the metadata of dataset {data.dataset_id!r}")
     env_id = env_id or spec_env_id
     if config.out_dir is None:
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", data.dataset_id or "in-memory")
