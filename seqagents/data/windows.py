@@ -1,4 +1,6 @@
-"""Training windows for sequence models: Decision Transformer, reusable by TT and LEAP.
+"""Training windows of sequence models, sampled vectorized: DT's windows
+(:meth:`WindowSampler.sample`) and LEAP's history-plus-plan windows
+(:meth:`WindowSampler.windows_around`).
 
 Sampling semantics, kept from the original DT code (kzl/decision-transformer,
 ``gym/experiment.py``, ``get_batch``): pick an episode with probability proportional to its
