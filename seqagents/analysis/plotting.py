@@ -58,6 +58,7 @@ def save_figure(fig: Any, data: dict, out_dir: str | os.PathLike[str], name: str
 
     Example:
         >>> import tempfile
+        >>> from seqagents.analysis.figures import training_curves
         >>> fig, data = training_curves([{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}])
         >>> save_figure(fig, data, tempfile.mkdtemp(), "curves").suffix
         '.png'
