@@ -7,7 +7,7 @@ process (so writing does not count): RSS after the imports, after ``load_atari_d
 building a ``WindowSampler`` and the peak while sampling ``--batches`` batches of
 ``(B, K, 4, 84, 84)`` uint8 windows. Prints one JSON object.
 
-For comparison (DATA.md): 500k frames are 3.3 GiB stored once as uint8, 13.1 GiB stacked ×4 as
+For comparison: 500k frames are 3.3 GiB stored once as uint8, 13.1 GiB stacked ×4 as
 uint8, 52.6 GiB stacked as float32.
 
 Usage::

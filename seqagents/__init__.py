@@ -10,8 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from seqagents._gl import ensure_headless_gl
-
-__version__ = "0.1.0"
+from seqagents._version import __version__ as __version__  # the one place (pyproject reads it)
 
 ensure_headless_gl()  # before anything imports mujoco
 

@@ -37,7 +37,7 @@ class ReferenceScore(NamedTuple):
 #   tasks; the same constants serve the -v0/-v1/-v2 datasets and are used by the DT paper.
 # - Atari random / professional-gamer returns used for the DT paper's gamer-normalized scores
 #   (Chen et al. 2021, Section 5.1 / Table 1).
-# Both as listed in the project's reference notes (REFERENCE.md section 4).
+# Both as listed in docs/references.md section 4.
 # Keys are canonical task names; see _canonical_task for the env ids that map onto them.
 REFERENCE_SCORES: Mapping[str, ReferenceScore] = MappingProxyType(
     {

@@ -84,7 +84,7 @@ class CollectRecipe:
     n_envs: int = 1
     seed: int = 0
     deterministic: bool = False  # D4RL collected with the stochastic policy
-    ref_min_score: float | None = None  # D4RL normalization constants (REFERENCE.md section 4)
+    ref_min_score: float | None = None  # D4RL constants (docs/references.md section 4)
     ref_max_score: float | None = None
     behavior_command: str | None = None  # the command that trained the behaviour policy
 

@@ -69,9 +69,17 @@ def recorded() -> dict:
 
 
 def test_doctests() -> None:
-    from seqagents.analysis import cli, rollouts
+    from seqagents.analysis import (
+        attention_figures,
+        cli,
+        plotting,
+        rollout_figures,
+        rollouts,
+        training_figures,
+    )
 
-    for module in (capture, rollouts, F, cli):
+    figures = (plotting, attention_figures, rollout_figures, training_figures)
+    for module in (capture, rollouts, *figures, cli):
         assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0
 
 

@@ -19,7 +19,7 @@ from seqagents.data import (
     to_trajectory_data,
 )
 
-HALFCHEETAH_REF = (-280.178953, 12135.0)  # D4RL constants (REFERENCE.md section 4)
+HALFCHEETAH_REF = (-280.178953, 12135.0)  # D4RL constants (docs/references.md section 4)
 
 
 @pytest.fixture(autouse=True)

@@ -221,7 +221,7 @@ def test_normalized_score_accepts_ids(env_id, task):
 
 
 def test_normalized_score_values_and_errors():
-    # REFERENCE.md section 4: score = 100 (R - min) / (max - min)
+    # docs/references.md section 4: score = 100 (R - min) / (max - min)
     assert normalized_score(12135.0 / 2, "halfcheetah") == pytest.approx(
         100 * (6067.5 + 280.178953) / (12135.0 + 280.178953)
     )

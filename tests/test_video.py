@@ -116,8 +116,10 @@ def test_docstring_examples():
 
     import seqagents._gl
     import seqagents.envs
+    from seqagents.envs import atari, babyai, base, mujoco, registry
 
-    for module in (seqagents.envs, seqagents._gl):  # make_env; ensure_headless_gl
+    modules = (seqagents.envs, base, babyai, atari, mujoco, registry, seqagents._gl)
+    for module in modules:  # the env factories; ensure_headless_gl
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0
 

@@ -112,7 +112,7 @@ def planner_sweep_figure(records: Sequence[dict[str, Any]]) -> tuple:
         >>> data["horizon"][5]["score"], data["score"]
         ([2.0, 5.0], 'return')
     """
-    from seqagents.analysis.figures import _figure
+    from seqagents.analysis.plotting import new_figure
 
     normalized = all(r.get("normalized") is not None for r in records)
     key = "normalized" if normalized else "returns"
@@ -126,7 +126,7 @@ def planner_sweep_figure(records: Sequence[dict[str, Any]]) -> tuple:
         line["score"].append(float(values.mean()))
         line["sem"].append(float(values.std() / np.sqrt(len(values))))
         line["s_per_step"].append(float(r["s_per_step"]))
-    fig, (ax,) = _figure(width=5.6, height=4.0)
+    fig, (ax,) = new_figure(width=5.6, height=4.0)
     for horizon, line in by_horizon.items():
         ax.errorbar(line["s_per_step"], line["score"], yerr=line["sem"], marker="o", capsize=3,
                     label=f"horizon {horizon}")  # fmt: skip
@@ -143,7 +143,7 @@ def planner_sweep_figure(records: Sequence[dict[str, Any]]) -> tuple:
 def main(argv: list[str] | None = None) -> int:
     """``python -m seqagents.analysis.planner_sweep MODEL ...``: measure the grid, write
     ``planner_sweep.json`` and ``planner_sweep.png`` to ``--out``."""
-    from seqagents.analysis.figures import save_figure
+    from seqagents.analysis.plotting import save_figure
 
     p = argparse.ArgumentParser(prog="python -m seqagents.analysis.planner_sweep")
     p.add_argument("model", help="TT zoo entry, checkpoint folder or Hub id")

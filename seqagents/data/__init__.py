@@ -9,11 +9,11 @@ Example:
 
 from seqagents.data.atari import AtariTrajectoryData, load_atari_dataset
 from seqagents.data.atari_collect import (
-    AtariDatasetWriter,
     LearningHistoryRecorder,
     make_recorded_atari_env,
     record_ppo_history,
 )
+from seqagents.data.atari_writer import AtariDatasetWriter
 from seqagents.data.collect import SB3_ALGOS, SupportsPredict, collect_dataset
 from seqagents.data.dqn_replay import DQNReplayOptions, load_dqn_replay
 from seqagents.data.frames import FrameStackedFrames

@@ -1,4 +1,6 @@
-"""Training windows for sequence models: Decision Transformer, reusable by TT and LEAP.
+"""Training windows of sequence models, sampled vectorized: DT's windows
+(:meth:`WindowSampler.sample`) and LEAP's history-plus-plan windows
+(:meth:`WindowSampler.windows_around`).
 
 Sampling semantics, kept from the original DT code (kzl/decision-transformer,
 ``gym/experiment.py``, ``get_batch``): pick an episode with probability proportional to its
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from seqagents._device import resolve_device
 from seqagents.data.frames import FrameStackedFrames
 from seqagents.data.minari_io import TrajectoryData
 from seqagents.errors import reject_unknown_keys
@@ -174,12 +177,6 @@ def compute_timesteps(episode_starts: np.ndarray) -> np.ndarray:
     return np.arange(episode_starts[-1]) - np.repeat(episode_starts[:-1], lengths)  # (N,)
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class WindowSampler:
     """Sample fixed-length training windows, vectorized over the batch.
 
@@ -272,7 +269,7 @@ class WindowSampler:
         self.return_scale = stats.return_scale
         self.stats = stats
         self.normalize_states = normalize_states
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self._rng = np.random.default_rng(seed)
 
         self._states = None  # (N, *obs_shape) float32 tensor; None for image frames

@@ -66,7 +66,7 @@ _BABYAI_CODES = BABYAI_CODE_COUNTS
 
 
 class BabyAIEncoder(nn.Module):
-    """BabyAI Dict observation -> ``H`` (DESIGN.md "Observations beyond flat vectors").
+    """BabyAI Dict observation -> ``H``.
 
     The image's three categorical channels are embedded (not read as intensities) and
     concatenated, two 3x3 convolutions follow, then two FiLM blocks conditioned on the mission (a

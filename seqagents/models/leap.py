@@ -1,9 +1,9 @@
 """LEAP network (Chen, Du, Chen, Tenenbaum, Vela, ICLR 2023, arXiv 2303.16189), plain torch.
 
-A bidirectional masked model over action plans (BERT-style, see ``../shared/LEAP.md``). A window
-covers ``T = P + H`` steps: ``P`` history steps (known states and actions), the current step
-``c = P`` (known state) and ``H - 1`` future steps (unknown states); the ``H`` actions from ``c``
-on are the plan. Token order, per step ``i``:
+A bidirectional masked model over action plans (BERT-style; the official code's settings:
+docs/references.md section 3). A window covers ``T = P + H`` steps: ``P`` history steps (known
+states and actions), the current step ``c = P`` (known state) and ``H - 1`` future steps (unknown
+states); the ``H`` actions from ``c`` on are the plan. Token order, per step ``i``:
 
     [s_i, a_i]          mission/goal-conditioned layout (BabyAI)   -> 2T tokens
     [R_i, s_i, a_i]     return-conditioned layout (Atari)          -> 3T tokens

@@ -1,5 +1,5 @@
-"""Issue 29, reliability round 3: nothing lost, nothing trusted that should not be, every error
-says what to do. One section per class of the issue; the data-loss and atomicity tests run real
+"""Files and faults (issue 29): nothing lost, nothing trusted that should not be, every error says
+what to do. One section per class of the issue; the data-loss and atomicity tests run real
 processes."""
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def test_out_that_is_a_file_is_one_line(tmp_path, tiny_zoo, capsys):
 SAVE_VERSION = """
 import sys, torch
 sys.path.insert(0, {root!r})
-from tests.test_hardening_runtime import dt_agent
+from tests.test_agent_safeguards import dt_agent
 
 def version(agent, k):
     # one config field and one weight that change together
@@ -251,7 +251,7 @@ def test_a_loader_racing_a_re_saver_never_sees_a_mix(tmp_path):
 
 
 def test_saving_never_writes_through_a_link_and_keeps_other_files(tmp_path):
-    from tests.test_hardening_runtime import dt_agent
+    from tests.test_agent_safeguards import dt_agent
 
     folder = tmp_path / "ckpt"
     agent = dt_agent()
@@ -276,7 +276,7 @@ def test_saving_never_writes_through_a_link_and_keeps_other_files(tmp_path):
 
 @pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
 def test_checkpoint_files_follow_the_umask(tmp_path, mask):
-    from tests.test_hardening_runtime import dt_agent
+    from tests.test_agent_safeguards import dt_agent
 
     old = os.umask(mask)
     try:
@@ -290,7 +290,7 @@ def test_checkpoint_files_follow_the_umask(tmp_path, mask):
 
 
 def test_saving_onto_a_file_is_an_error_and_keeps_it(tmp_path):
-    from tests.test_hardening_runtime import dt_agent
+    from tests.test_agent_safeguards import dt_agent
 
     (tmp_path / "ckpt").write_text("mine")
     with pytest.raises(FileExistsError, match="is a file"):
@@ -546,8 +546,8 @@ def test_collect_refuses_an_sb3_zip_without_the_trust_flag(tmp_path):
 
 def test_a_checkpoint_env_id_never_imports_a_module(tmp_path, monkeypatch, capsys):
     from seqagents import load_agent
-    from tests.test_hardening_errors import edit_config
-    from tests.test_hardening_runtime import dt_agent
+    from tests.test_agent_safeguards import dt_agent
+    from tests.test_input_errors import edit_config
 
     (tmp_path / "evil_module.py").write_text(f"open({str(tmp_path / PAYLOAD)!r}, 'w')\n")
     folder = tmp_path / "ckpt"
@@ -580,8 +580,8 @@ def test_oversized_configs_fail_before_allocation(tmp_path, section, key, value,
     import resource
 
     from seqagents import CheckpointError, load_agent
-    from tests.test_hardening_errors import edit_config
-    from tests.test_hardening_runtime import dt_agent
+    from tests.test_agent_safeguards import dt_agent
+    from tests.test_input_errors import edit_config
 
     folder = tmp_path / "ckpt"
     dt_agent().save_pretrained(folder)
@@ -596,7 +596,7 @@ def test_oversized_configs_fail_before_allocation(tmp_path, section, key, value,
 
 def test_a_fifo_as_config_does_not_hang_load_agent_or_info(tmp_path):
     from seqagents import CheckpointError, load_agent
-    from tests.test_hardening_runtime import dt_agent
+    from tests.test_agent_safeguards import dt_agent
 
     folder = tmp_path / "ckpt"
     dt_agent().save_pretrained(folder)
@@ -614,7 +614,7 @@ def test_integer_weights_are_a_checkpoint_error(tmp_path, dtype):
     from safetensors.torch import load_file, save_file
 
     from seqagents import CheckpointError, load_agent
-    from tests.test_hardening_runtime import dt_agent
+    from tests.test_agent_safeguards import dt_agent
 
     folder = tmp_path / "ckpt"
     dt_agent().save_pretrained(folder)
@@ -631,7 +631,7 @@ def test_half_precision_weights_still_load(tmp_path):
     from safetensors.torch import load_file, save_file
 
     from seqagents import load_agent
-    from tests.test_hardening_runtime import dt_agent
+    from tests.test_agent_safeguards import dt_agent
 
     folder = tmp_path / "ckpt"
     dt_agent().save_pretrained(folder)
@@ -702,8 +702,8 @@ def test_non_finite_target_return_is_a_clear_error(tmp_path, target):
     import gymnasium as gym
 
     from seqagents import CheckpointError, evaluate_policy, load_agent
-    from tests.test_hardening_errors import edit_config
-    from tests.test_hardening_runtime import dt_agent
+    from tests.test_agent_safeguards import dt_agent
+    from tests.test_input_errors import edit_config
 
     agent = dt_agent()
     with pytest.raises(ValueError, match="target_return must be a finite number"):
@@ -747,7 +747,7 @@ def test_a_second_thread_on_live_contexts_is_a_clear_error(algo):
 
     import gymnasium as gym
 
-    from tests.test_hardening_runtime import dt_agent, leap_agent, tt_agent
+    from tests.test_agent_safeguards import dt_agent, leap_agent, tt_agent
 
     agent = {"dt": dt_agent, "tt": tt_agent, "leap": leap_agent}[algo]()
     env = gym.make("CartPole-v1" if algo == "leap" else "Pendulum-v1")
@@ -775,7 +775,7 @@ def test_two_threads_looping_on_one_agent_fail_instead_of_mixing():
 
     import gymnasium as gym
 
-    from tests.test_hardening_runtime import dt_agent
+    from tests.test_agent_safeguards import dt_agent
 
     agent = dt_agent()
     errors: list[Exception] = []
@@ -878,7 +878,7 @@ def test_float_dtypes_act_or_say_what_to_do(tmp_path, algo, case):
     import torch
 
     from seqagents import evaluate_policy, load_agent
-    from tests.test_hardening_runtime import dt_agent, leap_agent, tt_agent
+    from tests.test_agent_safeguards import dt_agent, leap_agent, tt_agent
 
     make = {"dt": dt_agent, "tt": tt_agent, "leap": leap_agent}[algo]
     env = gym.make("CartPole-v1" if algo == "leap" else "Pendulum-v1")
@@ -1002,7 +1002,7 @@ class SameEpisodeEnv:
 @pytest.mark.parametrize("algo", ["leap", "leap-gibbs", "tt", "dt"])
 def test_sampled_episodes_are_samples_and_a_seed_repeats_them(algo):
     from seqagents import evaluate_policy
-    from tests.test_hardening_runtime import leap_agent, tt_agent
+    from tests.test_agent_safeguards import leap_agent, tt_agent
 
     def agent_for(env):
         if algo.startswith("leap"):

@@ -1,4 +1,5 @@
-"""Issue 12, "silently wrong today": each case gives the right answer or one clear error.
+"""Agent safeguards (issue 12): each case that was silently wrong gives the right answer or one
+clear error.
 
 1 saved settings = acting settings; 2 evaluation leaves agents clean; 3 seeded sampling;
 4 env/checkpoint mismatch; 5 non-finite numbers; 6 record_video never destroys; 7 normalizing

@@ -1,8 +1,8 @@
-"""Environment traps (issue 28 item 6): after ``import seqagents`` the envs its agents are trained
-on are constructible with a plain ``gymnasium.make`` (ALE, BabyAI), plain MuJoCo loops print no
-``settotalmass`` warning and leave no ``MUJOCO_LOG.TXT``, and ``import seqagents`` stays fast (no
-minigrid, pygame or mujoco import); ``record_video`` on a non-rendering env suggests
-``agent.make_env(render_mode="rgb_array")``."""
+"""Env registration and quiet envs (issue 28 item 6): after ``import seqagents`` the envs its
+agents are trained on are constructible with a plain ``gymnasium.make`` (ALE, BabyAI), plain
+MuJoCo loops print no ``settotalmass`` warning and leave no ``MUJOCO_LOG.TXT``, and ``import
+seqagents`` stays fast (no minigrid, pygame or mujoco import); ``record_video`` on a non-rendering
+env suggests ``agent.make_env(render_mode="rgb_array")``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 12, "unclear errors": every bad input gets one clear error that names what was
+"""Input errors (issue 12): every bad input gets one clear error that names what was
 expected (library: a typed exception with the file or argument; CLI: one line, exit 2)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from seqagents import CheckpointError, DecisionTransformerAgent, load_agent
-from tests.test_hardening_runtime import dt_agent, tt_agent
+from tests.test_agent_safeguards import dt_agent, tt_agent
 
 
 @pytest.fixture

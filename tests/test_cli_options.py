@@ -1,4 +1,4 @@
-"""Issue 28 item 7, the CLI's paper cuts: a fast --help that names every command, one --device
+"""CLI options and output (issue 28 item 7): a fast --help that names every command, one --device
 default, --log-every, --tensorboard backfilled at resume, tensorboard in the [all] extra."""
 
 from __future__ import annotations
