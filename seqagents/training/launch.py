@@ -244,15 +244,25 @@ def train(
         ValueError: unknown model or TrainConfig fields, a missing dataset or env.
 
     Example:
-        >>> import seqagents, tempfile
-        >>> from tests.test_training import synthetic_data  # doctest: +SKIP
+        >>> import numpy as np, gymnasium as gym, tempfile, seqagents
+        >>> env = gym.make("Pendulum-v1")
+        >>> obs = np.random.default_rng(0).uniform(-1, 1, (400, 3)).astype(np.float32)
+        >>> data = TrajectoryData(
+        ...     observations=obs, actions=np.tanh(obs[:, :1]), rewards=-np.abs(obs[:, 0]),
+        ...     terminals=np.zeros(400, bool), episode_starts=np.arange(0, 401, 100),
+        ...     observation_space=env.observation_space, action_space=env.action_space)
         >>> run = tempfile.TemporaryDirectory()
-        >>> agent = seqagents.train(  # doctest: +SKIP
-        ...     synthetic_data(), algo="dt", env_id="Pendulum-v1", out_dir=run.name,
-        ...     model={"n_layer": 1, "hidden_size": 32}, steps=20, batch_size=8, device="cpu",
-        ...     progress_bar=False)
-        >>> agent.spec.training["steps"]  # doctest: +SKIP
-        20
+        >>> agent = seqagents.train(
+        ...     data, algo="dt", env_id="Pendulum-v1", out_dir=run.name,
+        ...     model={"n_layer": 1, "hidden_size": 32, "context_len": 5},
+        ...     steps=20, batch_size=8, warmup_steps=5, device="cpu", progress_bar=False)
+        >>> agent.spec.training["trainer"], agent.spec.training["steps"]
+        ('seqagents.training.train_dt', 20)
+        >>> run.cleanup()
+
+        A zoo entry, with its dataset stored locally (``seqagents collect`` or ``download``):
+
+        >>> agent = seqagents.train("dt/halfcheetah-medium", steps=1000)  # doctest: +SKIP
     """
     import torch
 
