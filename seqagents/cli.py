@@ -799,43 +799,40 @@ def cmd_collect(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    """``seqagents.train`` with the parsed options; under torchrun every process runs this and
-    joins the group. Rank 0 alone checks the run folder, installs and reports."""
-    import torch
-
-    from seqagents.training import init_distributed
-    from seqagents.training.launch import ALGORITHMS, plan_training
+    """``seqagents.train`` with the parsed options. Under torchrun every process runs this (and
+    joins the group there); rank 0 alone checks the run folder, installs and reports."""
+    from seqagents.training import train
+    from seqagents.training.launch import ALGORITHMS, TrainingPlan
 
     if args.install and args.entry in ALGORITHMS:
         raise _UserError("--install needs a zoo entry; an algorithm name has no zoo checkpoint")
     overrides = {key: getattr(args, key) for key in _TRAIN_FLAGS if getattr(args, key) is not None}
     if args.tensorboard:
         overrides["tensorboard"] = True
-    joined = init_distributed(args.device or "auto")
-    try:
-        main_rank = not joined or torch.distributed.get_rank() == 0
-        plan = plan_training(
-            args.entry,
-            dataset=args.dataset,
-            env_id=args.env,
-            model=_json_object(args.model, "--model"),
-            out_dir=args.out,
-            resume=args.resume,
-            overwrite=args.force,  # replaced when the run starts, after every check
-            return_scale=args.return_scale,
-            download=args.download,
-            progress_bar=not args.no_progress,
-            eval_episodes=args.eval_episodes,
-            **overrides,
-        )
-        if main_rank:
-            _check_run_folder(plan.out_dir, args)
-        agent = plan.run()
-    finally:
-        if joined:
-            torch.distributed.destroy_process_group()
-    if not main_rank:
+    plans: list[TrainingPlan] = []  # rank 0's
+
+    def before_start(plan: TrainingPlan) -> None:
+        _check_run_folder(plan.out_dir, args)
+        plans.append(plan)
+
+    agent = train(
+        args.entry,
+        dataset=args.dataset,
+        env_id=args.env,
+        model=_json_object(args.model, "--model"),
+        out_dir=args.out,
+        resume=args.resume,
+        overwrite=args.force,  # the old run is replaced when the new one starts
+        return_scale=args.return_scale,
+        download=args.download,
+        progress_bar=not args.no_progress,
+        before_start=before_start,
+        eval_episodes=args.eval_episodes,
+        **overrides,
+    )
+    if not plans:  # not rank 0
         return
+    plan = plans[0]
     if args.install:
         from seqagents.zoo import zoo_dir
 

@@ -6,8 +6,23 @@ from __future__ import annotations
 import pytest
 
 import seqagents
-from seqagents.training.launch import plan_training
+from seqagents.training.launch import TrainingPlan
 from seqagents.zoo import get_entry
+
+
+class _Planned(Exception):
+    pass
+
+
+def plan_training(entry_or_dataset, **options) -> TrainingPlan:
+    """The plan ``seqagents.train`` hands to ``before_start``; nothing is trained."""
+
+    def stop(plan: TrainingPlan) -> None:
+        raise _Planned(plan)
+
+    with pytest.raises(_Planned) as planned:
+        seqagents.train(entry_or_dataset, before_start=stop, **options)
+    return planned.value.args[0]
 
 
 def test_a_dt_entry_plans_its_recipe_with_the_overrides_over_it():

@@ -2,11 +2,10 @@
 trainer, with the entry's recipe and the caller's overrides. ``seqagents train`` parses its
 arguments into the same call.
 
-:func:`plan_training` checks what can be checked without the data (the entry, the model
-fields; for an algorithm on a dataset, the data and its env) and returns a
-:class:`TrainingPlan` that names the run folder (which the CLI checks then);
-:meth:`TrainingPlan.run` checks the entry's dataset and trains. :func:`train` is the two in one
-call.
+:func:`train` first checks what can be checked before the data is read (the entry, the
+model fields; for an algorithm on a dataset, the data and its env) into a
+:class:`TrainingPlan` that names the run folder, hands it to ``before_start`` (the CLI checks
+the run folder there), then :meth:`TrainingPlan.run` checks the entry's dataset and trains.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from typing import Any
 
 from seqagents.data import TrajectoryData
 
-__all__ = ["ALGORITHMS", "TrainingPlan", "plan_training", "train"]
+__all__ = ["ALGORITHMS", "TrainingPlan", "train"]
 
 ALGORITHMS = ("dt", "tt", "leap")
 # Entry training fields that are not TrainConfig fields but the algorithm's own arguments.
@@ -93,102 +92,104 @@ def _trainer(algo: str) -> Callable[..., Any]:
     return {"dt": train_dt, "tt": train_tt, "leap": train_leap}[algo]
 
 
-def plan_training(
-    entry_or_dataset: str | TrajectoryData,
-    *,
-    algo: str | None = None,
-    dataset: str | TrajectoryData | None = None,
-    env_id: str | None = None,
-    model: Mapping[str, Any] | None = None,
-    out_dir: str | Path | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    return_scale: float | None = None,
-    download: bool = False,
-    progress_bar: bool = True,
-    **overrides: Any,
-) -> TrainingPlan:
-    """Check a training run and plan it (:func:`train` documents the arguments).
-
-    Raises:
-        KeyError: an unknown zoo entry.
-        ValueError: unknown model fields, a missing dataset or env, a bad combination.
-    """
-    if overwrite and resume:
-        overwrite = False  # a resumed run continues the folder, never replaces it
+def _algorithm_and_source(
+    entry_or_dataset: str | TrajectoryData, algo: str | None, dataset: str | TrajectoryData | None
+) -> tuple[str | None, str | TrajectoryData]:
+    """``(algo, the entry or the data)``: ``algo`` None for a zoo entry."""
     if isinstance(entry_or_dataset, str) and entry_or_dataset in ALGORITHMS and algo is None:
-        algo, entry_or_dataset = entry_or_dataset, dataset  # train("dt", dataset=...)
-        if entry_or_dataset is None:
+        if dataset is None:  # train("dt", dataset=...)
             raise ValueError(
-                f"train {algo} needs dataset=... (a Minari dataset id, an Atari dataset "
-                "folder or dqn-replay:PATH), or a zoo entry name instead of the algorithm "
-                "(seqagents zoo lists them)"
+                f"train {entry_or_dataset} needs dataset=... (a Minari dataset id, an Atari "
+                "dataset folder or dqn-replay:PATH), or a zoo entry name instead of the "
+                "algorithm (seqagents zoo lists them)"
             )
-    elif algo is not None and dataset is not None:
+        return entry_or_dataset, dataset
+    if algo is not None and dataset is not None:
         raise ValueError("pass the dataset once: train(dataset, algo=...) or train(algo, dataset=)")
     if algo is None and isinstance(entry_or_dataset, TrajectoryData):
         raise ValueError(f"training on a dataset needs algo= (one of {', '.join(ALGORITHMS)})")
     if algo is not None and algo not in ALGORITHMS:
         raise ValueError(f"algo must be one of {ALGORITHMS}, got {algo!r}")
-    common: dict[str, Any] = {"resume": resume, "progress_bar": progress_bar}
+    return algo, entry_or_dataset
 
-    if algo is None:  # a zoo entry
-        from seqagents.zoo import get_entry
 
-        entry = get_entry(str(entry_or_dataset))
-        algo = entry.algo
-        if algo not in ALGORITHMS:
-            raise ValueError(f"training {algo!r} entries is not available yet")
-        model = {**entry.model, **(model or {})}
-        _check_model_fields(algo, model, "unknown model fields (model= or the entry)")
-        data: str | TrajectoryData = dataset if dataset is not None else entry.dataset.id
-        out = Path(out_dir or f"runs/{algo}-{entry.name}")
-        kwargs: dict[str, Any] = {"env_id": env_id or entry.env_id, "model_config": model}
-        scale = entry.return_scale if return_scale is None else return_scale
-        if algo == "dt":
-            kwargs["env_kwargs"] = entry.env_kwargs or None
-            kwargs.update(return_scale=scale, target_returns=list(entry.evaluation.target_returns))
-        elif algo == "tt":
-            kwargs["planner"] = entry.inference.get("planner")
-        else:
-            kwargs.update(
-                env_kwargs=entry.env_kwargs, planner=entry.inference.get("planner"),
-                return_scale=scale,
-            )  # fmt: skip
-    else:  # an algorithm on the caller's data, with the trainer's defaults
-        from seqagents.training.recipe import load_training_data
+def _entry_plan(
+    name: str,
+    dataset: str | TrajectoryData | None,
+    env_id: str | None,
+    model: Mapping[str, Any] | None,
+    out_dir: str | Path | None,
+    return_scale: float | None,
+) -> TrainingPlan:
+    """A zoo entry's recipe, with the caller's dataset, env, model fields and return scale."""
+    from seqagents.zoo import get_entry
 
-        entry = None
-        model = dict(model or {})
-        _check_model_fields(algo, model, "unknown model fields (model=)")
-        data, spec_env_id, spec_env_kwargs = load_training_data(entry_or_dataset, download)
-        env_id = env_id or spec_env_id
-        if env_id is None:
-            raise ValueError(
-                f"the dataset {data.dataset_id or 'given'} names no env (its metadata has no env "
-                "spec); pass env_id=..., the gymnasium id it was recorded in"
-            )
-        slug = "".join(c if c.isalnum() or c in "._-" else "_" for c in data.dataset_id or algo)
-        out = Path(out_dir or f"runs/{algo}-{slug}")
-        kwargs = {"env_id": env_id, "model_config": model}
-        if algo != "tt":
-            kwargs["env_kwargs"] = dict(spec_env_kwargs) if env_id == spec_env_id else {}
-            if return_scale is not None:
-                kwargs["return_scale"] = return_scale
-    if return_scale is not None and algo == "tt":
-        raise ValueError("return_scale is for dt and leap; TT discretizes returns")
-    if algo == "tt":  # TT does not evaluate while training
+    entry = get_entry(name)
+    algo = entry.algo
+    if algo not in ALGORITHMS:
+        raise ValueError(f"training {algo!r} entries is not available yet")
+    model = {**entry.model, **(model or {})}
+    _check_model_fields(algo, model, "unknown model fields (model= or the entry)")
+    out = Path(out_dir or f"runs/{algo}-{entry.name}")
+    kwargs: dict[str, Any] = {"env_id": env_id or entry.env_id, "model_config": model}
+    scale = entry.return_scale if return_scale is None else return_scale
+    if algo == "dt":
+        kwargs["env_kwargs"] = entry.env_kwargs or None
+        kwargs.update(return_scale=scale, target_returns=list(entry.evaluation.target_returns))
+    elif algo == "tt":
+        kwargs["planner"] = entry.inference.get("planner")
+    else:
+        kwargs.update(
+            env_kwargs=entry.env_kwargs, planner=entry.inference.get("planner"), return_scale=scale
+        )
+    data = dataset if dataset is not None else entry.dataset.id
+    return TrainingPlan(algo, out, _trainer(algo), data, kwargs, entry)
+
+
+def _dataset_plan(
+    algo: str,
+    dataset: str | TrajectoryData,
+    env_id: str | None,
+    model: Mapping[str, Any] | None,
+    out_dir: str | Path | None,
+    return_scale: float | None,
+    download: bool,
+) -> TrainingPlan:
+    """An algorithm on the caller's data, with the trainer's defaults."""
+    from seqagents.training.recipe import load_training_data
+
+    model = dict(model or {})
+    _check_model_fields(algo, model, "unknown model fields (model=)")
+    data, spec_env_id, spec_env_kwargs = load_training_data(dataset, download)
+    env_id = env_id or spec_env_id
+    if env_id is None:
+        raise ValueError(
+            f"the dataset {data.dataset_id or 'given'} names no env (its metadata has no env "
+            "spec); pass env_id=..., the gymnasium id it was recorded in"
+        )
+    slug = "".join(c if c.isalnum() or c in "._-" else "_" for c in data.dataset_id or algo)
+    out = Path(out_dir or f"runs/{algo}-{slug}")
+    kwargs: dict[str, Any] = {"env_id": env_id, "model_config": model}
+    if algo != "tt":
+        kwargs["env_kwargs"] = dict(spec_env_kwargs) if env_id == spec_env_id else {}
+        if return_scale is not None:
+            kwargs["return_scale"] = return_scale
+    return TrainingPlan(algo, out, _trainer(algo), data, kwargs)
+
+
+def _train_config(plan: TrainingPlan, overrides: dict[str, Any], overwrite: bool) -> dict:
+    """The TrainConfig fields of the run (the entry's, the overrides over them); the
+    algorithm's own training arguments move from them into ``plan.kwargs``."""
+    if plan.algo == "tt":  # TT does not evaluate while training
         overrides.pop("eval_episodes", None)
+    entry = plan.entry
     training = {**(entry.training if entry is not None else {}), **overrides}
-    if algo == "dt" and entry is not None and "eval_targets" not in overrides:
+    if plan.algo == "dt" and entry is not None and "eval_targets" not in overrides:
         training["eval_targets"] = list(entry.evaluation.target_returns)
-    for name in _ALGORITHM_FIELDS.get(algo, ()):  # the algorithm's own, beside TrainConfig's
+    for name in _ALGORITHM_FIELDS.get(plan.algo, ()):  # the algorithm's own arguments
         if name in training:
-            kwargs[name] = training.pop(name)
-    training["out_dir"] = str(out)
-    training["overwrite"] = bool(overwrite)
-    kwargs.update(common, train_config=training)
-    return TrainingPlan(algo, out, _trainer(algo), data, kwargs, entry, download)
+            plan.kwargs[name] = training.pop(name)
+    return {**training, "out_dir": str(plan.out_dir), "overwrite": overwrite}
 
 
 def train(
@@ -204,6 +205,7 @@ def train(
     return_scale: float | None = None,
     download: bool = False,
     progress_bar: bool = True,
+    before_start: Callable[[TrainingPlan], None] | None = None,
     **overrides: Any,
 ) -> Any:
     """Train a zoo entry with its recipe, or an algorithm on a dataset with its defaults.
@@ -230,6 +232,10 @@ def train(
             DT 1000, LEAP 1).
         download: fetch a Minari dataset from the Minari remote if it is not stored locally.
         progress_bar: a tqdm bar on stderr.
+        before_start: called (on rank 0) with the checked :class:`TrainingPlan` (its
+            ``out_dir``, ``algo``, ``entry``) before anything is read or written; raise to stop.
+            ``seqagents train`` refuses an existing run folder there unless ``--resume`` or
+            ``--force``.
         **overrides: :class:`~seqagents.training.TrainConfig` fields (``steps``, ``batch_size``,
             ``learning_rate``, ``seed``, ``device``, ``eval_every``, ``eval_episodes``, ...)
             over the entry's, and the algorithm's own training arguments (TT:
@@ -266,15 +272,27 @@ def train(
     """
     import torch
 
-    from seqagents.training.distributed import init_distributed, is_distributed
+    from seqagents.training.distributed import (
+        init_distributed,
+        is_distributed,
+        rank_and_world_size,
+    )
 
-    plan = plan_training(
-        entry_or_dataset, algo=algo, dataset=dataset, env_id=env_id, model=model,
-        out_dir=out_dir, resume=resume, overwrite=overwrite, return_scale=return_scale,
-        download=download, progress_bar=progress_bar, **overrides,
-    )  # fmt: skip
+    algo, source = _algorithm_and_source(entry_or_dataset, algo, dataset)
+    if algo is None:
+        plan = _entry_plan(str(source), dataset, env_id, model, out_dir, return_scale)
+        plan.download = download
+    else:
+        plan = _dataset_plan(algo, source, env_id, model, out_dir, return_scale, download)
+    if plan.algo == "tt" and return_scale is not None:
+        raise ValueError("return_scale is for dt and leap; TT discretizes returns")
+    # A resumed run continues its folder, never replaces it.
+    training = _train_config(plan, overrides, overwrite=overwrite and not resume)
+    plan.kwargs.update(resume=resume, progress_bar=progress_bar, train_config=training)
     joined = not is_distributed() and init_distributed(overrides.get("device") or "auto")
     try:
+        if before_start is not None and rank_and_world_size()[0] == 0:
+            before_start(plan)
         return plan.run()
     finally:
         if joined:
