@@ -1209,8 +1209,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--env",
         metavar="ENV_ID",
-        help="dt/tt/leap: gymnasium id to evaluate in and record in the checkpoint (default: "
-        "the dataset's env spec)",
+        help="gymnasium id to evaluate in and record in the checkpoint (default: the entry's, "
+        "else the dataset's env spec)",
     )
     p.add_argument(
         "--download",
@@ -1220,7 +1220,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--return-scale",
         type=float,
-        help="dt/leap: returns-to-go are divided by this (default: DT 1000, LEAP 1)",
+        help="dt/leap: returns-to-go are divided by this (default: the entry's, else DT 1000, "
+        "LEAP 1)",
     )
     p.add_argument(
         "--steps", type=_count(1), help="gradient steps (default: the entry's, else the trainer's)"

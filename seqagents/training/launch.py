@@ -129,7 +129,7 @@ def _entry_plan(
     if algo not in ALGORITHMS:
         raise ValueError(f"training {algo!r} entries is not available yet")
     model = {**entry.model, **(model or {})}
-    _check_model_fields(algo, model, "unknown model fields (model= or the entry)")
+    _check_model_fields(algo, model, "unknown model fields (the model overrides or the entry)")
     out = Path(out_dir or f"runs/{algo}-{entry.name}")
     kwargs: dict[str, Any] = {"env_id": env_id or entry.env_id, "model_config": model}
     scale = entry.return_scale if return_scale is None else return_scale
@@ -159,7 +159,7 @@ def _dataset_plan(
     from seqagents.training.recipe import load_training_data
 
     model = dict(model or {})
-    _check_model_fields(algo, model, "unknown model fields (model=)")
+    _check_model_fields(algo, model, "unknown model fields (the model overrides)")
     data, spec_env_id, spec_env_kwargs = load_training_data(dataset, download)
     env_id = env_id or spec_env_id
     if env_id is None:
