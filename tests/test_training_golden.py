@@ -143,11 +143,19 @@ def _same(got: dict, want: dict) -> None:
         assert got[key] == want[key], key
 
 
+# Written by the checkpoint code, not the trainer: a deliberate change of the config.json layout
+# or of the model card regenerates these (and only these may then differ).
+_CHECKPOINT_FILES = ("config_json", "card")
+
+
 @pytest.mark.parametrize("algo", ALGORITHMS)
 def test_a_tiny_run_gives_the_recorded_weights_and_records(tmp_path, algo):
     want = _golden()[algo]
     out = tmp_path / "run"
-    _same(_outputs(_train(algo, out), out), want)
+    got = _outputs(_train(algo, out), out)
+    _same(got, {k: v for k, v in want.items() if k not in _CHECKPOINT_FILES})
+    # The saved config and card, last: a failure above is the trainer's.
+    _same(got, {k: want[k] for k in _CHECKPOINT_FILES})
 
 
 def test_a_tt_run_resumes_from_a_trainer_state_of_the_old_trainer(tmp_path):
