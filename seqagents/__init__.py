@@ -34,6 +34,8 @@ __all__ = [
     "normalized_score",
     "has_normalized_score",
     "record_video",
+    # training
+    "train",
     # envs
     "make_env",
     "ensure_headless_gl",
@@ -68,6 +70,7 @@ _LAZY = {
     ),
     **dict.fromkeys(("has_normalized_score", "normalized_score"), "seqagents.scores"),
     "record_video": "seqagents.video",
+    "train": "seqagents.training",
 }
 
 
@@ -103,4 +106,5 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from seqagents.errors import CheckpointError, MissingDependencyError
     from seqagents.evaluation import EpisodeStarts, SB3Adapter, episode_successes, evaluate_policy
     from seqagents.scores import has_normalized_score, normalized_score
+    from seqagents.training import train
     from seqagents.video import record_video

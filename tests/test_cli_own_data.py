@@ -69,10 +69,10 @@ def test_train_an_algorithm_without_dataset_names_the_flag(capsys):
 
 def test_train_on_data_without_env_spec_names_env_flag(tmp_path, capsys, monkeypatch):
     """A dataset whose metadata names no env (here: one whose env spec is dropped) needs --env."""
-    from seqagents.training import dt as dt_training
+    from seqagents.training import recipe
 
-    real = dt_training._load_data
-    monkeypatch.setattr(dt_training, "_load_data", lambda *a: (real(*a)[0], None, {}))
+    real = recipe.load_training_data
+    monkeypatch.setattr(recipe, "load_training_data", lambda *a: (real(*a)[0], None, {}))
     args = ["collect", "local/pendulum/random-v0", "--env", "Pendulum-v1", "--episodes", "1"]
     assert main([*args, "--no-progress"]) == 0
     capsys.readouterr()

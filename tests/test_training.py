@@ -317,9 +317,14 @@ def test_single_process_ddp(tmp_path):
 
 def test_docstring_examples():
     import seqagents.training.dt as dt_module
+    import seqagents.training.launch as launch_module
+    import seqagents.training.recipe as recipe_module
+    import seqagents.training.run_folder as run_folder_module
+    import seqagents.training.train_config as train_config_module
     import seqagents.training.trainer as trainer_module
 
-    for module in (trainer_module, dt_module):
+    modules = (trainer_module, dt_module, train_config_module, run_folder_module, recipe_module)
+    for module in (*modules, launch_module):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0 and result.failed == 0, module.__name__
 

@@ -1,4 +1,6 @@
-"""Decision Transformer training: the batch -> loss code and the ``train_dt`` entry point.
+"""Decision Transformer training: DT's parts of the one recipe (:mod:`seqagents.training.recipe`)
+— its model config, agent creation, window sampling, :func:`dt_loss` and per-target evaluation —
+and the ``train_dt`` entry point.
 
 Protocol (DT paper and kzl/decision-transformer ``gym/experiment.py``, REFERENCE.md section 1):
 windows of ``K`` steps drawn uniformly over transitions (:class:`~seqagents.data.WindowSampler`),
@@ -13,11 +15,8 @@ Optimisation comes from :class:`~seqagents.training.trainer.Trainer` (AdamW 1e-4
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -28,21 +27,29 @@ from torch import nn
 
 from seqagents.agents.base import encoder_for_space
 from seqagents.agents.dt import DecisionTransformerAgent
-from seqagents.data import TrajectoryData, WindowSampler, load_dataset, to_trajectory_data
-from seqagents.data.dqn_replay import DQN_REPLAY_PREFIX, load_dqn_replay
-from seqagents.envs import check_env_id_from_file, describe_space, spaces_match
+from seqagents.data import TrajectoryData, WindowSampler
 from seqagents.models.dt import DTConfig
-from seqagents.training.trainer import (
-    CHECKPOINT_DIR,
-    Batch,
-    TrainConfig,
-    Trainer,
-    _resolve_train_device,
+from seqagents.training.recipe import (
+    RECORD_FIELDS,
+    Algorithm,
+    AlgorithmParts,
+    RunSetup,
+    run_recipe,
 )
+from seqagents.training.train_config import TrainConfig
+from seqagents.training.trainer import Batch
 
 __all__ = ["dt_loss", "train_dt"]
 
 logger = logging.getLogger(__name__)
+
+# The recipe's view of DT: TrainConfig's own defaults are the DT paper's.
+DT = Algorithm(
+    name="dt",
+    trainer="seqagents.training.train_dt",
+    defaults={},
+    record_layout=(*RECORD_FIELDS[:7], "loss", *RECORD_FIELDS[7:]),  # loss after final_loss
+)
 
 
 def dt_loss(network: nn.Module, batch: Batch) -> torch.Tensor:
@@ -161,52 +168,21 @@ def train_dt(
         True
         >>> run.cleanup()
     """
-    config = _train_config(train_config)
-    data, spec_env_id, spec_env_kwargs = _load_data(dataset, download)
-    explicit_env = env_id is not None
-    if env_id is None and spec_env_id is not None:
-        check_env_id_from_file(spec_env_id, f"the metadata of dataset {data.dataset_id!r}")
-        env_id = spec_env_id
-        if env_kwargs is None:
-            env_kwargs = spec_env_kwargs
-    env_kwargs = dict(env_kwargs or {})
-    model = _model_config(model_config, data)
-    if config.out_dir is None:
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", data.dataset_id or "in-memory")
-        config = dataclasses.replace(config, out_dir=str(Path("runs") / "dt" / slug))
-    if config.eval_every and env_id is None:
-        raise ValueError(
-            "eval_every > 0 needs an env to evaluate in, and the dataset's metadata names none: "
-            "pass env_id='...' (e.g. 'HalfCheetah-v5') or set eval_every=0"
-        )
-    longest = int(data.episode_lengths.max())
-    if longest > model.max_ep_len:
-        logger.warning(
-            "the longest episode has %d steps but max_ep_len=%d: later timesteps share the last "
-            "timestep embedding; raise model_config max_ep_len to avoid it",
-            longest,
-            model.max_ep_len,
-        )
 
-    env = None
-    if env_id is not None:
-        from seqagents.envs import make_env
-
-        try:
-            env = make_env(env_id, **env_kwargs)
-        except (gym.error.Error, ImportError) as error:
-            if explicit_env or config.eval_every:
-                raise
-            # Only the dataset's metadata named it and nothing needs it but the space check.
-            logger.warning("cannot make the dataset's env %r (%s); training anyway", env_id, error)
-        if env is not None:
-            _check_spaces(data, env, env_id)
-    try:
-        device = _resolve_train_device(config.device)
-        if normalize_states is None:
-            normalize_states = len(data.obs_shape) == 1
+    def build(setup: RunSetup) -> AlgorithmParts:
+        data, config, device = setup.data, setup.config, setup.device
+        model = _model_config(model_config, data)
+        longest = int(data.episode_lengths.max())
+        if longest > model.max_ep_len:
+            logger.warning(
+                "the longest episode has %d steps but max_ep_len=%d: later timesteps share the "
+                "last timestep embedding; raise model_config max_ep_len to avoid it",
+                longest,
+                model.max_ep_len,
+            )
+        normalize = len(data.obs_shape) == 1 if normalize_states is None else normalize_states
         sampler = WindowSampler(
-            data, model.context_len, return_scale, normalize_states=normalize_states, device=device
+            data, model.context_len, return_scale, normalize_states=normalize, device=device
         )
         stats = sampler.stats
         targets = (
@@ -218,10 +194,10 @@ def train_dt(
             data.observation_space,
             data.action_space,
             model,
-            env_id=env_id,
-            env_kwargs=env_kwargs,
-            state_mean=stats.state_mean if normalize_states else None,
-            state_std=stats.state_std if normalize_states else None,
+            env_id=setup.env_id,
+            env_kwargs=setup.env_kwargs,
+            state_mean=stats.state_mean if normalize else None,
+            state_std=stats.state_std if normalize else None,
             return_scale=return_scale,
             target_return=targets[0],
             target_returns=targets,
@@ -229,116 +205,36 @@ def train_dt(
             device=str(device),
             seed=config.seed,
         )
-        n_params = sum(p.numel() for p in agent.network.parameters())
-        logger.info(
-            "training DT (%d parameters) on %s: %d episodes, %d transitions, device %s",
-            n_params,
-            data.dataset_id or "in-memory data",
-            data.n_episodes,
-            data.n_transitions,
-            device,
-        )
 
         def sample(batch_size: int, rng: np.random.Generator) -> Batch:
             # Uniform over transitions == the original's episode-by-length + uniform start.
             return sampler.windows_at(rng.integers(0, sampler.n_transitions, size=batch_size))
 
         def evaluate(step: int) -> dict[str, Any]:
-            assert env is not None and env_id is not None
+            assert setup.env is not None and setup.env_id is not None
+            eval_targets = config.eval_targets or targets
+            env, env_id = setup.env, setup.env_id
             return _evaluate(
-                agent,
-                env,
-                env_id,
-                config.eval_targets or targets,
-                config.eval_episodes,
-                config.seed,
-                step,
+                agent, env, env_id, eval_targets, config.eval_episodes, config.seed, step
             )
 
-        checkpoint_dir = Path(config.out_dir) / CHECKPOINT_DIR
+        loss_name = "cross_entropy" if model.discrete else "mse"
+        return AlgorithmParts(agent, dt_loss, sample, evaluate, record={"loss": loss_name})
 
-        def save(step: int, summary: dict[str, Any]) -> None:
-            _record_run(agent, data, config, step, summary)
-            agent.save_pretrained(checkpoint_dir)
-            logger.info("step %d: saved the agent to %s", step, checkpoint_dir)
-
-        trainer = Trainer(
-            agent.network,
-            dt_loss,
-            sample,
-            config,
-            evaluate=evaluate if env is not None else None,
-            on_checkpoint=save,
-            progress_bar=progress_bar,
-        )
-        trainer.train(resume=resume)
-        _record_run(
-            agent,
-            data,
-            config,
-            trainer.step,
-            {"loss": trainer.last_loss, "eval": trainer.last_eval},
-        )
-        agent.reset()
-        return agent
-    finally:
-        if env is not None:
-            env.close()
+    return run_recipe(
+        DT,
+        dataset,
+        build,
+        env_id=env_id,
+        env_kwargs=env_kwargs,
+        train_config=train_config,
+        resume=resume,
+        progress_bar=progress_bar,
+        download=download,
+    )
 
 
 # ---------------------------------------------------------------------------- helpers
-def _train_config(train_config: TrainConfig | dict[str, Any] | None) -> TrainConfig:
-    if train_config is None:
-        return TrainConfig()
-    if isinstance(train_config, TrainConfig):
-        return dataclasses.replace(train_config)
-    if isinstance(train_config, dict):
-        return TrainConfig.from_dict(train_config)
-    raise TypeError(f"train_config must be a TrainConfig or dict, got {type(train_config)}")
-
-
-def _load_data(
-    dataset: str | TrajectoryData, download: bool = False
-) -> tuple[TrajectoryData, str | None, dict]:
-    """The data, plus the env id and kwargs recorded in its metadata (if any).
-
-    ``dataset`` is a Minari id, :class:`TrajectoryData`, the folder of an Atari learning
-    history (``seqagents collect --learn ppo``), or ``dqn-replay:PATH[?options]``, the DQN
-    Replay Dataset sampled as the DT paper did (:func:`seqagents.data.load_dqn_replay`); the
-    Atari RTGs use the clipped rewards.
-    """
-    if isinstance(dataset, TrajectoryData):
-        return dataset, None, {}
-    if not isinstance(dataset, str):
-        raise TypeError(f"dataset must be a Minari id or TrajectoryData, got {type(dataset)}")
-    if dataset.startswith(DQN_REPLAY_PREFIX):  # dopamine replay logs (DT paper's Atari data)
-        data = load_dqn_replay(dataset)
-        meta = data.metadata or {}
-        return data, meta.get("env_id"), dict(meta.get("eval_env_kwargs") or {})
-    if (Path(dataset) / "metadata.json").is_file():  # an Atari frames folder
-        from seqagents.data.atari import load_atari_dataset
-
-        data = load_atari_dataset(dataset, reward="clipped")
-        meta = data.metadata or {}
-        return data, meta.get("env_id"), dict(meta.get("eval_env_kwargs") or {})
-    minari_dataset = load_dataset(
-        dataset, download=download
-    )  # FileNotFoundError with instructions if missing
-    data = to_trajectory_data(minari_dataset)  # ValueError if it holds no transitions
-    spec = minari_dataset.env_spec
-    if spec is None:
-        return data, None, {}
-    kwargs = {}
-    for key, value in (spec.kwargs or {}).items():
-        try:
-            json.dumps(value)
-        except TypeError:
-            logger.warning("env kwarg %s=%r is not JSON-serializable; not recorded", key, value)
-            continue
-        kwargs[key] = value
-    return data, spec.id, kwargs
-
-
 def _model_config(model_config: DTConfig | dict[str, Any] | None, data: TrajectoryData) -> DTConfig:
     derived = {
         **encoder_for_space(data.observation_space, data.mission_vocabulary),
@@ -362,19 +258,6 @@ def _model_config(model_config: DTConfig | dict[str, Any] | None, data: Trajecto
             "them from the dataset"
         )
     return config
-
-
-def _check_spaces(data: TrajectoryData, env: gym.Env, env_id: str) -> None:
-    name = f"dataset '{data.dataset_id}'" if data.dataset_id else "the dataset"
-    for what, ours, theirs in (
-        ("observation", data.observation_space, env.observation_space),
-        ("action", data.action_space, env.action_space),
-    ):
-        if not spaces_match(ours, theirs):
-            raise ValueError(
-                f"{what} spaces differ: {name} has {describe_space(ours)} but env '{env_id}' has "
-                f"{describe_space(theirs)}; pass the env_id the data was collected in"
-            )
 
 
 def _evaluate(
@@ -425,29 +308,3 @@ def _evaluate(
         **results[0],
         "per_target": results,
     }
-
-
-def _record_run(
-    agent: DecisionTransformerAgent,
-    data: TrajectoryData,
-    config: TrainConfig,
-    step: int,
-    summary: dict[str, Any],
-) -> None:
-    """Provenance and latest evaluation into the agent's checkpoint config."""
-    agent.spec.training = {
-        "trainer": "seqagents.training.train_dt",
-        "dataset_id": data.dataset_id,
-        "n_episodes": data.n_episodes,
-        "n_transitions": data.n_transitions,
-        "steps": step,
-        "seed": config.seed,
-        "final_loss": summary.get("loss"),  # mean over the last logging interval
-        "loss": "mse" if not agent.model_config.discrete else "cross_entropy",
-        "world_size": torch.distributed.get_world_size()
-        if torch.distributed.is_available() and torch.distributed.is_initialized()
-        else 1,
-        "train_config": config.to_dict(),
-    }
-    if summary.get("eval"):
-        agent.spec.evaluation = dict(summary["eval"])

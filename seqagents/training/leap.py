@@ -1,4 +1,6 @@
-"""LEAP training: masked-action objectives and the ``train_leap`` entry point.
+"""LEAP training: LEAP's parts of the one recipe (:mod:`seqagents.training.recipe`) — its
+defaults, agent creation, windows around a current step, the masked-action objectives and its
+evaluation — and the ``train_leap`` entry point.
 
 Protocol (official BabyAI code, ``../shared/LEAP.md`` section 2): windows of ``P`` history steps,
 the current step and ``H - 1`` plan steps (:meth:`~seqagents.data.WindowSampler.windows_around`,
@@ -21,10 +23,7 @@ trainer's linear warmup (32 steps = 10,240 tokens at B=64, K=5) and constant rat
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,10 +33,16 @@ from torch import nn
 
 from seqagents.agents.leap import LEAPAgent
 from seqagents.data import TrajectoryData, WindowSampler
-from seqagents.envs import check_env_id_from_file
 from seqagents.models.leap import LEAP, LEAPConfig
-from seqagents.training.dt import CHECKPOINT_DIR, _check_spaces, _load_data
-from seqagents.training.trainer import Batch, TrainConfig, Trainer, _resolve_train_device
+from seqagents.training.recipe import (
+    RECORD_FIELDS,
+    Algorithm,
+    AlgorithmParts,
+    RunSetup,
+    run_recipe,
+)
+from seqagents.training.train_config import TrainConfig
+from seqagents.training.trainer import Batch
 
 __all__ = ["LEAP_TRAIN_DEFAULTS", "OBJECTIVES", "leap_batch", "leap_loss", "train_leap"]
 
@@ -55,6 +60,24 @@ LEAP_TRAIN_DEFAULTS = {
     "warmup_steps": 32,
     "steps": 1563,  # 200 epochs of 500 windows (one per demo) at batch 64
 }
+
+
+def _check_data(data: TrajectoryData) -> None:
+    if not data.is_discrete:
+        raise ValueError(
+            f"LEAP plans over discrete actions; {data.dataset_id or 'the dataset'} has "
+            f"{data.action_space}"
+        )
+
+
+# The recipe's view of LEAP (its record has no world_size: it never had one).
+LEAP_RECIPE = Algorithm(
+    name="leap",
+    trainer="seqagents.training.train_leap",
+    defaults=LEAP_TRAIN_DEFAULTS,
+    record_layout=(*RECORD_FIELDS[:6], "objective", "mask_prob", "final_loss", "train_config"),
+    check_data=_check_data,
+)
 
 
 def _head(states: Any, n: int) -> Any:
@@ -189,131 +212,90 @@ def train_leap(
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     if not 0 < mask_prob <= 1:
         raise ValueError(f"mask_prob must be in (0, 1], got {mask_prob}")
-    if isinstance(train_config, TrainConfig):
-        config = dataclasses.replace(train_config)
-    else:
-        config = TrainConfig.from_dict({**LEAP_TRAIN_DEFAULTS, **(train_config or {})})
-    data, spec_env_id, spec_env_kwargs = _load_data(dataset, download)
-    if not data.is_discrete:
-        raise ValueError(
-            f"LEAP plans over discrete actions; {data.dataset_id or 'the dataset'} has "
-            f"{data.action_space}"
+
+    def build(setup: RunSetup) -> AlgorithmParts:
+        data, config, device = setup.data, setup.config, setup.device
+        model_fields = dict(model_config or {})
+        flat = isinstance(data.observations, np.ndarray) and len(data.obs_shape) == 1
+        sampler = WindowSampler(
+            data,
+            1,  # windows_around sets their own length
+            return_scale,
+            normalize_states=flat,
+            device=device,
         )
-    if env_id is None:
-        check_env_id_from_file(spec_env_id, f"the metadata of dataset {data.dataset_id!r}")
-        env_id, env_kwargs = spec_env_id, spec_env_kwargs if env_kwargs is None else env_kwargs
-    if config.out_dir is None:
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", data.dataset_id or "in-memory")
-        config = dataclasses.replace(config, out_dir=str(Path("runs") / "leap" / slug))
-    if env_id is not None:
-        from seqagents.envs import make_env
-
-        with make_env(env_id, **(env_kwargs or {})) as env:
-            _check_spaces(data, env, env_id)
-    device = _resolve_train_device(config.device)
-    vocabulary = getattr(data, "mission_vocabulary", None)
-    model_fields = dict(model_config or {})
-    flat = isinstance(data.observations, np.ndarray) and len(data.obs_shape) == 1
-    sampler = WindowSampler(
-        data,
-        1,  # windows_around sets their own length
-        return_scale,
-        normalize_states=flat,
-        device=device,
-    )
-    stats = sampler.stats
-    rc = bool(model_fields.get("return_conditioned", False))
-    best = float(data.episode_returns().max()) if rc else None
-    agent = LEAPAgent.create(
-        data.observation_space,
-        data.action_space,
-        env_id=env_id,
-        env_kwargs=env_kwargs,
-        mission_vocabulary=vocabulary,
-        state_mean=stats.state_mean if flat else None,
-        state_std=stats.state_std if flat else None,
-        return_scale=return_scale,
-        target_return=best if target_return is None else float(target_return),  # rc only
-        planner=planner,
-        device=str(device),
-        seed=config.seed,
-        **model_fields,
-    )
-    cfg = agent.model_config
-    if data.actions.max() >= cfg.n_actions:
-        raise ValueError(
-            f"the dataset has action {int(data.actions.max())} but the model plans over "
-            f"n_actions={cfg.n_actions}; raise n_actions or drop those steps"
+        stats = sampler.stats
+        rc = bool(model_fields.get("return_conditioned", False))
+        best = float(data.episode_returns().max()) if rc else None
+        agent = LEAPAgent.create(
+            data.observation_space,
+            data.action_space,
+            env_id=setup.env_id,
+            env_kwargs=setup.env_kwargs,
+            mission_vocabulary=getattr(data, "mission_vocabulary", None),
+            state_mean=stats.state_mean if flat else None,
+            state_std=stats.state_std if flat else None,
+            return_scale=return_scale,
+            target_return=best if target_return is None else float(target_return),  # rc only
+            planner=planner,
+            device=str(device),
+            seed=config.seed,
+            **model_fields,
         )
-    logger.info(
-        "training LEAP (%d parameters) on %s: %d episodes, %d transitions",
-        sum(p.numel() for p in agent.network.parameters()),
-        data.dataset_id or "in-memory data",
-        data.n_episodes,
-        data.n_transitions,
-    )
+        cfg = agent.model_config
+        if data.actions.max() >= cfg.n_actions:
+            raise ValueError(
+                f"the dataset has action {int(data.actions.max())} but the model plans over "
+                f"n_actions={cfg.n_actions}; raise n_actions or drop those steps"
+            )
 
-    def sample(batch_size: int, rng: np.random.Generator) -> Batch:
-        current = rng.integers(0, sampler.n_transitions, size=batch_size)  # (B,)
-        window = sampler.windows_around(current, cfg.history_len, cfg.horizon - 1)
-        return leap_batch(window, cfg)
+        def sample(batch_size: int, rng: np.random.Generator) -> Batch:
+            current = rng.integers(0, sampler.n_transitions, size=batch_size)  # (B,)
+            window = sampler.windows_around(current, cfg.history_len, cfg.horizon - 1)
+            return leap_batch(window, cfg)
 
-    def loss(network: nn.Module, batch: Batch) -> torch.Tensor:
-        return leap_loss(network, batch, objective, mask_prob)
-
-    def on_checkpoint(step: int, summary: dict[str, Any]) -> None:
-        agent.spec.training = {
-            "trainer": "seqagents.training.train_leap",
-            "dataset_id": data.dataset_id,
-            "n_episodes": data.n_episodes,
-            "n_transitions": data.n_transitions,
-            "steps": step,
-            "seed": config.seed,
-            "objective": objective,
-            "mask_prob": mask_prob if objective == "random" else None,
-            "final_loss": summary.get("loss"),  # summed CE per batch, mean over the last records
-            "train_config": config.to_dict(),
-        }
-        if summary.get("eval"):
-            agent.spec.evaluation = dict(summary["eval"])
-        agent.save_pretrained(Path(config.out_dir) / CHECKPOINT_DIR)
-
-    evaluate = None
-    if config.eval_every and env_id is not None:
+        def loss(network: nn.Module, batch: Batch) -> torch.Tensor:
+            return leap_loss(network, batch, objective, mask_prob)
 
         def evaluate(step: int) -> dict[str, Any]:
-            from seqagents.evaluation import evaluate_policy
+            return _evaluate(agent, setup.env_id, setup.env_kwargs, config, step)
 
-            with make_env(env_id, **(env_kwargs or {})) as env:
-                returns, lengths = evaluate_policy(
-                    agent,
-                    env,
-                    n_eval_episodes=config.eval_episodes,
-                    return_episode_rewards=True,
-                    seed=config.seed + 1_000_000,
-                )
-            agent.reset()
-            returns = np.asarray(returns, dtype=np.float64)
-            return {
-                "step": step,
-                "env_id": env_id,
-                "mean_reward": float(returns.mean()),
-                "std_reward": float(returns.std()),
-                "success_rate": float((returns > 0).mean()),
-                "mean_length": float(np.mean(lengths)),
-                "n_episodes": int(returns.size),
-            }
+        record = {"objective": objective, "mask_prob": mask_prob if objective == "random" else None}
+        return AlgorithmParts(agent, loss, sample, evaluate, record=record)
 
-    trainer = Trainer(
-        agent.network,
-        loss,
-        sample,
-        config,
-        evaluate=evaluate,
-        on_checkpoint=on_checkpoint,
-        progress_bar=progress_bar,
-    )
-    trainer.train(resume=resume)
-    agent.network.eval()
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if not 0 < mask_prob <= 1:
+        raise ValueError(f"mask_prob must be in (0, 1], got {mask_prob}")
+    return run_recipe(
+        LEAP_RECIPE, dataset, build, env_id=env_id, env_kwargs=env_kwargs,
+        train_config=train_config, resume=resume, progress_bar=progress_bar, download=download,
+    )  # fmt: skip
+
+
+def _evaluate(
+    agent: LEAPAgent, env_id: str, env_kwargs: dict[str, Any], config: TrainConfig, step: int
+) -> dict[str, Any]:
+    """``eval_episodes`` episodes in a fresh env, seeded apart from the training seed."""
+    from seqagents.envs import make_env
+    from seqagents.evaluation import evaluate_policy
+
+    with make_env(env_id, **env_kwargs) as env:
+        returns, lengths = evaluate_policy(
+            agent,
+            env,
+            n_eval_episodes=config.eval_episodes,
+            return_episode_rewards=True,
+            seed=config.seed + 1_000_000,
+        )
     agent.reset()
-    return agent
+    returns = np.asarray(returns, dtype=np.float64)
+    return {
+        "step": step,
+        "env_id": env_id,
+        "mean_reward": float(returns.mean()),
+        "std_reward": float(returns.std()),
+        "success_rate": float((returns > 0).mean()),
+        "mean_length": float(np.mean(lengths)),
+        "n_episodes": int(returns.size),
+    }

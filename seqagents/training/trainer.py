@@ -1,11 +1,12 @@
-"""The one training loop shared by every algorithm (DT now, TT and LEAP later).
+"""The one training loop shared by every algorithm: :class:`Trainer`.
 
-:class:`Trainer` knows nothing about Decision Transformers: it takes a network, a ``loss_fn``
+:class:`Trainer` knows nothing about any algorithm: it takes a network, a ``loss_fn``
 (``(network, batch) -> scalar loss``) and a ``sample_fn`` (``(batch_size, rng) -> batch``) and
 runs AdamW with linear warmup and grad-norm clipping, a tqdm progress bar, a JSONL metrics log,
-periodic evaluation and checkpoint callbacks, and resumable trainer state. The per-algorithm code
-(batch -> loss, how to evaluate and save an agent) lives next to the algorithm, e.g.
-:mod:`seqagents.training.dt`.
+periodic evaluation and checkpoint callbacks, and resumable trainer state. The set-up around it
+(data, run folder, agent, training record) is :mod:`seqagents.training.recipe`; each algorithm
+(:mod:`~seqagents.training.dt`, :mod:`~seqagents.training.tt`, :mod:`~seqagents.training.leap`)
+supplies its batch -> loss code.
 
 Reproducibility: the random state of step ``i`` is derived from ``(seed, rank, i)`` alone,
 ``np.random.SeedSequence([seed, rank, i])`` spawning one numpy generator (handed to
@@ -15,16 +16,17 @@ replays exactly what an uninterrupted one would have done (no RNG state needs sa
 evaluation callback may use randomness freely. GPU kernels may still add nondeterminism.
 
 Distributed training: under ``torchrun`` (``torchrun --nproc_per_node N -m seqagents train
-ENTRY``) :func:`init_distributed` joins the process group from torchrun's environment (gloo on
-CPU, nccl on CUDA, one GPU per process). The Trainer then starts every rank from rank 0's
-weights and, after each backward pass, averages the gradients over the ranks with one
-all-reduce of them all flattened (each rank samples its own ``batch_size`` windows from its own
-``rank``-dependent stream, so the global batch is ``batch_size * world_size``); only rank 0
-logs, evaluates and saves. Parameters without a gradient (DT's state and return heads, outside
-the action loss) count as zero on every rank. (``DistributedDataParallel`` was used before: with
-``static_graph=True`` and such unused parameters it silently skipped the gradient all-reduce,
-and every rank trained alone.) At the end the ranks compare a hash of their weights, which must
-be bitwise equal, and rank 0 writes them to ``out_dir/distributed.json``.
+ENTRY``) :func:`~seqagents.training.distributed.init_distributed` joins the process group from
+torchrun's environment (gloo on CPU, nccl on CUDA, one GPU per process). The Trainer then starts
+every rank from rank 0's weights and, after each backward pass, averages the gradients over the
+ranks with one all-reduce of them all flattened (each rank samples its own ``batch_size``
+windows from its own ``rank``-dependent stream, so the global batch is ``batch_size *
+world_size``); only rank 0 logs, evaluates and saves. Parameters without a gradient (DT's state
+and return heads, outside the action loss) count as zero on every rank.
+(``DistributedDataParallel`` was used before: with ``static_graph=True`` and such unused
+parameters it silently skipped the gradient all-reduce, and every rank trained alone.) At the end
+the ranks compare a hash of their weights, which must be bitwise equal, and rank 0 writes them to
+``out_dir/distributed.json``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,17 +46,34 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from seqagents.errors import reject_unknown_keys, require
+from seqagents.training.distributed import (
+    average_gradients,
+    check_ranks_in_sync,
+    init_distributed,
+    is_distributed,
+    rank_and_world_size,
+    resolve_train_device,
+)
+from seqagents.training.run_folder import (
+    CHECKPOINT_DIR,
+    METRICS_NAME,
+    STATE_NAME,
+    foreign_run_entries,
+    replace_previous_run,
+)
+from seqagents.training.tensorboard_log import TensorBoardLog
+from seqagents.training.train_config import RESUME_FREE_FIELDS, TrainConfig
 
 __all__ = [
-    "CHECKPOINT_DIR",
     "Batch",
     "CheckpointFn",
     "EvaluateFn",
     "LossFn",
     "SampleFn",
-    "TrainConfig",
     "Trainer",
+    # where they were before the trainer module was split (issue 27); import from there
+    "CHECKPOINT_DIR",
+    "TrainConfig",
     "foreign_run_entries",
     "init_distributed",
 ]
@@ -74,211 +92,7 @@ EvaluateFn = Callable[[int], dict[str, Any]]
 CheckpointFn = Callable[[int, dict[str, Any]], None]
 """``on_checkpoint(step, {"loss": float | None, "eval": dict | None})``; rank 0 only."""
 
-METRICS_NAME = "metrics.jsonl"
-STATE_NAME = "trainer_state.pt"
-CHECKPOINT_DIR = "checkpoint"  # the agent's save_pretrained folder inside out_dir
-TENSORBOARD_DIR = "tensorboard"
-DISTRIBUTED_NAME = "distributed.json"
 _STATE_FORMAT = "seqagents-trainer-state"
-_AMP_MODES = ("auto", "bf16", "off")
-# Fields that may differ between a run and its resumption without changing the optimisation.
-_RESUME_FREE = {
-    "steps",
-    "device",
-    "eval_every",
-    "eval_episodes",
-    "eval_targets",
-    "log_every",
-    "checkpoint_every",
-    "out_dir",
-    "overwrite",
-    "tensorboard",  # turned on at resume: metrics.jsonl is backfilled (Trainer._load_state)
-}
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation and bookkeeping settings of one training run (defaults: DT paper, D4RL).
-
-    Example:
-        >>> config = TrainConfig.from_dict({"steps": 1000, "batch_size": 32})
-        >>> config.learning_rate, config.warmup_steps
-        (0.0001, 10000)
-        >>> TrainConfig.from_dict({"stepz": 10})  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        ValueError: unknown TrainConfig keys ['stepz']...
-    """
-
-    steps: int = 100_000  # gradient steps in total (DT paper: 100k, REFERENCE.md section 1)
-    batch_size: int = 64  # windows per step, per process (DT gym/experiment.py: 64)
-    learning_rate: float = 1e-4  # AdamW peak learning rate (DT: 1e-4)
-    weight_decay: float = 1e-4  # AdamW decoupled decay on weight matrices only (DT: 1e-4)
-    betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas (torch default, as the DT code)
-    warmup_steps: int = 10_000  # linear warmup lr * min(1, (step + 1) / warmup) (DT: 10k)
-    grad_clip: float = 0.25  # max global gradient norm, 0 = no clipping (DT: 0.25)
-    seed: int = 0  # seeds model init and every step's sampling and dropout (see module doc)
-    device: str = "auto"  # "auto" = CUDA (cuda:LOCAL_RANK under torchrun) if available, else CPU
-    amp: str = "auto"  # "auto" = bf16 autocast on CUDA only, "bf16" = always, "off" = never
-    eval_every: int = 0  # evaluate every this many steps and at the end; 0 = never
-    eval_episodes: int = 10  # episodes per evaluation target (DT paper: 100 for final scores)
-    eval_targets: list[float] = field(default_factory=list)  # DT target returns; [] = the agent's
-    log_every: int = 100  # write a metrics.jsonl record every this many steps (and at the end)
-    checkpoint_every: int = 10_000  # save every this many steps (and at the end); 0 = end only
-    out_dir: str | None = None  # run folder (metrics, checkpoint, trainer state); None = no files
-    tensorboard: bool = False  # also log the records to out_dir/tensorboard (needs tensorboard)
-    # A fresh run replaces a previous seqagents run in out_dir (`seqagents train --force`): the
-    # old folder is moved aside when the run starts, after every set-up step has succeeded, and
-    # deleted then; a folder holding anything a run does not write is refused (ValueError).
-    overwrite: bool = False
-
-    def __post_init__(self) -> None:
-        # float() also accepts YAML 1.1's "1e-4", which PyYAML reads as a string (no dot).
-        self.learning_rate = float(self.learning_rate)
-        self.weight_decay = float(self.weight_decay)
-        self.grad_clip = float(self.grad_clip)
-        self.betas = (float(self.betas[0]), float(self.betas[1]))
-        self.eval_targets = [float(target) for target in self.eval_targets]
-        if self.out_dir is not None:
-            self.out_dir = str(self.out_dir)
-        if not isinstance(self.overwrite, bool):
-            raise TypeError(f"TrainConfig.overwrite must be a bool, got {self.overwrite!r}")
-        positive = ("steps", "batch_size", "log_every", "eval_episodes")
-        non_negative = ("warmup_steps", "eval_every", "checkpoint_every", "seed")
-        for name in positive + non_negative:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"TrainConfig.{name} must be an int, got {value!r}")
-            if value < (1 if name in positive else 0):
-                bound = "at least 1" if name in positive else "non-negative"
-                raise ValueError(f"TrainConfig.{name} must be {bound}, got {value}")
-        if not self.learning_rate > 0:
-            raise ValueError(
-                f"TrainConfig.learning_rate must be positive, got {self.learning_rate}"
-            )
-        if self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError("TrainConfig.weight_decay and grad_clip must be non-negative")
-        if self.amp not in _AMP_MODES:
-            raise ValueError(f"TrainConfig.amp must be one of {_AMP_MODES}, got {self.amp!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict (tuples become lists)."""
-        data = asdict(self)
-        data["betas"] = list(self.betas)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build from a plain dict (e.g. parsed YAML); unknown keys or wrong types raise
-        ``ValueError``. Numeric strings in float fields are read as floats (PyYAML reads YAML
-        1.1's ``1e-4`` as a string)."""
-        floats = ("learning_rate", "weight_decay", "grad_clip")
-        if isinstance(data, dict):
-            data = {k: _yaml_float(v) if k in floats else v for k, v in data.items()}
-        reject_unknown_keys(cls, data, "unknown TrainConfig keys")
-        return cls(**data)
-
-
-def _yaml_float(value: Any) -> Any:
-    """``"1e-4"`` -> ``1e-4``; anything else unchanged (left for the type check)."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
-def foreign_run_entries(out_dir: Path | str) -> list[str]:
-    """What in ``out_dir`` a seqagents training run did not write (empty for a run folder).
-
-    A run writes ``metrics.jsonl``, ``trainer_state.pt`` (and its ``.tmp``),
-    ``distributed.json``, ``tensorboard/`` event files and ``checkpoint/`` (``config.json`` of
-    format ``seqagents``, ``model.safetensors``, ``README.md``), plus the hidden temporary
-    siblings of an atomic checkpoint write. A folder that holds none of the first three, or is
-    a link, counts as foreign as a whole. ``--force`` replaces only folders for which this list
-    is empty, so that a mistyped ``--out`` never deletes a user's files.
-
-    Example:
-        >>> import tempfile
-        >>> with tempfile.TemporaryDirectory() as folder:
-        ...     _ = (Path(folder) / "notes.txt").write_text("mine")
-        ...     foreign_run_entries(folder)
-        ['notes.txt']
-    """
-    from seqagents._files import TEMP_MARKERS
-    from seqagents.checkpoints.native import CONFIG_NAME, FORMAT, WEIGHTS_NAME
-
-    out_dir = Path(out_dir)
-    if out_dir.is_symlink() or not out_dir.is_dir():
-        return [str(out_dir)]
-    files = {METRICS_NAME, STATE_NAME, f"{STATE_NAME}.tmp", DISTRIBUTED_NAME}
-    foreign, marked = [], False
-    for entry in sorted(os.scandir(out_dir), key=lambda e: e.name):
-        name, is_file = entry.name, entry.is_file(follow_symlinks=False)
-        is_dir = entry.is_dir(follow_symlinks=False)
-        if is_file and name in files:
-            marked |= name in (METRICS_NAME, STATE_NAME)
-        elif is_dir and name == TENSORBOARD_DIR:
-            foreign += [
-                f"{name}/{e.name}"
-                for e in os.scandir(entry.path)
-                if not (e.is_file(follow_symlinks=False) and e.name.startswith("events.out."))
-            ]
-        elif is_dir and (
-            name == CHECKPOINT_DIR
-            or (name.startswith(f".{CHECKPOINT_DIR}.") and any(m in name for m in TEMP_MARKERS))
-        ):
-            known = {CONFIG_NAME, WEIGHTS_NAME, "README.md"}
-            foreign += [
-                f"{name}/{e.name}"
-                for e in os.scandir(entry.path)
-                if not (e.is_file(follow_symlinks=False) and e.name in known)
-            ]
-            if name == CHECKPOINT_DIR:
-                try:
-                    config = json.loads((Path(entry.path) / CONFIG_NAME).read_text())
-                    marked |= isinstance(config, dict) and config.get("format") == FORMAT
-                except (OSError, ValueError):
-                    foreign.append(f"{name}/{CONFIG_NAME} (not a seqagents checkpoint config)")
-        else:
-            foreign.append(name + ("/" if is_dir else ""))
-    if not marked and not foreign:
-        foreign.append(f"(no {METRICS_NAME}, {STATE_NAME} or {CHECKPOINT_DIR}/{CONFIG_NAME})")
-    return foreign
-
-
-def _replace_previous_run(out_dir: Path) -> Path | None:
-    """Move the previous run in ``out_dir`` aside (``overwrite=True``); returns where it went
-    (deleted by the caller once the new folder exists), or None when there was none."""
-    from seqagents._files import temp_sibling
-
-    if not os.path.lexists(out_dir):
-        return None
-    if out_dir.is_dir() and not out_dir.is_symlink() and not any(out_dir.iterdir()):
-        return None
-    foreign = foreign_run_entries(out_dir)
-    if foreign:
-        raise ValueError(
-            f"{out_dir} is not a seqagents run folder (it holds {', '.join(foreign[:5])}); "
-            "overwrite replaces only a previous run: choose another out_dir"
-        )
-    if Path.cwd().resolve().is_relative_to(out_dir.resolve()):
-        raise ValueError(f"{out_dir} is the working folder (or holds it); it cannot be replaced")
-    aside = temp_sibling(out_dir, "old")
-    os.replace(out_dir, aside / out_dir.name)
-    return aside
-
-
-def _resolve_train_device(device: str | torch.device) -> torch.device:
-    """``"auto"``: CUDA if available, else CPU; under torch.distributed CUDA means
-    ``cuda:LOCAL_RANK`` (torchrun sets it), one GPU per process."""
-    from seqagents.agents.base import resolve_device
-
-    device = resolve_device(device)
-    if device.type == "cuda" and device.index is None and _distributed():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return device
 
 
 def _to_device(value: Any, device: torch.device) -> Any:
@@ -286,71 +100,6 @@ def _to_device(value: Any, device: torch.device) -> Any:
     if isinstance(value, dict):
         return {key: _to_device(item, device) for key, item in value.items()}
     return value.to(device, non_blocking=True)
-
-
-def init_distributed(device: str | torch.device = "auto") -> bool:
-    """Join torchrun's process group if this process was launched by it (``WORLD_SIZE`` > 1 in
-    the environment) and it is not joined yet; returns whether training is distributed.
-
-    The backend is nccl when ``device`` resolves to CUDA (each process takes the GPU
-    ``LOCAL_RANK``), else gloo.
-
-    Example:
-        >>> init_distributed("cpu")  # a plain process: nothing to join
-        False
-    """
-    if _distributed():
-        return True
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return False
-    from seqagents.agents.base import resolve_device
-
-    cuda = resolve_device(device).type == "cuda"
-    if cuda:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    torch.distributed.init_process_group("nccl" if cuda else "gloo")
-    return True
-
-
-def _average_gradients(params: list[nn.Parameter], world_size: int) -> None:
-    """Replace each gradient by its mean over the ranks, with one all-reduce of the gradients
-    flattened into one vector. A parameter without a gradient on every rank keeps none (as in a
-    single process: AdamW skips it); one with a gradient on some ranks only counts zeros on the
-    others (a loss whose used parameters change from step to step)."""
-    has_grad = torch.tensor([p.grad is not None for p in params], device=params[0].device)
-    torch.distributed.all_reduce(has_grad, op=torch.distributed.ReduceOp.MAX)  # (n_params,)
-    used = [p for p, flag in zip(params, has_grad.tolist()) if flag]
-    for p in used:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    if not used:
-        return
-    flat = torch.cat([p.grad.reshape(-1) for p in used])  # (n_elements,)
-    torch.distributed.all_reduce(flat)
-    flat /= world_size
-    offset = 0
-    for p in used:
-        n = p.numel()
-        p.grad.copy_(flat[offset : offset + n].view_as(p.grad))  # back to the param's shape
-        offset += n
-
-
-def _weights_hash(network: nn.Module) -> str:
-    """sha256 of every parameter and buffer's bytes, in state-dict order."""
-    return _weights_hash_of(*network.state_dict().values())
-
-
-def _weights_hash_of(*tensors: torch.Tensor) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    for tensor in tensors:
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
-
-
-def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
 def _param_groups(network: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -421,15 +170,16 @@ class Trainer:
         self.loss_fn, self.sample_fn = loss_fn, sample_fn
         self.evaluate, self.on_checkpoint = evaluate, on_checkpoint
         self.progress_bar = progress_bar
-        self.device = _resolve_train_device(config.device)
-        self.rank = torch.distributed.get_rank() if _distributed() else 0
-        self.world_size = torch.distributed.get_world_size() if _distributed() else 1
+        self.device = resolve_train_device(config.device)
+        self.rank, self.world_size = rank_and_world_size()
         self.is_main = self.rank == 0
         if config.tensorboard and config.out_dir is None:
             raise ValueError("TrainConfig.tensorboard needs an out_dir to write the logs to")
-        self._tb_writer: Any = None  # SummaryWriter, opened at the first record (rank 0)
+        self._tensorboard = (
+            TensorBoardLog(Path(config.out_dir)) if config.tensorboard and self.is_main else None
+        )
         self.network = network.to(self.device)  # the bare module (what gets saved)
-        if _distributed():  # every rank starts from rank 0's weights
+        if is_distributed():  # every rank starts from rank 0's weights
             for tensor in self.network.state_dict().values():
                 torch.distributed.broadcast(tensor, src=0)
         self.optimizer = torch.optim.AdamW(
@@ -484,7 +234,7 @@ class Trainer:
         loss.backward()
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         if self.world_size > 1:
-            _average_gradients(params, self.world_size)
+            average_gradients(params, self.world_size)
         # With grad_clip = 0 an infinite max norm only measures the norm.
         grad_norm = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip or math.inf)
         self._lr = self.optimizer.param_groups[0]["lr"]  # the lr this step used
@@ -509,7 +259,7 @@ class Trainer:
         elif self.is_main and self.out_dir is not None:
             previous = None
             if config.overwrite:  # every set-up step has succeeded: the new run starts now
-                previous = _replace_previous_run(self.out_dir)
+                previous = replace_previous_run(self.out_dir)
             elif (self.out_dir / STATE_NAME).is_file():
                 logger.warning(
                     "%s holds a previous run; starting a new one that overwrites it (pass "
@@ -571,30 +321,11 @@ class Trainer:
         finally:
             bar.close()
             self.network.eval()
-            if self._tb_writer is not None:
-                self._tb_writer.close()
-                self._tb_writer = None
-        if _distributed():
-            self._check_ranks_in_sync()
+            if self._tensorboard is not None:
+                self._tensorboard.close()
+        if is_distributed():
+            check_ranks_in_sync(self.network, self.out_dir if self.is_main else None, self.step)
         return self.history
-
-    def _check_ranks_in_sync(self) -> None:
-        """All ranks must end with bitwise-equal weights (their gradients are averaged); rank 0
-        writes the hashes to ``distributed.json``. A mismatch is an error, not a silent drift."""
-        hashes: list[Any] = [None] * self.world_size
-        torch.distributed.all_gather_object(hashes, _weights_hash(self.network))
-        if self.is_main and self.out_dir is not None:
-            report = {"world_size": self.world_size, "step": self.step, "weight_hashes": hashes}
-            (self.out_dir / DISTRIBUTED_NAME).write_text(json.dumps(report, indent=2))
-        if len(set(hashes)) != 1:
-            names: list[Any] = [None] * self.world_size
-            own = {k: _weights_hash_of(v) for k, v in self.network.state_dict().items()}
-            torch.distributed.all_gather_object(names, own)
-            differ = sorted(k for k in own if len({n[k] for n in names}) > 1)
-            raise RuntimeError(
-                f"the ranks' weights differ after training ({len(differ)} tensors, e.g. "
-                f"{differ[:5]}); the distributed setup is broken"
-            )
 
     def _record(
         self, mean_loss: torch.Tensor, grad_norm: torch.Tensor, n_steps: int, elapsed: float
@@ -635,41 +366,8 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             with open(self.out_dir / METRICS_NAME, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
-        if self.config.tensorboard:
-            self._write_tensorboard(record)
-
-    def _open_tensorboard(self, purge_step: int | None = None) -> None:
-        if self._tb_writer is None:
-            require("tensorboard", "tensorboard")
-            from torch.utils.tensorboard import SummaryWriter
-
-            assert self.out_dir is not None  # checked in __init__
-            folder = str(self.out_dir / TENSORBOARD_DIR)
-            self._tb_writer = SummaryWriter(folder, purge_step=purge_step)
-
-    def _backfill_tensorboard(self) -> None:
-        """At resume with ``tensorboard``: a run that logged no events before gets the resumed
-        records of metrics.jsonl (issue 28: ``--tensorboard`` at resume did not backfill); one
-        that did keeps its events, less those past the resumed step (a crash replays them)."""
-        assert self.out_dir is not None
-        if any((self.out_dir / TENSORBOARD_DIR).glob("events.out.tfevents.*")):
-            self._open_tensorboard(purge_step=self.step + 1)
-            return
-        for record in self.history:
-            self._write_tensorboard(record)
-
-    def _write_tensorboard(self, record: dict[str, Any]) -> None:
-        """The record's numbers as TensorBoard scalars under ``train/`` (and ``eval/`` for a
-        flat evaluation dict), at ``record["step"]``; the writer opens on first use."""
-        self._open_tensorboard()
-        step = record["step"]
-        for key, value in record.items():
-            if key != "step" and isinstance(value, (int, float)):
-                self._tb_writer.add_scalar(f"train/{key}", value, step)
-        for key, value in (record.get("eval") or {}).items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                self._tb_writer.add_scalar(f"eval/{key}", value, step)
-        self._tb_writer.flush()
+        if self._tensorboard is not None:
+            self._tensorboard.write(record)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -698,7 +396,8 @@ class Trainer:
         # A field added since the state was saved counts as its default there.
         saved = {**TrainConfig().to_dict(), **json.loads(state["config"])}
         current = self.config.to_dict()
-        changed = sorted(k for k in current if k not in _RESUME_FREE and saved.get(k) != current[k])
+        free = RESUME_FREE_FIELDS
+        changed = sorted(k for k in current if k not in free and saved.get(k) != current[k])
         if changed:
             logger.warning(
                 "resuming with different settings than the saved run: %s (saved %s); the "
@@ -773,5 +472,5 @@ class Trainer:
                 ) from e
             self.history = [r for r in records if r["step"] <= self.step]
             metrics.write_text("".join(json.dumps(r) + "\n" for r in self.history))
-            if self.config.tensorboard:
-                self._backfill_tensorboard()
+            if self._tensorboard is not None:
+                self._tensorboard.backfill(self.history, self.step)

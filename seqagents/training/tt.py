@@ -1,4 +1,6 @@
-"""Trajectory Transformer training: token windows, the weighted loss and ``train_tt``.
+"""Trajectory Transformer training: TT's parts of the one recipe (:mod:`seqagents.training.recipe`)
+— its defaults, agent creation (with the discretizer), token windows and the weighted loss — and
+the ``train_tt`` entry point.
 
 Protocol (TT paper / jannerm/trajectory-transformer ``config/offline.py``, REFERENCE.md section 2):
 transitions ``(obs, action, reward, value-to-go)`` with value discount 0.99 and termination
@@ -14,10 +16,7 @@ decay over tokens is replaced by the shared trainer's linear warmup and constant
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,10 +25,16 @@ from torch import nn
 
 from seqagents.agents.tt import TrajectoryTransformerAgent
 from seqagents.data import TrajectoryData
-from seqagents.envs import check_env_id_from_file
 from seqagents.planning import trajectory_transitions
-from seqagents.training.dt import CHECKPOINT_DIR, _load_data
-from seqagents.training.trainer import Batch, TrainConfig, Trainer, _resolve_train_device
+from seqagents.training.recipe import (
+    RECORD_FIELDS,
+    Algorithm,
+    AlgorithmParts,
+    RunSetup,
+    run_recipe,
+)
+from seqagents.training.train_config import TrainConfig
+from seqagents.training.trainer import Batch
 
 __all__ = ["TT_TRAIN_DEFAULTS", "tt_loss", "train_tt"]
 
@@ -44,6 +49,26 @@ TT_TRAIN_DEFAULTS = {
     "grad_clip": 1.0,
     "warmup_steps": 1000,
 }
+
+
+def _check_data(data: TrajectoryData) -> None:
+    if data.is_discrete or len(data.obs_shape) != 1:
+        raise ValueError(
+            "Trajectory Transformer training needs flat observations and continuous actions"
+        )
+
+
+# The recipe's view of TT. It does not evaluate while training (plans are slow; evaluate the
+# checkpoint afterwards).
+TT = Algorithm(
+    name="tt",
+    trainer="seqagents.training.train_tt",
+    defaults=TT_TRAIN_DEFAULTS,
+    record_layout=(*RECORD_FIELDS[:7], "loss", *RECORD_FIELDS[7:], "sequence_transitions"),
+    check_data=_check_data,
+    evaluates=False,
+    kwargs_follow_env_id=True,
+)
 
 
 def tt_loss(network: nn.Module, batch: Batch) -> torch.Tensor:
@@ -117,74 +142,40 @@ def train_tt(
         (14, 5)
         >>> run.cleanup()
     """
-    if isinstance(train_config, TrainConfig):
-        config = train_config
-    else:
-        config = TrainConfig.from_dict({**TT_TRAIN_DEFAULTS, **(train_config or {})})
-    data, spec_env_id, spec_env_kwargs = _load_data(dataset, False)
-    if data.is_discrete or len(data.obs_shape) != 1:
-        raise ValueError(
-            "Trajectory Transformer training needs flat observations and continuous actions"
+
+    def build(setup: RunSetup) -> AlgorithmParts:
+        data, config, device = setup.data, setup.config, setup.device
+        rows = trajectory_transitions(
+            data.observations, data.actions, data.rewards, data.terminals, data.episode_starts
+        )  # (N, D)
+        transition_dim = rows.shape[1]
+        model = {"block_size": sequence_transitions * transition_dim - 1, **(model_config or {})}
+        agent = TrajectoryTransformerAgent.create(
+            data.observation_space,
+            data.action_space,
+            rows,
+            n_bins=n_bins,
+            discretizer_kind=discretizer_kind,
+            env_id=setup.env_id,
+            env_kwargs=setup.env_kwargs,
+            planner=planner,
+            device=str(device),
+            seed=config.seed,
+            **model,
         )
-    if not env_id:
-        check_env_id_from_file(spec_env_id, f"the metadata of dataset {data.dataset_id!r}")
-    env_id = env_id or spec_env_id
-    if config.out_dir is None:
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", data.dataset_id or "in-memory")
-        config = dataclasses.replace(config, out_dir=str(Path("runs") / "tt" / slug))
-    rows = trajectory_transitions(
-        data.observations, data.actions, data.rewards, data.terminals, data.episode_starts
-    )  # (N, D)
-    transition_dim = rows.shape[1]
-    model = {"block_size": sequence_transitions * transition_dim - 1, **(model_config or {})}
-    device = _resolve_train_device(config.device)
-    agent = TrajectoryTransformerAgent.create(
-        data.observation_space,
-        data.action_space,
-        rows,
-        n_bins=n_bins,
-        discretizer_kind=discretizer_kind,
-        env_id=env_id,
-        env_kwargs=spec_env_kwargs if env_id == spec_env_id else None,
-        planner=planner,
-        device=str(device),
-        seed=config.seed,
-        **model,
-    )
-    tokens = agent.discretizer.discretize(rows).to(device)  # (N, D) long
-    starts = _window_starts(data.episode_starts, sequence_transitions)  # (n_windows,)
-    span = torch.arange(sequence_transitions, device=device)  # (L,)
+        tokens = agent.discretizer.discretize(rows).to(device)  # (N, D) long
+        starts = _window_starts(data.episode_starts, sequence_transitions)  # (n_windows,)
+        span = torch.arange(sequence_transitions, device=device)  # (L,)
 
-    def sample(batch_size: int, rng: np.random.Generator) -> Batch:
-        idx = torch.as_tensor(rng.choice(starts, size=batch_size), device=device)  # (B,)
-        seq = tokens[idx[:, None] + span].reshape(batch_size, -1)  # (B, L * D)
-        return {"tokens": seq[:, :-1], "targets": seq[:, 1:]}  # (B, L*D - 1) each
+        def sample(batch_size: int, rng: np.random.Generator) -> Batch:
+            idx = torch.as_tensor(rng.choice(starts, size=batch_size), device=device)  # (B,)
+            seq = tokens[idx[:, None] + span].reshape(batch_size, -1)  # (B, L * D)
+            return {"tokens": seq[:, :-1], "targets": seq[:, 1:]}  # (B, L*D - 1) each
 
-    def on_checkpoint(step: int, summary: dict[str, Any]) -> None:
-        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-        agent.spec.training = {
-            "trainer": "seqagents.training.train_tt",
-            "dataset_id": data.dataset_id,
-            "n_episodes": data.n_episodes,
-            "n_transitions": data.n_transitions,
-            "steps": step,
-            "seed": config.seed,
-            "final_loss": summary.get("loss"),  # mean over the last logging interval
-            "loss": "weighted_cross_entropy",
-            "world_size": torch.distributed.get_world_size() if distributed else 1,
-            "train_config": config.to_dict(),
-            "sequence_transitions": sequence_transitions,
-        }
-        agent.save_pretrained(Path(config.out_dir) / CHECKPOINT_DIR)
+        record = {"loss": "weighted_cross_entropy", "sequence_transitions": sequence_transitions}
+        return AlgorithmParts(agent, tt_loss, sample, record=record)
 
-    agent.network.train()
-    Trainer(
-        agent.network,
-        tt_loss,
-        sample,
-        config,
-        on_checkpoint=on_checkpoint,
+    return run_recipe(
+        TT, dataset, build, env_id=env_id, train_config=train_config, resume=resume,
         progress_bar=progress_bar,
-    ).train(resume=resume)
-    agent.network.eval()
-    return agent
+    )  # fmt: skip
