@@ -41,7 +41,7 @@ def rank_and_world_size() -> tuple[int, int]:
 def resolve_train_device(device: str | torch.device) -> torch.device:
     """``"auto"``: CUDA if available, else CPU; under torch.distributed CUDA means
     ``cuda:LOCAL_RANK`` (torchrun sets it), one GPU per process."""
-    from seqagents.agents.base import resolve_device
+    from seqagents._device import resolve_device
 
     device = resolve_device(device)
     if device.type == "cuda" and device.index is None and is_distributed():
@@ -64,7 +64,7 @@ def init_distributed(device: str | torch.device = "auto") -> bool:
         return True
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
-    from seqagents.agents.base import resolve_device
+    from seqagents._device import resolve_device
 
     cuda = resolve_device(device).type == "cuda"
     if cuda:

@@ -2,7 +2,7 @@
 defaults, agent creation, windows around a current step, the masked-action objectives and its
 evaluation — and the ``train_leap`` entry point.
 
-Protocol (official BabyAI code, ``../shared/LEAP.md`` section 2): windows of ``P`` history steps,
+Protocol (official BabyAI code, ``docs/references.md`` section 3): windows of ``P`` history steps,
 the current step and ``H - 1`` plan steps (:meth:`~seqagents.data.WindowSampler.windows_around`,
 the current step drawn uniformly over transitions); the model sees the known states (history and
 current) and every action but the masked one(s):

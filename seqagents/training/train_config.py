@@ -44,7 +44,7 @@ class TrainConfig:
         ValueError: unknown TrainConfig keys ['stepz']...
     """
 
-    steps: int = 100_000  # gradient steps in total (DT paper: 100k, REFERENCE.md section 1)
+    steps: int = 100_000  # gradient steps in total (DT paper: 100k, docs/references.md section 1)
     batch_size: int = 64  # windows per step, per process (DT gym/experiment.py: 64)
     learning_rate: float = 1e-4  # AdamW peak learning rate (DT: 1e-4)
     weight_decay: float = 1e-4  # AdamW decoupled decay on weight matrices only (DT: 1e-4)
