@@ -2,7 +2,8 @@
 — its model config, agent creation, window sampling, :func:`dt_loss` and per-target evaluation —
 and the ``train_dt`` entry point.
 
-Protocol (DT paper and kzl/decision-transformer ``gym/experiment.py``, ``docs/references.md`` section 1):
+Protocol (DT paper and kzl/decision-transformer ``gym/experiment.py``,
+``docs/references.md`` section 1):
 windows of ``K`` steps drawn uniformly over transitions (:class:`~seqagents.data.WindowSampler`),
 states normalized by the dataset mean/std, returns-to-go divided by ``return_scale`` (1000 for
 MuJoCo), loss on the predicted actions only (the original's state and return heads exist but are

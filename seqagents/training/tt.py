@@ -2,7 +2,8 @@
 — its defaults, agent creation (with the discretizer), token windows and the weighted loss — and
 the ``train_tt`` entry point.
 
-Protocol (TT paper / jannerm/trajectory-transformer ``config/offline.py``, ``docs/references.md`` section 2):
+Protocol (TT paper / jannerm/trajectory-transformer ``config/offline.py``,
+``docs/references.md`` section 2):
 transitions ``(obs, action, reward, value-to-go)`` with value discount 0.99 and termination
 penalty -100 (:func:`~seqagents.planning.trajectory_transitions`), quantile-discretized into
 N = 100 bins per dimension; sequences of 10 transitions (249 input tokens); next-token
