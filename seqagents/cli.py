@@ -457,7 +457,7 @@ def _pairs(section: dict, skip: tuple = (), keep: tuple | None = None) -> str:
 
 def _evaluation_line(evaluation: dict) -> str:
     """The measured result stored in the checkpoint, in one line (empty when none is)."""
-    from seqagents.checkpoints.native import describe_evaluation
+    from seqagents.checkpoints.card import describe_evaluation
 
     line = describe_evaluation(evaluation)
     command = evaluation.get("command")

@@ -17,7 +17,7 @@ import pytest
 from huggingface_hub import HfApi, ModelCard
 
 from seqagents import DecisionTransformerAgent, load_agent
-from seqagents.checkpoints.native import INSTALL, LICENSE, PAPERS, model_card
+from seqagents.checkpoints.card import INSTALL, LICENSE, PAPERS, model_card
 from seqagents.cli import main
 from tests._hub import hub_connection_error, hub_http_error
 
