@@ -29,6 +29,8 @@ __all__ = [
     "load_agent",
     # evaluation and videos
     "evaluate_policy",
+    "evaluation_report",
+    "EvaluationReport",
     "episode_successes",
     "SB3Adapter",
     "EpisodeStarts",
@@ -67,6 +69,7 @@ _LAZY = {
         ("EpisodeStarts", "SB3Adapter", "episode_successes", "evaluate_policy"),
         "seqagents.evaluation",
     ),
+    **dict.fromkeys(("EvaluationReport", "evaluation_report"), "seqagents.report"),
     **dict.fromkeys(("has_normalized_score", "normalized_score"), "seqagents.scores"),
     "record_video": "seqagents.video",
 }
@@ -103,5 +106,6 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from seqagents.envs import BabyAIPrivileged, MissionTokens, make_env
     from seqagents.errors import CheckpointError, MissingDependencyError
     from seqagents.evaluation import EpisodeStarts, SB3Adapter, episode_successes, evaluate_policy
+    from seqagents.report import EvaluationReport, evaluation_report
     from seqagents.scores import has_normalized_score, normalized_score
     from seqagents.video import record_video

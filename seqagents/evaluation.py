@@ -184,20 +184,20 @@ def evaluate_policy(
         progress_bar=progress_bar,
         max_episode_steps=max_episode_steps,
     )
-    mean_reward = float(np.mean(episode_rewards))
-    std_reward = float(np.std(episode_rewards))
-    if reward_threshold is not None and not mean_reward > reward_threshold:
-        raise AssertionError(
-            f"Mean reward below threshold: {mean_reward:.2f} < {reward_threshold:.2f}"
+    mean_return = float(np.mean(episode_rewards))
+    std_return = float(np.std(episode_rewards))
+    if reward_threshold is not None and not mean_return > reward_threshold:
+        raise AssertionError(  # SB3's message
+            f"Mean reward below threshold: {mean_return:.2f} < {reward_threshold:.2f}"
         )
     if return_success:
         successes = episode_successes(episode_rewards).tolist()
         if return_episode_rewards:
             return episode_rewards, episode_lengths, successes
-        return mean_reward, std_reward, float(np.mean(successes))
+        return mean_return, std_return, float(np.mean(successes))
     if return_episode_rewards:
         return episode_rewards, episode_lengths
-    return mean_reward, std_reward
+    return mean_return, std_return
 
 
 def episode_successes(episode_returns: Any) -> np.ndarray:

@@ -160,27 +160,32 @@ def model_card(
 
 
 def _measured(spec: CheckpointConfig) -> dict:
-    """The stored evaluation, with the normalized score computed where :mod:`seqagents.scores`
-    knows the task and the evaluation did not store it (it is linear in the return)."""
+    """The stored evaluation in today's vocabulary (:func:`seqagents.report.read_record`), with
+    the normalized score computed where :mod:`seqagents.scores` knows the task and the
+    evaluation did not store it (it is linear in the return)."""
+    from seqagents.report import read_record
     from seqagents.scores import has_normalized_score, normalized_score
 
-    ev = {"env_id": spec.env_id, **spec.evaluation}
-    env_id, mean = ev.get("env_id"), ev.get("mean_reward")
+    ev = {"env_id": spec.env_id, **read_record(spec.evaluation)}
+    env_id, mean = ev.get("env_id"), ev.get("mean_return")
     if mean is not None and ev.get("normalized_score") is None and env_id:
         if has_normalized_score(env_id):
             ev["normalized_score"] = normalized_score(mean, env_id)
     return ev
 
 
+# The Hub's metric type of the mean episode return (its RL leaderboards and rl-zoo's cards).
+_HUB_MEAN_RETURN = "mean_reward"
+
+
 def _eval_results(spec: CheckpointConfig, ev: dict) -> list:
     """One Hub ``EvalResult`` per measured metric, on the training dataset."""
     from huggingface_hub import EvalResult
 
-    if ev.get("mean_reward") is None or not spec.env_id:
+    if ev.get("mean_return") is None or not spec.env_id:
         return []
-    metrics = [
-        ("mean_reward", "mean return", f"{ev['mean_reward']:.2f} +/- {ev.get('std_reward', 0):.2f}")
-    ]
+    mean = f"{ev['mean_return']:.2f} +/- {ev.get('std_return', 0):.2f}"
+    metrics = [(_HUB_MEAN_RETURN, "mean return", mean)]
     if ev.get("normalized_score") is not None:
         metrics.append(("normalized_score", "normalized score", round(ev["normalized_score"], 2)))
     if ev.get("success_rate") is not None:
@@ -225,6 +230,7 @@ def _is_repo_id(location: str) -> bool:
 
 def _result_lines(spec: CheckpointConfig, ev: dict) -> list[str]:
     from seqagents.protocol import EvaluationProtocol
+    from seqagents.report import read_record
 
     if not spec.evaluation:
         return []
@@ -233,7 +239,8 @@ def _result_lines(spec: CheckpointConfig, ev: dict) -> list[str]:
     if summary:
         protocol = EvaluationProtocol.of_checkpoint(spec.protocol, spec.evaluation)
         lines += [f"{summary[0].upper()}{summary[1:]}, {protocol.describe()}.", ""]
-    return lines + _json_section("Evaluation record", spec.evaluation, level="###")
+    record = read_record(spec.evaluation)  # as stored, in today's vocabulary
+    return lines + _json_section("Evaluation record", record, level="###")
 
 
 def _usage_lines(spec: CheckpointConfig, agent_class: str, location: str) -> list[str]:
@@ -409,10 +416,14 @@ def _paper_lines(paper: _Paper | None) -> list[str]:
 
 def describe_evaluation(ev: dict) -> str:
     """A checkpoint's stored evaluation in words: ``"mean return 4939.80 ± 62.00, normalized
-    42.0 over 10 episodes of HalfCheetah-v5 at target 6000"`` ("" when it holds none)."""
-    if ev.get("mean_reward") is None:
+    42.0 over 10 episodes of HalfCheetah-v5 at target 6000"`` ("" when it holds none). Records
+    of either vocabulary are read (:func:`seqagents.report.read_record`)."""
+    from seqagents.report import read_record
+
+    ev = read_record(ev)
+    if ev.get("mean_return") is None:
         return ""
-    text = f"mean return {ev['mean_reward']:.2f} ± {ev.get('std_reward', 0.0):.2f}"
+    text = f"mean return {ev['mean_return']:.2f} ± {ev.get('std_return', 0.0):.2f}"
     if ev.get("normalized_score") is not None:
         text += f", normalized {ev['normalized_score']:.1f}"
     if ev.get("success_rate") is not None:
