@@ -53,16 +53,24 @@ def evaluate_model(
     return report, agent, entry
 
 
-def _make_eval_env(agent: Any, env_id: str | None, n_envs: int) -> Any:
-    import gymnasium as gym
-
-    from seqagents.envs import check_env_id_from_file, make_env
+def _env_id(agent: Any, env_id: str | None) -> str:
+    """--env, else the checkpoint's env id (checked: it names an env this install can make)."""
+    from seqagents.envs import check_env_id_from_file
 
     if not env_id:
         check_env_id_from_file(agent.env_id, "the checkpoint's config.json")
     env_id = env_id or agent.env_id
     if not env_id:
         raise UserError("the checkpoint names no env; pass --env ENV_ID")
+    return env_id
+
+
+def _make_eval_env(agent: Any, env_id: str | None, n_envs: int) -> Any:
+    import gymnasium as gym
+
+    from seqagents.envs import make_env
+
+    env_id = _env_id(agent, env_id)
     env_kwargs = dict(agent.spec.env_kwargs) if env_id == agent.env_id else {}
     if n_envs == 1:
         env = make_env(env_id, **env_kwargs)
@@ -121,14 +129,9 @@ def record_episodes(
 ) -> Any:
     """:func:`seqagents.record_video` of MODEL in ``env_id`` (None: the checkpoint's) with the
     seed, target, protocol, camera and overlay options of ``args``."""
-    from seqagents.envs import check_env_id_from_file
     from seqagents.video import record_video
 
-    if not env_id:
-        check_env_id_from_file(agent.env_id, "the checkpoint's config.json")
-    env_id = env_id or agent.env_id
-    if not env_id:
-        raise UserError("the checkpoint names no env; pass --env ENV_ID")
+    env_id = _env_id(agent, env_id)
     target = args.target_return[0] if args.target_return else None
     env_kwargs = dict(agent.spec.env_kwargs) if env_id == agent.env_id else {}
     if entry is not None and env_id == entry.env_id:
