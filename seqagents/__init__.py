@@ -28,6 +28,8 @@ __all__ = [
     "load_agent",
     # evaluation and videos
     "evaluate_policy",
+    "evaluation_report",
+    "EvaluationReport",
     "episode_successes",
     "SB3Adapter",
     "EpisodeStarts",
@@ -68,6 +70,7 @@ _LAZY = {
         ("EpisodeStarts", "SB3Adapter", "episode_successes", "evaluate_policy"),
         "seqagents.evaluation",
     ),
+    **dict.fromkeys(("EvaluationReport", "evaluation_report"), "seqagents.report"),
     **dict.fromkeys(("has_normalized_score", "normalized_score"), "seqagents.scores"),
     "record_video": "seqagents.video",
     "train": "seqagents.training",
@@ -105,6 +108,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from seqagents.envs import BabyAIPrivileged, MissionTokens, make_env
     from seqagents.errors import CheckpointError, MissingDependencyError
     from seqagents.evaluation import EpisodeStarts, SB3Adapter, episode_successes, evaluate_policy
+    from seqagents.report import EvaluationReport, evaluation_report
     from seqagents.scores import has_normalized_score, normalized_score
     from seqagents.training import train
     from seqagents.video import record_video

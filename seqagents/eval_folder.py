@@ -18,14 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from seqagents.envs import is_babyai_env
-from seqagents.evaluation import _run_episodes, episode_successes
+from seqagents.evaluation import _run_episodes
 from seqagents.protocol import EvaluationProtocol, resolve_protocol
-from seqagents.scores import has_normalized_score, normalized_score
+from seqagents.report import EvaluationReport, TargetResult
 
-__all__ = ["evaluate_to_folder"]
+__all__ = ["eval_info", "evaluate_to_folder"]
 
 
 def evaluate_to_folder(
@@ -80,63 +77,74 @@ def evaluate_to_folder(
     spec = getattr(agent, "spec", None)
     saved = dict(spec.env_kwargs) if spec and env_id == spec.env_id else {}
     kwargs = {**saved, **(env_kwargs or {})}
-    episodes: list[dict[str, Any]] = []
+    returns, lengths, videos = [], [], []
     start = time.perf_counter()
     env = _StepCounter(_make_env(env_id, kwargs))  # counts each episode's return and length
     try:
         for i in tqdm(range(n_episodes), desc="episodes", disable=not progress_bar):
-            episode_seed = seed + i
             video = out / "videos" / f"eval_episode_{i}.mp4" if i < n_videos else None
             if video is not None:
                 record_video(
-                    agent, env, video, n_episodes=1, seed=episode_seed,
+                    agent, env, video, n_episodes=1, seed=seed + i,
                     deterministic=deterministic, target_return=target_return, overlay=overlay,
                 )  # fmt: skip
-                episode_return, length = env.episode_return, env.t
+                returns.append(env.episode_return)
+                lengths.append(env.t)
             else:
-                returns, lengths = _run_episodes(
-                    agent, env, 1, deterministic=deterministic, seed=episode_seed,
+                episode_returns, episode_lengths = _run_episodes(
+                    agent, env, 1, deterministic=deterministic, seed=seed + i,
                     target_return=target_return,
                 )  # fmt: skip
-                episode_return, length = returns[0], lengths[0]
-            record = {
-                "episode_ix": i,
-                "seed": episode_seed,
-                "return": float(episode_return),
-                "length": int(length),
-                "video": None if video is None else str(video.relative_to(out)),
-            }
-            if is_babyai_env(env_id):
-                record["success"] = bool(episode_successes([episode_return])[0])
-            episodes.append(record)
+                returns += episode_returns
+                lengths += episode_lengths
+            videos.append(None if video is None else str(video.relative_to(out)))
     finally:
         env.close()
-    elapsed = time.perf_counter() - start
-    returns = np.array([e["return"] for e in episodes])  # (n_episodes,)
-    aggregated: dict[str, Any] = {
-        "mean_return": float(returns.mean()),
-        "std_return": float(returns.std()),
-        "mean_length": float(np.mean([e["length"] for e in episodes])),
-        "eval_s": round(elapsed, 2),
-        "eval_ep_s": round(elapsed / n_episodes, 2),
-    }
-    if has_normalized_score(env_id):
-        scores = np.asarray(normalized_score(returns, env_id))
-        aggregated["normalized_mean"] = float(scores.mean())
-        aggregated["normalized_std"] = float(scores.std())
-    if is_babyai_env(env_id):
-        aggregated["success_rate"] = float(np.mean([e["success"] for e in episodes]))
     target = target_return if target_return is not None else getattr(agent, "target_return", None)
-    info = {
-        "env_id": env_id,
-        "protocol": EvaluationProtocol(deterministic).describe(target),
-        "deterministic": deterministic,
-        "target_return": target,
-        "seed": seed,
-        "per_episode": episodes,
-        "aggregated": aggregated,
-    }
+    seeds = [seed + i for i in range(n_episodes)]
+    result = TargetResult.measure(
+        env_id, target, returns, lengths, time.perf_counter() - start, episode_seeds=seeds
+    )
+    protocol = EvaluationProtocol(deterministic)
+    info = eval_info(EvaluationReport(env_id, protocol, n_episodes, seed, [result]), videos)
     tmp = out / "eval_info.json.tmp"
     tmp.write_text(json.dumps(info, indent=2))
     os.replace(tmp, out / "eval_info.json")
     return info
+
+
+def eval_info(report: EvaluationReport, videos: list[str | None]) -> dict[str, Any]:
+    """The contents of ``eval_info.json`` (LeRobot's layout) of a one-target ``report``:
+    per episode its index, seed, return, length, video file (``videos[i]``) and success (where
+    the env pays only on success); the aggregate in the report's vocabulary, with
+    ``eval_s``/``eval_ep_s`` (LeRobot's wall-time words)."""
+    (result,) = report.results
+    seeds = result.episode_seeds or [None] * len(result.episode_returns)
+    per_episode = []
+    for i, (episode_return, length) in enumerate(
+        zip(result.episode_returns, result.episode_lengths, strict=True)
+    ):
+        record = {
+            "episode_ix": i,
+            "seed": seeds[i],
+            "return": episode_return,
+            "length": length,
+            "video": videos[i],
+        }
+        if result.successes is not None:
+            record["success"] = result.successes[i]
+        per_episode.append(record)
+    aggregated = {
+        **result.summary(),
+        "eval_s": result.wall_time_s,
+        "eval_ep_s": round(result.wall_time_s / len(per_episode), 2),
+    }
+    return {
+        "env_id": report.env_id,
+        "protocol": report.protocol.describe(result.target_return),
+        "deterministic": report.protocol.deterministic,
+        "target_return": result.target_return,
+        "seed": report.seed,
+        "per_episode": per_episode,
+        "aggregated": aggregated,
+    }

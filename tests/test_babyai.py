@@ -246,23 +246,15 @@ def test_success_rate():
 
 
 def test_cli_tables_show_success():
-    from seqagents.cli import _print_evaluation
+    from seqagents.cli.evaluate import evaluation_text
+    from seqagents.protocol import EvaluationProtocol
+    from seqagents.report import EvaluationReport, TargetResult
 
-    report = {
-        "model": "m", "algorithm": "leap", "env": LEVEL, "device": "cpu",
-        "results": [{
-            "target_return": None, "episode_returns": [0.9, 0.0], "episode_lengths": [3, 49],
-            "mean_return": 0.45, "std_return": 0.45, "mean_length": 26, "wall_time_s": 0.1,
-            "episode_successes": [True, False], "success_rate": 0.5,
-        }],
-    }  # fmt: skip
-    import contextlib
-    import io
-
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        _print_evaluation(report)
-    text = buffer.getvalue()
+    result = TargetResult.measure(LEVEL, None, [0.9, 0.0], [3, 49], 0.1)
+    report = EvaluationReport(
+        LEVEL, EvaluationProtocol(), 2, 0, [result], model="m", algorithm="leap", device="cpu"
+    )
+    text = evaluation_text(report)
     header = next(line for line in text.splitlines() if line.strip().startswith("episode"))
     assert header.split() == ["episode", "return", "length", "success"]
     assert "success: 50.0%" in text and "yes" in text

@@ -210,11 +210,12 @@ def test_every_option_has_help_and_the_help_defaults_are_true():
 
 def test_ctrl_c_is_one_line_and_status_130(monkeypatch, capsys):
     import seqagents.cli as cli
+    import seqagents.cli.zoo
 
     def interrupt(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "cmd_zoo", interrupt)
+    monkeypatch.setattr(seqagents.cli.zoo, "cmd_zoo", interrupt)
     assert cli.main(["zoo"]) == 130
     assert capsys.readouterr().err.strip() == "seqagents zoo: interrupted"
 
@@ -310,7 +311,7 @@ def test_push_evaluates_records_and_writes_a_card_without_placeholders(
     assert {p.name for p in out.iterdir()} == {
         "README.md", "config.json", "model.safetensors", "replay.mp4"
     }  # fmt: skip
-    assert f"{summary['mean_reward']:.2f}" in card and "/resolve/main/replay.mp4" in card
+    assert f"{summary['mean_return']:.2f}" in card and "/resolve/main/replay.mp4" in card
     assert 'from_pretrained("me/dt-pendulum")' in card and "<repo" not in card
     again = DecisionTransformerAgent.from_pretrained(out, device="cpu")
     assert again.spec.evaluation["n_episodes"] == 2

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from seqagents.cli import _CLI_OPTIONS, build_parser, cli_words, main
+from seqagents.cli import build_parser, cli_words, main
+from seqagents.cli.common import CLI_OPTIONS
 from tests.test_tt_agent import hf_tt_folder  # noqa: F401  (fixture: a transformers TT folder)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,10 +101,11 @@ def test_from_pretrained_passes_download_to_the_dataset(hf_tt_folder, monkeypatc
 def test_every_option_the_cli_names_exists():
     """The --flags written in the CLI sources and the translations of Python keywords exist."""
     everywhere = set().union(*(_options(p) for p in _parsers().values()))
-    for source in ("seqagents/cli.py", "seqagents/analysis/cli.py"):
-        named = set(FLAG.findall((ROOT / source).read_text()))
-        assert named <= everywhere, f"{source} names missing options: {named - everywhere}"
-    assert set(_CLI_OPTIONS.values()) <= everywhere
+    sources = [*(ROOT / "seqagents" / "cli").glob("*.py"), ROOT / "seqagents/analysis/cli.py"]
+    for source in sources:
+        named = set(FLAG.findall(source.read_text()))
+        assert named <= everywhere, f"{source.name} names missing options: {named - everywhere}"
+    assert set(CLI_OPTIONS.values()) <= everywhere
     assert cli_words("pass dataset=... or discretizer='t.safetensors' with download=True") == (
         "pass --dataset ID_OR_PATH or --discretizer t.safetensors with --download"
     )

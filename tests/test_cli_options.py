@@ -143,3 +143,22 @@ def test_plot_on_a_folder_of_runs_lists_and_plots_each(tmp_path, capsys):
         assert data["loss"] == [1.0, 0.5]
     assert main(["plot", str(tmp_path / "dt-a" / "missing")]) == 2
     assert "holds no metrics.jsonl" in capsys.readouterr().err
+
+
+def test_commands_leave_their_arguments_alone(checkpoint, tmp_path, monkeypatch, capsys):  # noqa: F811
+    """Issue 27: a command reads its parsed options and never writes them back (enjoy's
+    default video, record's clip length and push's fixed env were once set on ``args``)."""
+    pytest.importorskip("moviepy")
+    monkeypatch.chdir(tmp_path)
+    ckpt, quick = str(checkpoint), ["--episodes", "1", "--max-steps", "5", "--no-progress"]
+    for argv in (
+        ["evaluate", ckpt, *quick, "--json"],
+        ["enjoy", ckpt, *quick],
+        ["record", ckpt, "--video", "clip.gif", "--steps", "8", "--no-progress"],
+        ["push", ckpt, "me/dt-pendulum", *quick, "--no-video", "--out", "push"],
+    ):
+        args = build_parser().parse_args(argv)
+        before = dict(vars(args))
+        args.func(args)
+        assert vars(args) == before, argv[0]
+    assert (tmp_path / "videos" / "ckpt.mp4").is_file() and (tmp_path / "clip.gif").is_file()

@@ -16,8 +16,10 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import seqagents.evaluation
+import seqagents.report
 import seqagents.scores
 from seqagents.evaluation import SB3Adapter, evaluate_policy
+from seqagents.report import EvaluationReport, TargetResult, evaluation_report, read_record
 from seqagents.scores import has_normalized_score, normalized_score
 from tests._toy import ObserveAgent, RewardAgent, ToyEnv, check_feeding, expected_episodes
 
@@ -233,7 +235,51 @@ def test_normalized_score_values_and_errors():
         normalized_score(1.0, "CartPole-v1")
 
 
-@pytest.mark.parametrize("module", [seqagents.scores, seqagents.evaluation])
+@pytest.mark.parametrize("module", [seqagents.scores, seqagents.evaluation, seqagents.report])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+# ---------------------------------------------------------------------------- one report
+def test_evaluation_report_is_evaluate_policy_per_target():
+    """The report holds what evaluate_policy returns, per target, in one vocabulary."""
+    env = ToyEnv()
+    report = evaluation_report(
+        RewardAgent(), env, env_id="Toy-v0", n_eval_episodes=3, target_returns=[None, None], seed=0
+    )
+    returns, lengths = run(RewardAgent(), ToyEnv(), 3)
+    assert isinstance(report, EvaluationReport) and len(report.results) == 2
+    for result in report.results:
+        assert (result.episode_returns, result.episode_lengths) == (returns, lengths)
+        assert result.summary() == {
+            "mean_return": pytest.approx(np.mean(returns)),
+            "std_return": pytest.approx(np.std(returns)),
+            "mean_length": pytest.approx(np.mean(lengths)),
+        }  # no normalized score or success for an env that defines neither
+    data = report.to_dict()
+    assert data["results"][0]["mean_return"] == report.results[0].mean_return
+    assert data["deterministic"] is True and data["protocol"].startswith("greedy actions")
+    record = report.to_record(command="seqagents evaluate x")
+    assert record["mean_return"] == report.results[0].mean_return
+    assert record["n_episodes"] == 3 and record["command"] == "seqagents evaluate x"
+
+
+def test_report_measures_normalized_scores_and_successes():
+    cheetah = TargetResult.measure("HalfCheetah-v5", 6000.0, [-280.18, 12135.0], [1000, 1000], 1)
+    assert cheetah.summary()["normalized_mean"] == pytest.approx(50.0, abs=0.01)
+    assert cheetah.successes is None
+    level = TargetResult.measure("BabyAI-GoToLocalS7N5-v0", None, [0.9, 0.0], [3, 49], 1)
+    assert level.successes == [True, False] and level.summary()["success_rate"] == 0.5
+    assert "normalized_mean" not in level.summary()
+
+
+def test_stored_records_of_both_vocabularies_read_the_same():
+    """Checkpoints saved before one vocabulary (mean_reward/std_reward) still load."""
+    old = {"mean_reward": 5.0, "std_reward": 1.0, "per_target": [{"mean_reward": 5.0}]}
+    new = {"mean_return": 5.0, "std_return": 1.0, "per_target": [{"mean_return": 5.0}]}
+    assert read_record(old) == read_record(new) == new
+    assert read_record(None) == {}
+    from seqagents.checkpoints.card import describe_evaluation
+
+    assert describe_evaluation(old) == describe_evaluation(new) == "mean return 5.00 ± 1.00"

@@ -17,7 +17,7 @@ import pytest
 from huggingface_hub import HfApi, ModelCard
 
 from seqagents import DecisionTransformerAgent, load_agent
-from seqagents.checkpoints.native import INSTALL, LICENSE, PAPERS, model_card
+from seqagents.checkpoints.card import INSTALL, LICENSE, PAPERS, model_card
 from seqagents.cli import main
 from tests._hub import hub_connection_error, hub_http_error
 
@@ -94,12 +94,12 @@ def hub(monkeypatch, tmp_path):
 
 def _no_evaluation(monkeypatch):
     """Make any evaluation fail the test: the point is that none runs."""
-    import seqagents.cli
+    import seqagents.report
 
-    def evaluate(args):
+    def evaluate(*args, **kwargs):
         raise AssertionError("push evaluated although the Hub check should have stopped it")
 
-    monkeypatch.setattr(seqagents.cli, "_evaluate", evaluate)
+    monkeypatch.setattr(seqagents.report, "evaluation_report", evaluate)
 
 
 def _one_line_error(capsys) -> str:
@@ -236,9 +236,9 @@ def test_halfcheetah_card_reports_every_measured_metric_and_how_to_reproduce(hub
     card = ModelCard(text)
     from seqagents.scores import normalized_score
 
-    assert _metrics(card) == {
-        "mean_reward": f"{summary['mean_reward']:.2f} +/- {summary['std_reward']:.2f}",
-        "normalized_score": round(normalized_score(summary["mean_reward"], "HalfCheetah-v5"), 2),
+    assert _metrics(card) == {  # the Hub's metric type of the mean return is "mean_reward"
+        "mean_reward": f"{summary['mean_return']:.2f} +/- {summary['std_return']:.2f}",
+        "normalized_score": round(normalized_score(summary["mean_return"], "HalfCheetah-v5"), 2),
     }
     result = card.data.eval_results[0]
     assert (result.dataset_type, result.dataset_name) == ("local/halfcheetah/medium-v0",) * 2
@@ -264,7 +264,7 @@ def test_babyai_card_reports_the_success_rate(hub, tmp_path, capsys):
 def test_card_embeds_the_replay_as_a_video_and_names_no_local_path(checkpoint):
     agent = DecisionTransformerAgent.from_pretrained(checkpoint, device="cpu")
     command = f"seqagents evaluate {checkpoint} --episodes 2"
-    agent.spec.evaluation = {"mean_reward": -1.0, "std_reward": 0.5, "command": command}
+    agent.spec.evaluation = {"mean_return": -1.0, "std_return": 0.5, "command": command}
     text = str(model_card(agent.spec, "DecisionTransformerAgent", REPO, "replay.mp4"))
     src = f"https://huggingface.co/{REPO}/resolve/main/replay.mp4"
     assert f'<video src="{src}" controls' in text and "![" not in text

@@ -27,6 +27,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from seqagents._files import check_regular_file, read_files
+from seqagents.checkpoints.card import model_card, public_spec
 from seqagents.checkpoints.native import (
     CONFIG_NAME,
     FORMAT,
@@ -34,9 +35,7 @@ from seqagents.checkpoints.native import (
     CheckpointConfig,
     CheckpointFiles,
     hub_errors,
-    model_card,
     not_found,
-    public_spec,
     quiet_hub_retries,
 )
 from seqagents.envs import check_env_id_from_file, describe_space, make_env, spaces_match
