@@ -410,7 +410,7 @@ def _measured_score(location: str | None) -> str:
 
 def cmd_info(args: argparse.Namespace) -> None:
     agent, entry, location = _load(args)
-    spec = agent.spec
+    spec = agent.config.to_checkpoint()  # the saved layout
     parameters = sum(p.numel() for p in agent.network.parameters())
     if args.json:
         info = {"model": location, "class": type(agent).__name__, **spec.to_dict()}
@@ -574,7 +574,7 @@ def cmd_push(args: argparse.Namespace) -> None:
     args.env, args.n_envs, args.all_targets = None, 1, False
     report = _evaluate(args)
     agent, entry = report.pop("_agent"), report.pop("_entry")
-    agent.spec.evaluation = _push_evaluation(args, report, repo)
+    agent.config = agent.config.replace(evaluation=_push_evaluation(args, report, repo))
     with tempfile.TemporaryDirectory() as tmp:
         video = _record(agent, entry, args, f"{tmp}/replay.mp4", 1) if args.video else None
         for stale in folder.glob("replay.*"):  # an earlier push's replay is not this card's
@@ -950,7 +950,8 @@ def _train(args: argparse.Namespace, main_rank: bool) -> None:
     if not main_rank:  # rank 0 alone writes files and reports
         return
     # The entry's evaluation protocol travels with the checkpoint (sampled on Atari).
-    agent.spec.protocol = EvaluationProtocol(entry.evaluation.deterministic).to_dict()
+    protocol = EvaluationProtocol(entry.evaluation.deterministic).to_dict()
+    agent.config = agent.config.replace(protocol=protocol)
     agent.save_pretrained(out / "checkpoint")
     if args.install:
         target = zoo_dir() / (entry.checkpoint.path or f"checkpoints/{entry.algo}-{entry.name}")

@@ -407,7 +407,6 @@ def _run_episodes(
         if seed is not None:
             agent.seed(seed)
     stepper = _make_stepper(env, max_episode_steps)
-    own_target = getattr(agent, "target_return", None)
     try:
         return _episode_loop(
             model,
@@ -424,8 +423,8 @@ def _run_episodes(
             frame_hook=frame_hook,
         )
     finally:
-        if agent is not None:  # leave the agent clean: no half episode, its own target
-            agent.reset(target_return=own_target if target_return is not None else None)
+        if agent is not None:  # leave the agent clean: no half episode, its saved target
+            agent.reset()
 
 
 def _episode_loop(
@@ -555,7 +554,7 @@ def _reset_model(model: Any, target_return: float | None, *, sequence_agent: boo
 
         reset(target_return=check_target_return(target_return))
     elif sequence_agent and callable(reset):
-        reset()  # start from empty contexts, keep the target return
+        reset()  # start from empty contexts and the saved target return
 
 
 def _warn_on_monitor_mismatch(

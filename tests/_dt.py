@@ -22,7 +22,7 @@ class ReferenceWindows:
         agent, cfg = self.agent, self.agent.model_config
         states, _ = agent._check_observation(obs)
         if not isinstance(states, dict):
-            states = (states.float() - agent._state_mean) / agent._state_std  # (n, *shape)
+            states = agent.conditioning.normalize(states)  # (n, *shape)
         for i, steps in enumerate(self.steps):
             if starts[i]:
                 steps.clear()

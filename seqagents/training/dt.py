@@ -390,34 +390,30 @@ def _evaluate(
     from seqagents.evaluation import evaluate_policy  # imported late: optional at import time
     from seqagents.scores import has_normalized_score, normalized_score
 
-    default_target = agent.target_return  # evaluate_policy's reset changes it
-    results = []
-    try:
-        for target in targets:
-            returns, lengths = evaluate_policy(
-                agent,
-                env,
-                n_eval_episodes=n_episodes,
-                deterministic=True,
-                return_episode_rewards=True,
-                target_return=target,
-                seed=seed,
-            )
-            result: dict[str, Any] = {
-                "target_return": float(target),
-                "mean_reward": float(np.mean(returns)),
-                "std_reward": float(np.std(returns)),
-                "normalized_score": None,
-                "mean_length": float(np.mean(lengths)),
-                "n_episodes": len(returns),
-            }
-            if has_normalized_score(env_id):
-                scores = normalized_score(np.asarray(returns, dtype=np.float64), env_id)
-                result["normalized_score"] = float(np.mean(scores))
-                result["normalized_score_std"] = float(np.std(scores))
-            results.append(result)
-    finally:
-        agent.reset(target_return=default_target)
+    results = []  # each evaluation's target is episode state: the saved default stays
+    for target in targets:
+        returns, lengths = evaluate_policy(
+            agent,
+            env,
+            n_eval_episodes=n_episodes,
+            deterministic=True,
+            return_episode_rewards=True,
+            target_return=target,
+            seed=seed,
+        )
+        result: dict[str, Any] = {
+            "target_return": float(target),
+            "mean_reward": float(np.mean(returns)),
+            "std_reward": float(np.std(returns)),
+            "normalized_score": None,
+            "mean_length": float(np.mean(lengths)),
+            "n_episodes": len(returns),
+        }
+        if has_normalized_score(env_id):
+            scores = normalized_score(np.asarray(returns, dtype=np.float64), env_id)
+            result["normalized_score"] = float(np.mean(scores))
+            result["normalized_score_std"] = float(np.std(scores))
+        results.append(result)
     return {
         "step": step,
         "env_id": env_id,
@@ -435,7 +431,7 @@ def _record_run(
     summary: dict[str, Any],
 ) -> None:
     """Provenance and latest evaluation into the agent's checkpoint config."""
-    agent.spec.training = {
+    training = {
         "trainer": "seqagents.training.train_dt",
         "dataset_id": data.dataset_id,
         "n_episodes": data.n_episodes,
@@ -449,5 +445,5 @@ def _record_run(
         else 1,
         "train_config": config.to_dict(),
     }
-    if summary.get("eval"):
-        agent.spec.evaluation = dict(summary["eval"])
+    evaluation = dict(summary["eval"]) if summary.get("eval") else agent.config.evaluation
+    agent.config = agent.config.replace(training=training, evaluation=evaluation)

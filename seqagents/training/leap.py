@@ -262,7 +262,7 @@ def train_leap(
         return leap_loss(network, batch, objective, mask_prob)
 
     def on_checkpoint(step: int, summary: dict[str, Any]) -> None:
-        agent.spec.training = {
+        training = {
             "trainer": "seqagents.training.train_leap",
             "dataset_id": data.dataset_id,
             "n_episodes": data.n_episodes,
@@ -274,8 +274,8 @@ def train_leap(
             "final_loss": summary.get("loss"),  # summed CE per batch, mean over the last records
             "train_config": config.to_dict(),
         }
-        if summary.get("eval"):
-            agent.spec.evaluation = dict(summary["eval"])
+        evaluation = dict(summary["eval"]) if summary.get("eval") else agent.config.evaluation
+        agent.config = agent.config.replace(training=training, evaluation=evaluation)
         agent.save_pretrained(Path(config.out_dir) / CHECKPOINT_DIR)
 
     evaluate = None

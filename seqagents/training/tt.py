@@ -162,7 +162,7 @@ def train_tt(
 
     def on_checkpoint(step: int, summary: dict[str, Any]) -> None:
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-        agent.spec.training = {
+        training = {
             "trainer": "seqagents.training.train_tt",
             "dataset_id": data.dataset_id,
             "n_episodes": data.n_episodes,
@@ -175,6 +175,7 @@ def train_tt(
             "train_config": config.to_dict(),
             "sequence_transitions": sequence_transitions,
         }
+        agent.config = agent.config.replace(training=training)
         agent.save_pretrained(Path(config.out_dir) / CHECKPOINT_DIR)
 
     agent.network.train()
