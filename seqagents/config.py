@@ -422,8 +422,9 @@ class AgentConfig:
                     "predicted return (beam search); pass planner settings such as beam_width="
                 )
             expected = [*algo.overrides, *sorted(planner_keys), "env_id"]
+            kind = f"{algo.planner._kind} or options" if algo.planner else "options"
             raise TypeError(
-                f"unknown options {sorted(unknown)} for {algo.agent}; expected "
+                f"unknown {kind} {sorted(unknown)} for {algo.agent}; expected "
                 f"{', '.join(expected)}"
             )
         if planner:
