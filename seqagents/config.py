@@ -424,8 +424,7 @@ class AgentConfig:
             expected = [*algo.overrides, *sorted(planner_keys), "env_id"]
             kind = f"{algo.planner._kind} or options" if algo.planner else "options"
             raise TypeError(
-                f"unknown {kind} {sorted(unknown)} for {algo.agent}; expected "
-                f"{', '.join(expected)}"
+                f"unknown {kind} {sorted(unknown)} for {algo.agent}; expected {', '.join(expected)}"
             )
         if planner:
             base = planner.pop("planner", whole.get("inference", self.inference).planner)
@@ -446,14 +445,23 @@ class AgentConfig:
     def from_checkpoint(cls, spec: CheckpointConfig) -> AgentConfig:
         """The typed config of a :class:`CheckpointConfig` (the saved layout, dict sections)."""
         algo = _algorithm(spec.algorithm)
-        inference = algo.inference.from_dict(dict(spec.inference))
+        sections = {}
+        for name, read in (
+            ("model", algo.model.from_dict),
+            ("preprocessing", lambda d: _from_dict(algo.preprocessing, d, "preprocessing")),
+            ("inference", algo.inference.from_dict),
+        ):
+            try:
+                sections[name] = read(dict(getattr(spec, name)))
+            except CheckpointError:
+                raise
+            except ValueError as e:  # named after the file's section: "inference.target_return"
+                raise CheckpointError(f"{name}.{e}" if name != "model" else str(e)) from e
         return cls(
             algorithm=spec.algorithm,
-            model=algo.model.from_dict(dict(spec.model)),
             observation_space=spec.observation_space,
             action_space=spec.action_space,
-            preprocessing=_from_dict(algo.preprocessing, spec.preprocessing, "preprocessing"),
-            inference=inference,
+            **sections,
             env_id=spec.env_id,
             env_kwargs=dict(spec.env_kwargs),
             training=dict(spec.training),
