@@ -172,12 +172,6 @@ class LEAPAgent(SequenceAgent):
             model_config = LEAPConfig(**{**fields, **model_kwargs})
         if seed is not None:
             torch.manual_seed(seed)
-        preprocessing: dict[str, Any] = {"return_scale": float(return_scale)}
-        if state_mean is not None and state_std is not None:
-            preprocessing["state_mean"] = np.asarray(state_mean).tolist()
-            preprocessing["state_std"] = np.asarray(state_std).tolist()
-        if mission_vocabulary is not None:
-            preprocessing["mission_vocabulary"] = mission_vocabulary.to_dict()
         config = AgentConfig(
             algorithm=cls.algorithm,
             model=model_config,
