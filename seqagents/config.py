@@ -34,7 +34,7 @@ from seqagents.errors import CheckpointError, reject_unknown_keys
 from seqagents.models.dt import DTConfig
 from seqagents.models.leap import LEAPConfig
 from seqagents.models.tt import TTConfig
-from seqagents.observations import PRIVILEGED_KEYS, MissionVocabulary
+from seqagents.observations import MissionVocabulary
 from seqagents.planning.beam_search import BeamSearchConfig
 from seqagents.planning.refinement import RefinementConfig
 from seqagents.protocol import EvaluationProtocol
@@ -49,7 +49,6 @@ __all__ = [
     "check_return_scale",
     "check_state_stats",
     "check_target_return",
-    "encoder_for_space",
 ]
 
 
@@ -111,41 +110,6 @@ def _check_int(name: str, value: Any) -> int:
     return int(value)
 
 
-def encoder_for_space(
-    observation_space: gym.Space, vocabulary: MissionVocabulary | None = None
-) -> dict[str, Any]:
-    """The state-encoder fields of a model config for ``observation_space``: ``state_shape``,
-    ``state_encoder`` and ``state_encoder_kwargs`` (flat Box -> ``linear``; ``(C, 84, 84)``
-    frames -> ``nature_cnn``; BabyAI Dict -> ``babyai``, which needs the mission vocabulary).
-
-    Example:
-        >>> encoder_for_space(gym.spaces.Box(-1, 1, (3,)))["state_encoder"]
-        'linear'
-    """
-    if isinstance(observation_space, gym.spaces.Dict):
-        keys = set(observation_space.spaces)
-        if not {"image", "direction", "mission"} <= keys:
-            raise ValueError(
-                f"Dict observations with keys {sorted(keys)} are not supported: the only Dict "
-                "layout read is BabyAI/MiniGrid's (image, direction, mission). Flatten the "
-                "observation first (gymnasium.wrappers.FlattenObservation) for a Box"
-            )
-        if vocabulary is None:
-            raise ValueError(
-                "BabyAI Dict observations need the mission_vocabulary "
-                "(seqagents.observations.MissionVocabulary.from_missions)"
-            )
-        privileged = all(k in observation_space.spaces for k in PRIVILEGED_KEYS)
-        return {
-            "state_shape": tuple(observation_space["image"].shape),
-            "state_encoder": "babyai",
-            "state_encoder_kwargs": {"vocab_size": vocabulary.size, "privileged": privileged},
-        }
-    shape = tuple(observation_space.shape or ())
-    kind = "nature_cnn" if len(shape) == 3 and shape[1:] == (84, 84) else "linear"
-    return {"state_shape": shape, "state_encoder": kind, "state_encoder_kwargs": {}}
-
-
 def _without_none(section: Any) -> dict[str, Any]:
     """A section's fields as saved: unset (None) fields left out, as the saved layout has it."""
     return {k: v for k, v in dataclasses.asdict(section).items() if v is not None}
@@ -162,15 +126,18 @@ class StatePreprocessing:
     """How states and returns enter a DT or LEAP network (``config.json`` ``preprocessing``)."""
 
     # Per-dimension mean and std of the dataset's states (nested lists in the state's shape or
-    # flat); states enter as (s - mean) / std. None: 0 and 1 (images, BabyAI dicts).
+    # flat; arrays are stored as lists); states enter as (s - mean) / std. None: 0 and 1
+    # (images, BabyAI dicts).
     state_mean: list | None = None
     state_std: list | None = None
     return_scale: float = 1.0  # returns-to-go are divided by it (DT paper: 1000 for MuJoCo)
-    # BabyAI: the words the agent reads in missions (MissionVocabulary.to_dict()).
+    # BabyAI: the words the agent reads in missions (a MissionVocabulary is stored as its dict).
     mission_vocabulary: dict | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "return_scale", check_return_scale(self.return_scale))
+        if isinstance(self.mission_vocabulary, MissionVocabulary):
+            object.__setattr__(self, "mission_vocabulary", self.mission_vocabulary.to_dict())
         for name in ("state_mean", "state_std"):
             value = getattr(self, name)
             if value is not None:
@@ -284,37 +251,16 @@ class _Algorithm:
     planner: type | None = None  # planner config class; its fields are overrides too
 
 
-_STATS = {"state_mean": "preprocessing", "state_std": "preprocessing"}
+_STATE = dict.fromkeys(("state_mean", "state_std", "return_scale"), "preprocessing")
 _ALGORITHMS = {
-    "dt": _Algorithm(
-        "DecisionTransformerAgent",
-        DTConfig,
-        StatePreprocessing,
-        DTInference,
-        {
-            "target_return": "inference",
-            "context_len": "model",
-            **_STATS,
-            "return_scale": "preprocessing",
-        },
-    ),
-    "tt": _Algorithm(
-        "TrajectoryTransformerAgent",
-        TTConfig,
-        DiscretizerPreprocessing,
-        TTInference,
-        {"seed": "inference"},
-        BeamSearchConfig,
-    ),
-    "leap": _Algorithm(
-        "LEAPAgent",
-        LEAPConfig,
-        StatePreprocessing,
-        LEAPInference,
-        {"target_return": "inference", "replan_every": "inference", "seed": "inference"},
-        RefinementConfig,
-    ),
-}
+    "dt": _Algorithm("DecisionTransformerAgent", DTConfig, StatePreprocessing, DTInference,
+                     {"target_return": "inference", "context_len": "model", **_STATE}),
+    "tt": _Algorithm("TrajectoryTransformerAgent", TTConfig, DiscretizerPreprocessing,
+                     TTInference, {"seed": "inference"}, BeamSearchConfig),
+    "leap": _Algorithm("LEAPAgent", LEAPConfig, StatePreprocessing, LEAPInference,
+                       {**dict.fromkeys(("target_return", "replan_every", "seed"), "inference"),
+                        **_STATE}, RefinementConfig),
+}  # fmt: skip
 
 
 def _algorithm(name: str) -> _Algorithm:
@@ -434,6 +380,35 @@ class AgentConfig:
                 current = whole.get(section, getattr(self, section))
                 whole[section] = dataclasses.replace(current, **values)
         return dataclasses.replace(self, **whole)
+
+    @classmethod
+    def new(
+        cls,
+        algorithm: str,
+        model: Any,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        preprocessing: Any,
+        inference: Any,
+        *,
+        env_id: str | None = None,
+        env_kwargs: dict | None = None,
+    ) -> AgentConfig:
+        """The config of a new agent for these spaces, saved with this library's version."""
+        from seqagents import __version__
+        from seqagents.checkpoints.native import serialize_space
+
+        return cls(
+            algorithm,
+            model,
+            serialize_space(observation_space),
+            serialize_space(action_space),
+            preprocessing,
+            inference,
+            env_id=env_id,
+            env_kwargs=dict(env_kwargs or {}),
+            library_version=__version__,
+        )
 
     # ------------------------------------------------------------------ saved layout
     @classmethod

@@ -120,3 +120,14 @@ def test_target_return_of_agents_without_one_is_an_error():
         leap.reset(target_return=1.0)
     with pytest.raises(TypeError, match="unknown LEAP planner settings or options"):
         leap.config.replace(beam_width=2)  # LEAP has no beam search
+
+
+def test_docstring_examples():
+    import doctest
+
+    from seqagents import config
+    from seqagents.agents import conditioning, spaces
+
+    for module in (config, conditioning, spaces):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__

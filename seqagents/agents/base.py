@@ -32,8 +32,9 @@ from seqagents.agents.checks import (
 from seqagents.agents.conditioning import ReturnConditioning
 from seqagents.agents.device import resolve_device
 from seqagents.agents.io import CheckpointIO
+from seqagents.agents.spaces import encoder_for_space
 from seqagents.checkpoints.native import CheckpointConfig
-from seqagents.config import AgentConfig, check_target_return, encoder_for_space
+from seqagents.config import AgentConfig, check_target_return
 from seqagents.envs import check_env_id_from_file, describe_space, make_env
 from seqagents.observations import MissionVocabulary
 from seqagents.protocol import EvaluationProtocol
@@ -43,6 +44,7 @@ __all__ = [
     "AgentConfig",
     "CheckpointConfig",
     "SequenceAgent",
+    "config_setting",
     "check_finite_weights",
     "check_target_return",
     "encoder_for_space",
@@ -51,6 +53,21 @@ __all__ = [
 ]  # all but Agent and SequenceAgent: re-exports
 
 logger = logging.getLogger(__name__)
+
+
+def config_setting(section: str, name: str, doc: str) -> Any:
+    """A property of an agent that reads ``agent.config.<section>.<name>`` and sets it through
+    ``agent.config.replace(<name>=...)`` (its one validation): a view of the config, never a
+    copy of it. Named settings of :meth:`AgentConfig.replace` only (``seed`` for the planning
+    seed, whatever the property is called)."""
+
+    def get(agent: SequenceAgent) -> Any:
+        return getattr(getattr(agent.config, section), name)
+
+    def put(agent: SequenceAgent, value: Any) -> None:
+        agent.config = agent.config.replace(**{name: value})
+
+    return property(get, put, doc=doc)
 
 
 @runtime_checkable

@@ -9,17 +9,16 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from seqagents import __version__
-from seqagents.agents.base import SequenceAgent
+from seqagents.agents.base import SequenceAgent, config_setting
 from seqagents.agents.conditioning import ReturnConditioning
+from seqagents.agents.spaces import encoder_for_space
 from seqagents.checkpoints.native import (
     CheckpointFiles,
     build_network,
     converted_spec,
     load_weights,
-    serialize_space,
 )
-from seqagents.config import AgentConfig, DTInference, StatePreprocessing, encoder_for_space
+from seqagents.config import AgentConfig, DTInference, StatePreprocessing
 from seqagents.context import RollingContext
 from seqagents.errors import CheckpointError
 from seqagents.models.dt import DecisionTransformer, DTConfig
@@ -48,6 +47,7 @@ class DecisionTransformerAgent(SequenceAgent):
     """
 
     algorithm = "dt"
+    network_class = DecisionTransformer
 
     def __init__(
         self, network: DecisionTransformer, config: AgentConfig, device: str = "auto"
@@ -71,10 +71,9 @@ class DecisionTransformerAgent(SequenceAgent):
     def target_return(self, value: float) -> None:
         self.config = self.config.replace(target_return=value)
 
-    @property
-    def return_scale(self) -> float:
-        """Returns-to-go are divided by it (``config.preprocessing.return_scale``)."""
-        return self.config.preprocessing.return_scale
+    return_scale: float = config_setting(
+        "preprocessing", "return_scale", "Returns-to-go are divided by it."
+    )
 
     def _check_spaces(self) -> None:
         cfg, obs, act = self.model_config, self.observation_space, self.action_space
@@ -129,35 +128,20 @@ class DecisionTransformerAgent(SequenceAgent):
             )
         if seed is not None:
             torch.manual_seed(seed)
-        config = AgentConfig(
-            algorithm=cls.algorithm,
-            model=model_config,
-            observation_space=serialize_space(observation_space),
-            action_space=serialize_space(action_space),
-            env_id=env_id,
-            env_kwargs=dict(env_kwargs or {}),
-            preprocessing=StatePreprocessing(
-                state_mean=None if state_mean is None else np.asarray(state_mean).tolist(),
-                state_std=None if state_std is None else np.asarray(state_std).tolist(),
-                return_scale=float(return_scale),
-                mission_vocabulary=mission_vocabulary.to_dict() if mission_vocabulary else None,
-            ),
-            inference=DTInference(
+        config = AgentConfig.new(
+            cls.algorithm,
+            model_config,
+            observation_space,
+            action_space,
+            StatePreprocessing(state_mean, state_std, return_scale, mission_vocabulary),
+            DTInference(
                 target_return=float(target_return),
                 target_returns=tuple(target_returns or [target_return]),
             ),
-            library_version=__version__,
+            env_id=env_id,
+            env_kwargs=env_kwargs,
         )
         return cls(DecisionTransformer(model_config), config, device)
-
-    @classmethod
-    def _from_config(
-        cls, config: dict, files: CheckpointFiles, device: str, overrides: dict
-    ) -> DecisionTransformerAgent:
-        saved = AgentConfig.from_dict(config)
-        network = build_network(DecisionTransformer, saved.model, files.model_id)
-        load_weights(network, files.load_safetensors(), files.model_id)
-        return cls(network, saved.replace(**overrides), device)
 
     @classmethod
     def _from_foreign(

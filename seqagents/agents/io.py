@@ -22,6 +22,7 @@ import torch
 from huggingface_hub import ModelCard, ModelHubMixin
 from huggingface_hub.errors import HFValidationError
 from safetensors.torch import save_file
+from torch import nn
 
 from seqagents._files import check_regular_file, read_files
 from seqagents.agents.device import resolve_device
@@ -30,12 +31,15 @@ from seqagents.checkpoints.native import (
     FORMAT,
     WEIGHTS_NAME,
     CheckpointFiles,
+    build_network,
     hub_errors,
+    load_weights,
     model_card,
     not_found,
     public_spec,
     quiet_hub_retries,
 )
+from seqagents.config import AgentConfig
 from seqagents.errors import CheckpointError
 
 __all__ = ["CheckpointIO"]
@@ -60,11 +64,17 @@ class CheckpointIO(ModelHubMixin):
         if cls.__dict__.get("algorithm"):  # a class naming its own algorithm, not a subclass
             CheckpointIO._registry[cls.algorithm] = cls  # of one (that keeps its loader)
 
+    network_class: ClassVar[type[nn.Module]]  # the algorithm's network (built from config.model)
+
     @classmethod
     def _from_config(
         cls, config: dict, files: CheckpointFiles, device: str, overrides: dict
     ) -> Any:
-        raise NotImplementedError
+        """A native checkpoint: its config (with ``overrides``, one validation) and weights."""
+        saved = AgentConfig.from_dict(config)
+        network = build_network(cls.network_class, saved.model, files.model_id)
+        load_weights(network, files.load_safetensors(), files.model_id)
+        return cls(network, saved.replace(**overrides), device)  # type: ignore[call-arg]
 
     @classmethod
     def _from_foreign(

@@ -13,16 +13,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from seqagents import __version__
-from seqagents.agents.base import SequenceAgent
+from seqagents.agents.base import SequenceAgent, config_setting
 from seqagents.agents.conditioning import ReturnConditioning
-from seqagents.checkpoints.native import (
-    CheckpointFiles,
-    build_network,
-    load_weights,
-    serialize_space,
-)
-from seqagents.config import AgentConfig, LEAPInference, StatePreprocessing, encoder_for_space
+from seqagents.agents.spaces import encoder_for_space
+from seqagents.config import AgentConfig, LEAPInference, StatePreprocessing
 from seqagents.context import RollingContext
 from seqagents.errors import CheckpointError
 from seqagents.models.leap import LEAP, LEAPConfig
@@ -66,6 +60,7 @@ class LEAPAgent(SequenceAgent):
     """
 
     algorithm = "leap"
+    network_class = LEAP
 
     def __init__(self, network: LEAP, config: AgentConfig, device: str = "auto") -> None:
         super().__init__(network, config, device)
@@ -86,32 +81,16 @@ class LEAPAgent(SequenceAgent):
         self._ctx: RollingContext | None = None
 
     # ------------------------------------------------------------------ settings (views of config)
-    @property
-    def planner(self) -> RefinementConfig:
-        """The refinement settings (``config.inference.planner``); setting it sets them."""
-        return self.config.inference.planner
-
-    @planner.setter
-    def planner(self, planner: RefinementConfig) -> None:
-        self.config = self.config.replace(planner=planner)
-
-    @property
-    def replan_every(self) -> int:
-        """Steps executed per plan (``config.inference.replan_every``)."""
-        return self.config.inference.replan_every
-
-    @replan_every.setter
-    def replan_every(self, value: int) -> None:
-        self.config = self.config.replace(replan_every=value)
-
-    @property
-    def planning_seed(self) -> int:
-        """Env i plans from the stream ``planning_seed + i`` (``config.inference.seed``)."""
-        return self.config.inference.seed
-
-    @planning_seed.setter
-    def planning_seed(self, seed: int) -> None:
-        self.config = self.config.replace(seed=seed)
+    planner: RefinementConfig = config_setting(
+        "inference", "planner", "The refinement settings (``config.inference.planner``)."
+    )
+    replan_every: int = config_setting("inference", "replan_every", "Steps executed per plan.")
+    planning_seed: int = config_setting(
+        "inference", "seed", "Env i plans from the stream ``planning_seed + i``."
+    )
+    return_scale: float = config_setting(
+        "preprocessing", "return_scale", "Returns-to-go are divided by it."
+    )
 
     @property
     def target_return(self) -> float | None:
@@ -126,11 +105,6 @@ class LEAPAgent(SequenceAgent):
     @target_return.setter
     def target_return(self, value: float) -> None:
         self.config = self.config.replace(target_return=value)
-
-    @property
-    def return_scale(self) -> float:
-        """Returns-to-go are divided by it (``config.preprocessing.return_scale``)."""
-        return self.config.preprocessing.return_scale
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -172,32 +146,17 @@ class LEAPAgent(SequenceAgent):
             model_config = LEAPConfig(**{**fields, **model_kwargs})
         if seed is not None:
             torch.manual_seed(seed)
-        config = AgentConfig(
-            algorithm=cls.algorithm,
-            model=model_config,
-            observation_space=serialize_space(observation_space),
-            action_space=serialize_space(action_space),
+        config = AgentConfig.new(
+            cls.algorithm,
+            model_config,
+            observation_space,
+            action_space,
+            StatePreprocessing(state_mean, state_std, return_scale, mission_vocabulary),
+            LEAPInference(target_return=target_return),
             env_id=env_id,
-            env_kwargs=dict(env_kwargs or {}),
-            preprocessing=StatePreprocessing(
-                state_mean=None if state_mean is None else np.asarray(state_mean).tolist(),
-                state_std=None if state_std is None else np.asarray(state_std).tolist(),
-                return_scale=return_scale,
-                mission_vocabulary=mission_vocabulary.to_dict() if mission_vocabulary else None,
-            ),
-            inference=LEAPInference(target_return=target_return),
-            library_version=__version__,
+            env_kwargs=env_kwargs,
         ).replace(**dict(planner or {}))
         return cls(LEAP(model_config), config, device)
-
-    @classmethod
-    def _from_config(
-        cls, config: dict, files: CheckpointFiles, device: str, overrides: dict
-    ) -> LEAPAgent:
-        saved = AgentConfig.from_dict(config)
-        network = build_network(LEAP, saved.model, files.model_id)
-        load_weights(network, files.load_safetensors(), files.model_id)
-        return cls(network, saved.replace(**overrides), device)
 
     # ------------------------------------------------------------------ acting
     @property

@@ -16,14 +16,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from seqagents import __version__
-from seqagents.agents.base import SequenceAgent
+from seqagents.agents.base import SequenceAgent, config_setting
 from seqagents.checkpoints.native import (
     CheckpointFiles,
     build_network,
     converted_spec,
     load_weights,
-    serialize_space,
 )
 from seqagents.config import AgentConfig, DiscretizerPreprocessing, TTInference
 from seqagents.context import RollingContext
@@ -109,23 +107,12 @@ class TrajectoryTransformerAgent(SequenceAgent):
         self._last_action = torch.zeros(0)
         self.last_plan = None  # the most recent Plan (for analysis)
 
-    @property
-    def planner(self) -> BeamSearchConfig:
-        """The beam-search settings (``config.inference.planner``); setting it sets them."""
-        return self.config.inference.planner
-
-    @planner.setter
-    def planner(self, planner: BeamSearchConfig) -> None:
-        self.config = self.config.replace(planner=planner)
-
-    @property
-    def planning_seed(self) -> int:
-        """Env i plans from the stream ``planning_seed + i`` (``config.inference.seed``)."""
-        return self.config.inference.seed
-
-    @planning_seed.setter
-    def planning_seed(self, seed: int) -> None:
-        self.config = self.config.replace(seed=seed)
+    planner: BeamSearchConfig = config_setting(
+        "inference", "planner", "The beam-search settings (``config.inference.planner``)."
+    )
+    planning_seed: int = config_setting(
+        "inference", "seed", "Env i plans from the stream ``planning_seed + i``."
+    )
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -158,16 +145,15 @@ class TrajectoryTransformerAgent(SequenceAgent):
         if seed is not None:
             torch.manual_seed(seed)
         discretizer = Discretizer.from_data(transitions, n_bins=n_bins, kind=discretizer_kind)
-        config = AgentConfig(
-            algorithm=cls.algorithm,
-            model=model_config,
-            observation_space=serialize_space(observation_space),
-            action_space=serialize_space(action_space),
+        config = AgentConfig.new(
+            cls.algorithm,
+            model_config,
+            observation_space,
+            action_space,
+            DiscretizerPreprocessing(discretizer_kind, n_bins),
+            TTInference(),
             env_id=env_id,
-            env_kwargs=dict(env_kwargs or {}),
-            preprocessing=DiscretizerPreprocessing(discretizer_kind, n_bins),
-            inference=TTInference(),
-            library_version=__version__,
+            env_kwargs=env_kwargs,
         ).replace(**dict(planner or {}))
         return cls(TrajectoryTransformer(config.model), discretizer, config, device)
 
