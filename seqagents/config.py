@@ -368,9 +368,10 @@ class AgentConfig:
                     "predicted return (beam search); pass planner settings such as beam_width="
                 )
             expected = [*algo.overrides, *sorted(planner_keys), "env_id"]
-            kind = f"{algo.planner._kind} or options" if algo.planner else "options"
+            planner_note = f" (and unknown {algo.planner._kind})" if algo.planner else ""
             raise TypeError(
-                f"unknown {kind} {sorted(unknown)} for {algo.agent}; expected {', '.join(expected)}"
+                f"unknown options {sorted(unknown)} for {algo.agent}{planner_note}; expected "
+                f"{', '.join(expected)}"
             )
         if planner:
             base = planner.pop("planner", whole.get("inference", self.inference).planner)

@@ -118,7 +118,10 @@ def test_target_return_of_agents_without_one_is_an_error():
     assert leap.target_return is None
     with pytest.raises(ValueError, match="not return-conditioned"):
         leap.reset(target_return=1.0)
-    with pytest.raises(TypeError, match="unknown LEAP planner settings or options"):
+    with pytest.raises(
+        TypeError,
+        match=r"unknown options \['beam_width'\] for LEAPAgent \(and unknown LEAP planner",
+    ):
         leap.config.replace(beam_width=2)  # LEAP has no beam search
 
 
