@@ -21,7 +21,6 @@ The variants subclass :class:`~seqagents.LEAPAgent` here; none is a library opti
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 
@@ -52,14 +51,14 @@ class VariantLEAP(LEAPAgent):
             hs = {int(i): int(torch.randint(1, H + 1, (1,), generator=streams[i])) for i in envs}
             if self.pad_tail:  # plan h steps only, one env at a time
                 for i in map(int, envs):
-                    full, old = self._plan, self.planner  # the planner config is frozen
-                    self.planner = dataclasses.replace(old, horizon=hs[i])
+                    full = self._plan
+                    planner = self.planner.replace(horizon=hs[i])
                     self._plan = full[:, : hs[i]].clone()
                     try:
-                        super()._replan(np.array([i]), deterministic)
+                        super()._replan(np.array([i]), deterministic, planner)
                         row = self._plan[i]
                     finally:
-                        self._plan, self.planner = full, old
+                        self._plan = full
                     self._plan[i] = self.model_config.pad_id
                     self._plan[i, : hs[i]] = row
             else:

@@ -341,7 +341,6 @@ def _run_episodes(
         if seed is not None:
             agent.seed(seed)
     stepper = make_stepper(env, max_episode_steps, DEFAULT_MAX_EPISODE_STEPS)
-    own_target = getattr(agent, "target_return", None)
     try:
         return _episode_loop(
             model,
@@ -358,8 +357,8 @@ def _run_episodes(
             frame_hook=frame_hook,
         )
     finally:
-        if agent is not None:  # leave the agent clean: no half episode, its own target
-            agent.reset(target_return=own_target if target_return is not None else None)
+        if agent is not None:  # leave the agent clean: no half episode, its saved target
+            agent.reset()
 
 
 def _episode_loop(
@@ -489,7 +488,7 @@ def _reset_model(model: Any, target_return: float | None, *, sequence_agent: boo
 
         reset(target_return=check_target_return(target_return))
     elif sequence_agent and callable(reset):
-        reset()  # start from empty contexts, keep the target return
+        reset()  # start from empty contexts and the saved target return
 
 
 def _sequence_agent(model: Any) -> Any:

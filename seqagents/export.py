@@ -82,8 +82,9 @@ class _DTPolicy(nn.Module):
     def __init__(self, agent: Any) -> None:
         super().__init__()
         self.network = copy.deepcopy(agent.network).cpu().eval()
-        self.register_buffer("state_mean", agent._state_mean.detach().cpu().clone())
-        self.register_buffer("state_std", agent._state_std.detach().cpu().clone())
+        stats = agent.conditioning
+        self.register_buffer("state_mean", stats.state_mean.detach().cpu().clone())
+        self.register_buffer("state_std", stats.state_std.detach().cpu().clone())
         self.return_scale = float(agent.return_scale)
         self.max_timestep = int(agent.model_config.max_ep_len) - 1
         self.discrete = bool(agent.model_config.discrete)
@@ -139,9 +140,9 @@ def export_policy(
     cfg = agent.model_config
     metadata = {
         "format": kind,
-        "algorithm": agent.spec.algorithm,
+        "algorithm": agent.config.algorithm,
         "env_id": agent.env_id,
-        "env_kwargs": agent.spec.env_kwargs,
+        "env_kwargs": agent.config.env_kwargs,
         "context_len": int(cfg.context_len),
         "target_return": float(agent.target_return if target_return is None else target_return),
         "return_scale": policy.return_scale,

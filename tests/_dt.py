@@ -20,9 +20,9 @@ class ReferenceWindows:
     def add(self, obs, starts: np.ndarray) -> None:
         """Record the new step of every env (its action still unknown)."""
         agent, cfg = self.agent, self.agent.model_config
-        states, _ = agent._check_observation(obs)
+        states, _ = agent._observation_check(obs)
         if not isinstance(states, dict):
-            states = (states.float() - agent._state_mean) / agent._state_std  # (n, *shape)
+            states = agent.conditioning.normalize(states)  # (n, *shape)
         for i, steps in enumerate(self.steps):
             if starts[i]:
                 steps.clear()
@@ -34,7 +34,7 @@ class ReferenceWindows:
         """The agent's chosen actions and the returns-to-go it conditioned on."""
         for i, steps in enumerate(self.steps):
             steps[-1]["action"] = torch.as_tensor(np.asarray(actions[i]))
-            steps[-1]["rtg"] = self.agent._rtg[i].clone()
+            steps[-1]["rtg"] = self.agent.conditioning.rtg[i].clone()
 
     def window(self, placeholder: torch.Tensor):
         """``(states, actions, rtg, timesteps, mask)`` of the newest ``K`` steps per env, each
@@ -45,7 +45,7 @@ class ReferenceWindows:
             last = steps[-self.K :]
             pad = self.K - len(last)
             acts = [placeholder if s["action"] is None else s["action"] for s in last]
-            rtg = [self.agent._rtg[i] if s["rtg"] is None else s["rtg"] for s in last]
+            rtg = [self.agent.conditioning.rtg[i] if s["rtg"] is None else s["rtg"] for s in last]
             rows.append(
                 (
                     _left_pad([s["state"] for s in last], pad),

@@ -230,7 +230,7 @@ def test_equal_shapes_but_other_bounds_or_kinds_are_errors(tmp_path):
 
 def test_other_env_id_with_matching_spaces_warns_once():
     agent = dt_agent(env_id="Pendulum-v1")
-    agent.spec.env_id = "InvertedPendulumSwing-v0"  # as if trained on another env
+    agent.config = agent.config.replace(env_id="InvertedPendulumSwing-v0")  # trained elsewhere
     env = gym.make("Pendulum-v1", max_episode_steps=3)
     with pytest.warns(UserWarning, match="env is Pendulum-v1 but this checkpoint was trained on"):
         evaluate_policy(agent, env, 1)

@@ -45,7 +45,7 @@ def test_train_an_algorithm_on_a_minari_dataset(algo, pendulum_data, tmp_path, c
         from seqagents.training import TrainConfig
 
         assert train_config["learning_rate"] == TrainConfig().learning_rate
-        assert agent.spec.preprocessing["return_scale"] == 1000.0  # DT's default
+        assert agent.config.preprocessing.return_scale == 1000.0  # DT's default
     assert main(args) == 2  # the run folder exists: --resume or --force
     assert "--force" in capsys.readouterr().err
 

@@ -123,8 +123,8 @@ def hf_reference_action(model, states, actions, rewards, rtg, timesteps, mean, s
 @pytest.mark.parity
 def test_hub_checkpoint_matches_transformers(hf_dt_repo):
     agent = DecisionTransformerAgent.from_pretrained(REPO, target_return=6000, device="cpu")
-    stats = json.loads(agent.spec.preprocessing and json.dumps(agent.spec.preprocessing))
-    mean, std = torch.tensor(stats["state_mean"]), torch.tensor(stats["state_std"])
+    stats = agent.config.preprocessing
+    mean, std = torch.tensor(stats.state_mean), torch.tensor(stats.state_std)
     assert agent.env_id == "HalfCheetah-v5" and agent.return_scale == 1000.0
     env = gym.make("HalfCheetah-v5")
     obs, _ = env.reset(seed=0)

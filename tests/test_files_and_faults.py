@@ -176,7 +176,7 @@ from tests.test_agent_safeguards import dt_agent
 
 def version(agent, k):
     # one config field and one weight that change together
-    agent.reset(target_return=float(k))
+    agent.target_return = float(k)  # the saved default (reset's target is the episode's)
     with torch.no_grad():
         next(agent.network.parameters()).fill_(float(k))
     return agent

@@ -427,9 +427,9 @@ def test_unknown_override_and_wrong_loader(tmp_path):
 def test_planner_docstring_examples():
     import doctest
 
-    from seqagents.agents import planner_section
+    from seqagents import config
     from seqagents.planning import refinement
 
-    for module in (refinement, planner_section):
+    for module in (refinement, config):
         result = doctest.testmod(module, extraglobs={"torch": torch})
         assert result.attempted > 0 and result.failed == 0

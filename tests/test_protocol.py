@@ -31,7 +31,7 @@ def sampled_checkpoint(tmp_path):
         device="cpu",
         seed=0,
     )
-    agent.spec.protocol = {"deterministic": False, "max_episode_steps": 7}
+    agent.config = agent.config.replace(protocol={"deterministic": False, "max_episode_steps": 7})
     agent.save_pretrained(tmp_path / "ckpt")
     return tmp_path / "ckpt"
 

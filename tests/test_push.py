@@ -42,12 +42,13 @@ def checkpoint(tmp_path):
         device="cpu",
         seed=0,
     )
-    agent.spec.training = {
+    training = {
         "dataset_id": str(tmp_path / "datasets" / "pendulum-random"),
         "steps": 10,
         "train_config": {"steps": 10, "batch_size": 4, "out_dir": str(tmp_path / "run")},
         "note": f"trained in {tmp_path / 'run'} on a laptop",
     }
+    agent.config = agent.config.replace(training=training)
     agent.save_pretrained(tmp_path / "ckpt")
     return tmp_path / "ckpt"
 
@@ -264,8 +265,10 @@ def test_babyai_card_reports_the_success_rate(hub, tmp_path, capsys):
 def test_card_embeds_the_replay_as_a_video_and_names_no_local_path(checkpoint):
     agent = DecisionTransformerAgent.from_pretrained(checkpoint, device="cpu")
     command = f"seqagents evaluate {checkpoint} --episodes 2"
-    agent.spec.evaluation = {"mean_return": -1.0, "std_return": 0.5, "command": command}
-    text = str(model_card(agent.spec, "DecisionTransformerAgent", REPO, "replay.mp4"))
+    evaluation = {"mean_return": -1.0, "std_return": 0.5, "command": command}
+    agent.config = agent.config.replace(evaluation=evaluation)
+    spec = agent.config.to_checkpoint()
+    text = str(model_card(spec, "DecisionTransformerAgent", REPO, "replay.mp4"))
     src = f"https://huggingface.co/{REPO}/resolve/main/replay.mp4"
     assert f'<video src="{src}" controls' in text and "![" not in text
     assert "seqagents evaluate ckpt --episodes 2" in text  # the folder reduced to its name

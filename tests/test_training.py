@@ -94,7 +94,7 @@ def test_train_dt_lowers_loss_saves_loadable_evaluable_checkpoint(tmp_path):
     assert training["train_config"]["batch_size"] == 16
     assert evaluation["mean_reward"] == last_eval["mean_reward"]
     assert loaded.target_return == -50.0  # evaluation's targets did not leak into the checkpoint
-    assert loaded.spec.inference["target_returns"] == [-50.0, -100.0]
+    assert loaded.config.inference.target_returns == (-50.0, -100.0)
     assert loaded.env_id == "Pendulum-v1"
     for key, value in agent.network.state_dict().items():
         torch.testing.assert_close(loaded.network.state_dict()[key], value.cpu())

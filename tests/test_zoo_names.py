@@ -157,7 +157,7 @@ def test_local_copies_of_a_known_repo_load_like_the_hub_id(edbeeching_files, tmp
         agent = DecisionTransformerAgent.from_pretrained(str(folder), device="cpu", **extra)
         assert agent.env_id == "HalfCheetah-v5" and agent.target_return == 6000.0
         assert agent.spec.training["converted_from"] == REPO  # the Hub id, not a local path
-        assert agent.spec.preprocessing == hub.spec.preprocessing
+        assert agent.config.preprocessing == hub.config.preprocessing
         np.testing.assert_array_equal(_actions(agent), reference)
     # an unnamed download: the error says how to name it, with the candidates
     with pytest.raises(CheckpointError, match=r"known_repo='edbeeching/decision-transformer-gym"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 
@@ -10,16 +9,16 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from seqagents import __version__
-from seqagents.agents.base import SequenceAgent, check_target_return, encoder_for_space
+from seqagents.agents.base import SequenceAgent, config_setting
+from seqagents.agents.conditioning import ReturnConditioning
+from seqagents.agents.spaces import encoder_for_space
 from seqagents.checkpoints.native import (
-    CheckpointConfig,
     CheckpointFiles,
     build_network,
     converted_spec,
     load_weights,
-    serialize_space,
 )
+from seqagents.config import AgentConfig, DTInference, StatePreprocessing
 from seqagents.context import RollingContext
 from seqagents.errors import CheckpointError
 from seqagents.models.dt import DecisionTransformer, DTConfig
@@ -48,20 +47,33 @@ class DecisionTransformerAgent(SequenceAgent):
     """
 
     algorithm = "dt"
+    network_class = DecisionTransformer
 
     def __init__(
-        self, network: DecisionTransformer, spec: CheckpointConfig, device: str = "auto"
+        self, network: DecisionTransformer, config: AgentConfig, device: str = "auto"
     ) -> None:
-        super().__init__(network, spec, device)
-        cfg: DTConfig = network.config
-        self.model_config = cfg
-        self._setup_states(cfg.state_shape)
-        try:
-            self.target_return = check_target_return(spec.inference.get("target_return", 0.0))
-        except ValueError as e:
-            raise CheckpointError(f"inference.{e}") from e
+        super().__init__(network, config, device)
+        self.conditioning = ReturnConditioning(
+            config.preprocessing, config.model.state_shape, self.device
+        )
         self._check_spaces()
         self._ctx: RollingContext | None = None
+
+    @property
+    def target_return(self) -> float:
+        """The target return the episodes start from, in reward units: the one given to
+        ``reset(target_return=...)`` until the next reset, else the saved default. Setting it
+        sets the saved default (``config.inference.target_return``)."""
+        episode = self.conditioning.episode_target
+        return self.config.inference.target_return if episode is None else episode
+
+    @target_return.setter
+    def target_return(self, value: float) -> None:
+        self.config = self.config.replace(target_return=value)
+
+    return_scale: float = config_setting(
+        "preprocessing", "return_scale", "Returns-to-go are divided by it."
+    )
 
     def _check_spaces(self) -> None:
         cfg, obs, act = self.model_config, self.observation_space, self.action_space
@@ -116,37 +128,20 @@ class DecisionTransformerAgent(SequenceAgent):
             )
         if seed is not None:
             torch.manual_seed(seed)
-        spec = CheckpointConfig(
-            algorithm=cls.algorithm,
-            model=model_config.to_dict(),
-            observation_space=serialize_space(observation_space),
-            action_space=serialize_space(action_space),
+        config = AgentConfig.new(
+            cls.algorithm,
+            model_config,
+            observation_space,
+            action_space,
+            StatePreprocessing(state_mean, state_std, return_scale, mission_vocabulary),
+            DTInference(
+                target_return=float(target_return),
+                target_returns=tuple(target_returns or [target_return]),
+            ),
             env_id=env_id,
-            env_kwargs=dict(env_kwargs or {}),
-            preprocessing={
-                "state_mean": None if state_mean is None else np.asarray(state_mean).tolist(),
-                "state_std": None if state_std is None else np.asarray(state_std).tolist(),
-                "return_scale": float(return_scale),
-                "mission_vocabulary": mission_vocabulary.to_dict() if mission_vocabulary else None,
-            },
-            inference={
-                "target_return": float(target_return),
-                "target_returns": list(target_returns or [target_return]),
-            },
-            library_version=__version__,
+            env_kwargs=env_kwargs,
         )
-        spec.preprocessing = {k: v for k, v in spec.preprocessing.items() if v is not None}
-        return cls(DecisionTransformer(model_config), spec, device)
-
-    @classmethod
-    def _from_config(
-        cls, config: dict, files: CheckpointFiles, device: str, overrides: dict
-    ) -> DecisionTransformerAgent:
-        spec = CheckpointConfig.from_dict(config)
-        model_config = DTConfig.from_dict(spec.model)
-        network = build_network(DecisionTransformer, model_config, files.model_id)
-        load_weights(network, files.load_safetensors(), files.model_id)
-        return cls._with_overrides(network, spec, device, overrides)
+        return cls(DecisionTransformer(model_config), config, device)
 
     @classmethod
     def _from_foreign(
@@ -197,7 +192,6 @@ class DecisionTransformerAgent(SequenceAgent):
         if env_id is None:
             raise CheckpointError(f"{files.model_id}: unknown env; pass env_id='...'")
         targets = known.get("target_returns", [0.0])
-        agent_overrides = {"target_return": targets[0], **overrides}
         spec = converted_spec(
             cls.algorithm,
             model_config.to_dict(),
@@ -215,45 +209,14 @@ class DecisionTransformerAgent(SequenceAgent):
         network = build_network(DecisionTransformer, model_config, files.model_id)
         state = convert_hf_dt_state_dict(files.load_foreign_weights())
         load_weights(network, state, files.model_id)
-        return cls._with_overrides(network, spec, device, agent_overrides)
-
-    @classmethod
-    def _with_overrides(
-        cls, network: DecisionTransformer, spec: CheckpointConfig, device: str, overrides: dict
-    ) -> DecisionTransformerAgent:
-        overrides = dict(overrides)
-        for key in ("state_mean", "state_std", "return_scale"):
-            if key in overrides:
-                spec.preprocessing[key] = overrides.pop(key)
-        if "env_id" in overrides:
-            spec.env_id = overrides.pop("env_id")
-        if "context_len" in overrides:
-            # replace() re-validates: context_len must be an int >= 1
-            network.config = dataclasses.replace(
-                network.config, context_len=overrides.pop("context_len")
-            )
-            spec.model = network.config.to_dict()  # saved as it acts
-        target = overrides.pop("target_return", None)
-        if overrides:
-            raise TypeError(
-                f"unknown options {sorted(overrides)} for DecisionTransformerAgent; expected "
-                "target_return, context_len, state_mean, state_std, return_scale, env_id"
-            )
-        agent = cls(network, spec, device)
-        if target is not None:
-            agent.reset(target_return=target)
-        return agent
+        return cls(network, AgentConfig.from_checkpoint(spec).replace(**overrides), device)
 
     @property
     def returns_to_go(self) -> np.ndarray:
         """Current return-to-go of each env, in reward units (``(n_envs,)``)."""
-        return (self._rtg * self.return_scale).cpu().numpy()
+        return self.conditioning.returns_to_go()
 
     # ------------------------------------------------------------------ acting
-    def _set_target_return(self, target_return: float) -> None:
-        self.target_return = target_return
-        self.spec.inference["target_return"] = target_return
-
     def _allocate(self, n_envs: int) -> None:
         super()._allocate(n_envs)
         cfg = self.model_config
@@ -285,14 +248,14 @@ class DecisionTransformerAgent(SequenceAgent):
                 "the same as with deterministic=True",
                 stacklevel=4,
             )
-        net = self.network
-        state_emb = self._embed_states(obs, check=False)  # (n, H): the only encoding of s_t
-        rtg_before = self._rtg  # restored if the prediction is not finite (a new one follows)
-        self._step_returns_to_go(rewards, starts)  # (n,)
+        net, conditioning = self.network, self.conditioning
+        state_emb = conditioning.embed(net, obs, check=False)  # (n, H): the only encoding of s_t
+        rtg_before = conditioning.rtg  # restored if the prediction is not finite
+        conditioning.step(rewards, starts, self.config.inference.target_return)  # (n,)
         if starts.any():
             ctx.clear(torch.as_tensor(starts, device=self.device))
         t = torch.as_tensor(np.minimum(self._t, cfg.max_ep_len - 1), device=self.device)  # (n,)
-        tokens = net.step_tokens(state_emb, None, self._rtg[:, None], t)  # (n, 3, H)
+        tokens = net.step_tokens(state_emb, None, conditioning.rtg[:, None], t)  # (n, 3, H)
         ctx.push(tokens=tokens, timesteps=t)
         full = bool(self._t.min() >= cfg.context_len - 1)  # no padding: plain causal attention
         window = ctx["tokens"]  # (n, K, 3, H)
@@ -301,8 +264,8 @@ class DecisionTransformerAgent(SequenceAgent):
         )  # (n, act_dim): prediction at s_t
         if not np.isfinite(pred.cpu().numpy()).all():  # the step's one host sync
             ctx.pop()  # nothing of this step stays in the context
-            self._rtg = rtg_before
-            self._check_embedding(obs, state_emb)  # an overflowing observation says so
+            conditioning.rtg = rtg_before
+            conditioning.check_embedding(obs, state_emb)  # an overflowing observation says so
             bad = torch.flatten(~torch.isfinite(pred).all(-1)).nonzero().flatten().tolist()
             raise ValueError(
                 f"the network's prediction is NaN/inf for env(s) {bad[:5]}; the step was not "

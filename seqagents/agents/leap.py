@@ -13,20 +13,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from seqagents import __version__
-from seqagents.agents.base import SequenceAgent, check_target_return, encoder_for_space
-from seqagents.agents.planner_section import (
-    override_planner_section,
-    read_planner_section,
-    write_planner_section,
-)
-from seqagents.checkpoints.native import (
-    CheckpointConfig,
-    CheckpointFiles,
-    build_network,
-    load_weights,
-    serialize_space,
-)
+from seqagents.agents.base import SequenceAgent, config_setting
+from seqagents.agents.conditioning import ReturnConditioning
+from seqagents.agents.spaces import encoder_for_space
+from seqagents.config import AgentConfig, LEAPInference, StatePreprocessing
 from seqagents.context import RollingContext
 from seqagents.errors import CheckpointError
 from seqagents.models.leap import LEAP, LEAPConfig
@@ -39,14 +29,6 @@ from seqagents.planning.refinement import (
 )
 
 __all__ = ["LEAPAgent"]
-
-
-# The agent's settings in the saved planner section, which refine_plan never sees: steps
-# executed per plan (1 = replan every step (Atari); H = open loop, the official BabyAI code)
-# and the planning seed (env i plans from the stream seed + i, which runs on across
-# episodes; agent.seed reseeds the streams).
-_AGENT_SETTINGS = {"replan_every": 1, "seed": 0}
-_PLANNER_KEYS = (*RefinementConfig.__dataclass_fields__, *_AGENT_SETTINGS)
 
 
 class LEAPAgent(SequenceAgent):
@@ -78,38 +60,51 @@ class LEAPAgent(SequenceAgent):
     """
 
     algorithm = "leap"
+    network_class = LEAP
 
-    def __init__(self, network: LEAP, spec: CheckpointConfig, device: str = "auto") -> None:
-        super().__init__(network, spec, device)
-        cfg: LEAPConfig = network.config
-        self.model_config = cfg
+    def __init__(self, network: LEAP, config: AgentConfig, device: str = "auto") -> None:
+        super().__init__(network, config, device)
+        cfg: LEAPConfig = self.model_config
         act = self.action_space
         if not isinstance(act, gym.spaces.Discrete) or act.n < cfg.n_actions:
             raise CheckpointError(
                 f"the LEAP network plans over {cfg.n_actions} discrete actions but the "
                 f"checkpoint's action space is {act}"
             )
-        section = spec.inference.get("planner", {})
-        self.planner, own = read_planner_section(section, RefinementConfig, **_AGENT_SETTINGS)
-        self.replan_every, self.planning_seed = own["replan_every"], own["seed"]
-        horizon = self.planner.plan_horizon(cfg.horizon)  # the model-dependent check, early
-        if not 1 <= self.replan_every <= horizon:
-            raise ValueError(
-                f"replan_every must be an int in [1, horizon={horizon}], got {self.replan_every!r}"
-            )
         self.requires_reward = cfg.return_conditioned  # [s, a] models ignore rewards
-        self._setup_states(cfg.state_shape)
-        target = spec.inference.get("target_return")
-        self.target_return = None
-        if cfg.return_conditioned:
-            try:
-                self.target_return = check_target_return(target or 0.0)
-            except ValueError as e:
-                raise CheckpointError(f"inference.{e}") from e
+        self.conditioning = ReturnConditioning(
+            config.preprocessing, cfg.state_shape, self.device, returns=cfg.return_conditioned
+        )
         self.constraint_energy: ConstraintEnergy | None = None
         self.last_plan: LEAPPlan | None = None  # the latest plan (numpy), with its env indices
         self.last_plan_envs = np.zeros(0, dtype=np.int64)
         self._ctx: RollingContext | None = None
+
+    # ------------------------------------------------------------------ settings (views of config)
+    planner: RefinementConfig = config_setting(
+        "inference", "planner", "The refinement settings (``config.inference.planner``)."
+    )
+    replan_every: int = config_setting("inference", "replan_every", "Steps executed per plan.")
+    planning_seed: int = config_setting(
+        "inference", "seed", "Env i plans from the stream ``planning_seed + i``."
+    )
+    return_scale: float = config_setting(
+        "preprocessing", "return_scale", "Returns-to-go are divided by it."
+    )
+
+    @property
+    def target_return(self) -> float | None:
+        """Return-conditioned models: the target return the episodes start from (the one
+        given to ``reset(target_return=...)`` until the next reset, else the saved default);
+        None for mission-conditioned ones. Setting it sets the saved default."""
+        if not self.model_config.return_conditioned:
+            return None
+        episode = self.conditioning.episode_target
+        return (self.config.inference.target_return or 0.0) if episode is None else episode
+
+    @target_return.setter
+    def target_return(self, value: float) -> None:
+        self.config = self.config.replace(target_return=value)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -151,72 +146,19 @@ class LEAPAgent(SequenceAgent):
             model_config = LEAPConfig(**{**fields, **model_kwargs})
         if seed is not None:
             torch.manual_seed(seed)
-        preprocessing: dict[str, Any] = {"return_scale": float(return_scale)}
-        if state_mean is not None and state_std is not None:
-            preprocessing["state_mean"] = np.asarray(state_mean).tolist()
-            preprocessing["state_std"] = np.asarray(state_std).tolist()
-        if mission_vocabulary is not None:
-            preprocessing["mission_vocabulary"] = mission_vocabulary.to_dict()
-        spec = CheckpointConfig(
-            algorithm=cls.algorithm,
-            model=model_config.to_dict(),
-            observation_space=serialize_space(observation_space),
-            action_space=serialize_space(action_space),
+        config = AgentConfig.new(
+            cls.algorithm,
+            model_config,
+            observation_space,
+            action_space,
+            StatePreprocessing(state_mean, state_std, return_scale, mission_vocabulary),
+            LEAPInference(target_return=target_return),
             env_id=env_id,
-            env_kwargs=dict(env_kwargs or {}),
-            preprocessing=preprocessing,
-            inference={
-                "target_return": None if target_return is None else float(target_return),
-                "planner": dict(planner or {}),  # completed by _with_overrides
-            },
-            library_version=__version__,
-        )
-        return cls._with_overrides(LEAP(model_config), spec, device, {})
-
-    @classmethod
-    def _from_config(
-        cls, config: dict, files: CheckpointFiles, device: str, overrides: dict
-    ) -> LEAPAgent:
-        spec = CheckpointConfig.from_dict(config)
-        network = build_network(LEAP, LEAPConfig.from_dict(spec.model), files.model_id)
-        load_weights(network, files.load_safetensors(), files.model_id)
-        return cls._with_overrides(network, spec, device, overrides)
-
-    @classmethod
-    def _with_overrides(
-        cls, network: LEAP, spec: CheckpointConfig, device: str, overrides: dict
-    ) -> LEAPAgent:
-        """Apply keyword overrides to the spec (so that what is saved is what acts)."""
-        overrides = dict(overrides)
-        if "env_id" in overrides:
-            spec.env_id = overrides.pop("env_id")
-        if "target_return" in overrides:
-            spec.inference["target_return"] = check_target_return(overrides.pop("target_return"))
-        planner = {k: overrides.pop(k) for k in list(overrides) if k in _PLANNER_KEYS}
-        if overrides:
-            raise TypeError(
-                f"unknown options {sorted(overrides)} for LEAPAgent; expected the planner "
-                f"settings {list(_PLANNER_KEYS)}, target_return or env_id"
-            )
-        spec.inference["planner"] = override_planner_section(
-            spec.inference.get("planner", {}), RefinementConfig, planner, **_AGENT_SETTINGS
-        )
-        return cls(network, spec, device)  # checks the settings against the model
-
-    def _sync_spec(self) -> None:
-        super()._sync_spec()
-        section = write_planner_section(
-            self.planner, replan_every=self.replan_every, seed=self.planning_seed
-        )
-        self.spec.inference["planner"] = section
+            env_kwargs=env_kwargs,
+        ).replace(**dict(planner or {}))
+        return cls(LEAP(model_config), config, device)
 
     # ------------------------------------------------------------------ acting
-    def _set_target_return(self, target_return: float) -> None:
-        if not self.model_config.return_conditioned:
-            raise ValueError("this LEAP agent is not return-conditioned (no target return)")
-        self.target_return = target_return
-        self.spec.inference["target_return"] = target_return
-
     @property
     def horizon(self) -> int:
         """Plan steps ``h``."""
@@ -228,7 +170,7 @@ class LEAPAgent(SequenceAgent):
         (``(n_envs,)``, as DT's); None for mission-conditioned ones."""
         if not self.model_config.return_conditioned:
             return None
-        return (self._rtg * self.return_scale).cpu().numpy()
+        return self.conditioning.returns_to_go()
 
     def plan_summary(self, env_index: int = 0, action_names: list[str] | None = None) -> str | None:
         """``"plan 2/5: left [forward] forward pickup toggle"``: the latest plan of env
@@ -284,12 +226,13 @@ class LEAPAgent(SequenceAgent):
         assert ctx is not None
         # Time-index convention (as DT): at step t the agent receives s_t and r_{t-1},
         # rtg_t = rtg_{t-1} - r_{t-1} / scale, appends (rtg_t, s_t) and acts a_t, which is stored.
-        state_emb = self._embed_states(obs)  # (n, H), the only encoding of s_t (checked finite)
-        self._step_returns_to_go(rewards, starts)  # (n,)
+        conditioning = self.conditioning
+        state_emb = conditioning.embed(self.network, obs, check=True)  # (n, H): s_t, checked
+        conditioning.step(rewards, starts, self.target_return)  # (n,)
         if starts.any():
             ctx.clear(torch.as_tensor(starts, device=self.device))
             self._plan_step[starts] = self.replan_every  # replan at once
-        ctx.push(state_emb=state_emb, returns_to_go=self._rtg[:, None], actions=cfg.pad_id)
+        ctx.push(state_emb=state_emb, returns_to_go=conditioning.rtg[:, None], actions=cfg.pad_id)
         replan = np.flatnonzero(self._plan_step >= self.replan_every)  # envs whose plan is used up
         if replan.size:
             self._replan(replan, deterministic)
@@ -299,7 +242,10 @@ class LEAPAgent(SequenceAgent):
         ctx.set_last("actions", action)
         return action
 
-    def _replan(self, envs: np.ndarray, deterministic: bool) -> None:
+    def _replan(
+        self, envs: np.ndarray, deterministic: bool, planner: RefinementConfig | None = None
+    ) -> None:
+        """Plan for ``envs`` with ``planner`` (default: the config's settings)."""
         cfg, ctx = self.model_config, self._ctx
         assert ctx is not None
         index = torch.as_tensor(envs, device=self.device)  # (m,)
@@ -317,7 +263,7 @@ class LEAPAgent(SequenceAgent):
             self.network,
             plan_ctx,
             history,
-            self.planner,
+            self.planner if planner is None else planner,
             generators=[self._planning_streams(self.n_envs)[i] for i in envs],
             constraint_energy=self.constraint_energy,
             sample=not deterministic,

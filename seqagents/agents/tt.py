@@ -16,21 +16,14 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from seqagents import __version__
-from seqagents.agents.base import SequenceAgent
-from seqagents.agents.planner_section import (
-    override_planner_section,
-    read_planner_section,
-    write_planner_section,
-)
+from seqagents.agents.base import SequenceAgent, config_setting
 from seqagents.checkpoints.native import (
-    CheckpointConfig,
     CheckpointFiles,
     build_network,
     converted_spec,
     load_weights,
-    serialize_space,
 )
+from seqagents.config import AgentConfig, DiscretizerPreprocessing, TTInference
 from seqagents.context import RollingContext
 from seqagents.errors import CheckpointError
 from seqagents.models.tt import TrajectoryTransformer, TTConfig
@@ -41,11 +34,6 @@ __all__ = ["TrajectoryTransformerAgent"]
 logger = logging.getLogger(__name__)
 
 _DISCRETIZER_PREFIX = "discretizer."
-
-
-# The agent's setting in the saved planner section: the planning seed (env i plans from the
-# stream seed + i, which runs on across episodes; agent.seed reseeds the streams).
-_AGENT_SETTINGS = {"seed": 0}
 
 
 # Per-dataset planner overrides of the original (config/offline.py `overrides`).
@@ -86,16 +74,12 @@ class TrajectoryTransformerAgent(SequenceAgent):
         self,
         network: TrajectoryTransformer,
         discretizer: Discretizer,
-        spec: CheckpointConfig,
+        config: AgentConfig,
         device: str = "auto",
     ) -> None:
-        super().__init__(network, spec, device)
-        self.model_config: TTConfig = network.config
+        super().__init__(network, config, device)
         self.discretizer = discretizer.to(self.device)
-        section = spec.inference.get("planner", {})
-        self.planner, own = read_planner_section(section, BeamSearchConfig, **_AGENT_SETTINGS)
-        self.planning_seed = own["seed"]
-        cfg = self.model_config
+        cfg: TTConfig = self.model_config
         n_act = int(np.prod(self.action_space.shape or (1,)))
         obs_dim = int(np.prod(self.observation_space.shape or (1,)))
         if (
@@ -123,6 +107,13 @@ class TrajectoryTransformerAgent(SequenceAgent):
         self._last_action = torch.zeros(0)
         self.last_plan = None  # the most recent Plan (for analysis)
 
+    planner: BeamSearchConfig = config_setting(
+        "inference", "planner", "The beam-search settings (``config.inference.planner``)."
+    )
+    planning_seed: int = config_setting(
+        "inference", "seed", "Env i plans from the stream ``planning_seed + i``."
+    )
+
     # ------------------------------------------------------------------ construction
     @classmethod
     def create(
@@ -144,7 +135,7 @@ class TrajectoryTransformerAgent(SequenceAgent):
         (rows ``(obs, action, reward, value)``, e.g. from ``trajectory_transitions``)."""
         obs_dim = int(np.prod(observation_space.shape))
         act_dim = int(np.prod(action_space.shape))
-        config = TTConfig(
+        model_config = TTConfig(
             vocab_size=n_bins,
             observation_dim=obs_dim,
             action_dim=act_dim,
@@ -154,27 +145,25 @@ class TrajectoryTransformerAgent(SequenceAgent):
         if seed is not None:
             torch.manual_seed(seed)
         discretizer = Discretizer.from_data(transitions, n_bins=n_bins, kind=discretizer_kind)
-        spec = CheckpointConfig(
-            algorithm=cls.algorithm,
-            model=config.to_dict(),
-            observation_space=serialize_space(observation_space),
-            action_space=serialize_space(action_space),
+        config = AgentConfig.new(
+            cls.algorithm,
+            model_config,
+            observation_space,
+            action_space,
+            DiscretizerPreprocessing(discretizer_kind, n_bins),
+            TTInference(),
             env_id=env_id,
-            env_kwargs=dict(env_kwargs or {}),
-            preprocessing={"discretizer": discretizer_kind, "n_bins": n_bins},
-            inference={"planner": dict(planner or {})},  # completed by _with_overrides
-            library_version=__version__,
-        )
-        return cls._with_overrides(TrajectoryTransformer(config), discretizer, spec, device, {})
+            env_kwargs=env_kwargs,
+        ).replace(**dict(planner or {}))
+        return cls(TrajectoryTransformer(config.model), discretizer, config, device)
 
     @classmethod
     def _from_config(
         cls, config: dict, files: CheckpointFiles, device: str, overrides: dict
     ) -> TrajectoryTransformerAgent:
-        spec = CheckpointConfig.from_dict(config)
-        network = build_network(
-            TrajectoryTransformer, TTConfig.from_dict(spec.model), files.model_id
-        )
+        _reject_foreign_options(overrides)
+        saved = AgentConfig.from_dict(config)
+        network = build_network(TrajectoryTransformer, saved.model, files.model_id)
         state = files.load_safetensors()
         disc_state = {
             k[len(_DISCRETIZER_PREFIX) :]: v
@@ -188,9 +177,8 @@ class TrajectoryTransformerAgent(SequenceAgent):
             {k: v for k, v in state.items() if not k.startswith(_DISCRETIZER_PREFIX)},
             files.model_id,
         )
-        return cls._with_overrides(
-            network, Discretizer.from_state_dict(disc_state), spec, device, overrides
-        )
+        discretizer = Discretizer.from_state_dict(disc_state)
+        return cls(network, discretizer, saved.replace(**overrides), device)
 
     @classmethod
     def _from_foreign(
@@ -246,45 +234,12 @@ class TrajectoryTransformerAgent(SequenceAgent):
                 "n_bins": model_config.vocab_size,
                 "discretizer_source": str(dataset or thresholds_file),
             },
-            inference={"planner": planner},  # completed by _with_overrides
+            inference={"planner": planner},  # the rest: BeamSearchConfig's defaults
         )
         network = build_network(TrajectoryTransformer, model_config, files.model_id)
         load_weights(network, state, files.model_id)
-        return cls._with_overrides(network, discretizer, spec, device, overrides)
-
-    @classmethod
-    def _with_overrides(
-        cls,
-        network: TrajectoryTransformer,
-        discretizer: Discretizer,
-        spec: CheckpointConfig,
-        device: str,
-        overrides: dict,
-    ) -> TrajectoryTransformerAgent:
-        overrides = dict(overrides)
-        if "env_id" in overrides:
-            spec.env_id = overrides.pop("env_id")
-        if {"dataset", "discretizer", "download"} & set(overrides):
-            raise TypeError(
-                "this TrajectoryTransformerAgent checkpoint stores its discretizer and takes no "
-                "dataset=, discretizer= or download= (those rebuild the one of a transformers "
-                "checkpoint)"
-            )
-        if "target_return" in overrides:
-            raise TypeError(
-                "TrajectoryTransformerAgent takes no target_return: TT plans for the highest "
-                "predicted return (beam search); pass planner settings such as beam_width="
-            )
-        # The other overrides are beam-search settings (and the agent's planning seed).
-        spec.inference["planner"] = override_planner_section(
-            spec.inference.get("planner", {}), BeamSearchConfig, overrides, **_AGENT_SETTINGS
-        )
-        return cls(network, discretizer, spec, device)
-
-    def _sync_spec(self) -> None:
-        super()._sync_spec()
-        planner_section = write_planner_section(self.planner, seed=self.planning_seed)
-        self.spec.inference["planner"] = planner_section
+        config = AgentConfig.from_checkpoint(spec).replace(**overrides)
+        return cls(network, discretizer, config, device)
 
     def _state_dict_to_save(self) -> dict[str, torch.Tensor]:
         state = dict(self.network.state_dict())
@@ -371,6 +326,15 @@ class TrajectoryTransformerAgent(SequenceAgent):
         action = plan.action.reshape(len(obs), cfg.action_dim)  # (n, A)
         self._last_obs, self._last_action = obs, action
         return action.reshape(-1, *self.action_space.shape)
+
+
+def _reject_foreign_options(overrides: dict) -> None:
+    if {"dataset", "discretizer", "download"} & set(overrides):
+        raise TypeError(
+            "this TrajectoryTransformerAgent checkpoint stores its discretizer and takes no "
+            "dataset=, discretizer= or download= (those rebuild the one of a transformers "
+            "checkpoint)"
+        )
 
 
 def _dataset_transitions(

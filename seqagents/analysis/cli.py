@@ -178,7 +178,7 @@ def cmd_analyze(args: argparse.Namespace) -> list[Path]:
     from seqagents.analysis.rollouts import run_rollouts
 
     agent = _load(args.model, args.device, args)
-    algorithm = agent.spec.algorithm
+    algorithm = agent.config.algorithm
     names = _chosen(args.figures, algorithm)
     if algorithm == "dt" or (algorithm == "leap" and agent.model_config.return_conditioned):
         pass
@@ -192,7 +192,7 @@ def cmd_analyze(args: argparse.Namespace) -> list[Path]:
     episodes = run_rollouts(agent, env, args.episodes, seed=args.seed, desc="rollouts", **common)
     compared: dict[str, list[Episode]] = {_NAMES[algorithm]: episodes}
     for other in others:
-        name = _NAMES[other.spec.algorithm]
+        name = _NAMES[other.config.algorithm]
         compared.setdefault(name, run_rollouts(other, other.make_env(), 1, desc=name, **common))
     out = Path(args.out)
     written = []

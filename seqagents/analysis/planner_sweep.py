@@ -64,7 +64,7 @@ def planner_grid(
     for horizon in horizons:
         for beam in beam_widths:
             agent = load_agent(model, device=device, beam_width=int(beam), horizon=int(horizon))
-            make = functools.partial(make_env, agent.env_id, **agent.spec.env_kwargs)
+            make = functools.partial(make_env, agent.env_id, **agent.config.env_kwargs)
             env = gym.vector.SyncVectorEnv([make] * n_envs) if n_envs > 1 else make()
             start = time.perf_counter()
             returns, lengths = evaluate_policy(

@@ -108,7 +108,6 @@ def run_rollouts(
     own_planner = getattr(agent, "planner", None)
     if algorithm == "leap":  # energies per refinement iteration (figures)
         agent.planner = own_planner.replace(track_energy=True)
-    own_target = getattr(agent, "target_return", None)
     episodes = []
     try:
         for i in tqdm(range(n_episodes), desc=desc, unit="ep", disable=not progress_bar):
@@ -121,7 +120,7 @@ def run_rollouts(
     finally:
         if algorithm == "leap":
             agent.planner = own_planner
-        agent.reset(target_return=own_target if target_return is not None else None)
+        agent.reset()  # the target of these episodes was theirs: the saved default is back
     return episodes
 
 

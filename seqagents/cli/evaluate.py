@@ -71,7 +71,7 @@ def _make_eval_env(agent: Any, env_id: str | None, n_envs: int) -> Any:
     from seqagents.envs import make_env
 
     env_id = _env_id(agent, env_id)
-    env_kwargs = dict(agent.spec.env_kwargs) if env_id == agent.env_id else {}
+    env_kwargs = dict(agent.config.env_kwargs) if env_id == agent.env_id else {}
     if n_envs == 1:
         env = make_env(env_id, **env_kwargs)
     else:
@@ -133,7 +133,7 @@ def record_episodes(
 
     env_id = _env_id(agent, env_id)
     target = args.target_return[0] if args.target_return else None
-    env_kwargs = dict(agent.spec.env_kwargs) if env_id == agent.env_id else {}
+    env_kwargs = dict(agent.config.env_kwargs) if env_id == agent.env_id else {}
     if entry is not None and env_id == entry.env_id:
         env_kwargs.update(entry.render_kwargs)  # e.g. a tracking camera
     if args.camera:
@@ -253,7 +253,7 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
         report, agent, _ = evaluate_model(
             args, name, env_id=args.env, n_envs=args.n_envs, all_targets=not args.target_return
         )
-        steps = agent.spec.training.get("steps", "—")
+        steps = agent.config.training.get("steps", "—")
         for result in report.results:
             summary = result.summary()
             norm = (

@@ -41,7 +41,8 @@ def cmd_push(args: argparse.Namespace) -> None:
     report, agent, entry = evaluate_model(
         args, args.model, env_id=None, n_envs=1, all_targets=False
     )
-    agent.spec.evaluation = report.to_record(command=_evaluate_command(args, repo))
+    record = report.to_record(command=_evaluate_command(args, repo))
+    agent.config = agent.config.replace(evaluation=record)
     with tempfile.TemporaryDirectory() as tmp:
         video = None
         if args.video:
@@ -56,7 +57,7 @@ def cmd_push(args: argparse.Namespace) -> None:
         text = f"{repo}: wrote {where}; upload it with: seqagents push --from-folder {where} {repo}"
     else:
         text = f"{repo}: {url} (mean return {report.results[0].mean_return:.2f})"
-    emit(args.json, {**summary, **agent.spec.evaluation}, text, indent=None)
+    emit(args.json, {**summary, **agent.config.evaluation}, text, indent=None)
 
 
 def _evaluate_command(args: argparse.Namespace, repo: str) -> str:

@@ -116,7 +116,7 @@ def _measured_score(location: str | None) -> str:
 
 def cmd_info(args: argparse.Namespace) -> None:
     agent, _, location = load_model(args, args.model)
-    spec = agent.spec
+    spec = agent.config.to_checkpoint()  # the saved layout
     parameters = sum(p.numel() for p in agent.network.parameters())
     info = {"model": location, "class": type(agent).__name__, **spec.to_dict()}
     emit(
@@ -130,7 +130,7 @@ def _info_text(agent: Any, location: str, parameters: int) -> str:
     """What ``seqagents info`` prints: one line per section of the checkpoint."""
     from seqagents.envs import describe_space
 
-    spec = agent.spec
+    spec = agent.config.to_checkpoint()  # the saved layout
     rows = [
         ("checkpoint", f"{location}  ({type(agent).__name__}, {spec.algorithm})"),
         ("env", (spec.env_id or "—") + (f"  {_pairs(spec.env_kwargs)}" if spec.env_kwargs else "")),

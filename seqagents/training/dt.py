@@ -162,10 +162,10 @@ def train_dt(
         ...                  train_config={"steps": 20, "batch_size": 8, "warmup_steps": 5,
         ...                                "device": "cpu", "out_dir": run.name},
         ...                  return_scale=100.0, progress_bar=False)
-        >>> agent.spec.training["steps"], agent.target_return
+        >>> agent.config.training["steps"], agent.target_return
         (20, 100.0)
         >>> loaded = DecisionTransformerAgent.from_pretrained(f"{run.name}/checkpoint")
-        >>> loaded.spec.training["final_loss"] > 0
+        >>> loaded.config.training["final_loss"] > 0
         True
         >>> run.cleanup()
     """
@@ -274,34 +274,30 @@ def _evaluate(
     from seqagents.evaluation import evaluate_policy  # imported late: optional at import time
     from seqagents.scores import has_normalized_score, normalized_score
 
-    default_target = agent.target_return  # evaluate_policy's reset changes it
-    results = []
-    try:
-        for target in targets:
-            returns, lengths = evaluate_policy(
-                agent,
-                env,
-                n_eval_episodes=n_episodes,
-                deterministic=True,
-                return_episode_rewards=True,
-                target_return=target,
-                seed=seed,
-            )
-            result: dict[str, Any] = {
-                "target_return": float(target),
-                "mean_reward": float(np.mean(returns)),
-                "std_reward": float(np.std(returns)),
-                "normalized_score": None,
-                "mean_length": float(np.mean(lengths)),
-                "n_episodes": len(returns),
-            }
-            if has_normalized_score(env_id):
-                scores = normalized_score(np.asarray(returns, dtype=np.float64), env_id)
-                result["normalized_score"] = float(np.mean(scores))
-                result["normalized_score_std"] = float(np.std(scores))
-            results.append(result)
-    finally:
-        agent.reset(target_return=default_target)
+    results = []  # each evaluation's target is episode state: the saved default stays
+    for target in targets:
+        returns, lengths = evaluate_policy(
+            agent,
+            env,
+            n_eval_episodes=n_episodes,
+            deterministic=True,
+            return_episode_rewards=True,
+            target_return=target,
+            seed=seed,
+        )
+        result: dict[str, Any] = {
+            "target_return": float(target),
+            "mean_reward": float(np.mean(returns)),
+            "std_reward": float(np.std(returns)),
+            "normalized_score": None,
+            "mean_length": float(np.mean(lengths)),
+            "n_episodes": len(returns),
+        }
+        if has_normalized_score(env_id):
+            scores = normalized_score(np.asarray(returns, dtype=np.float64), env_id)
+            result["normalized_score"] = float(np.mean(scores))
+            result["normalized_score_std"] = float(np.std(scores))
+        results.append(result)
     return {
         "step": step,
         "env_id": env_id,

@@ -57,7 +57,8 @@ class TrainingPlan:
 
             # The entry's evaluation protocol travels with the checkpoint (sampled on Atari).
             deterministic = self.entry.evaluation.deterministic
-            agent.spec.protocol = EvaluationProtocol(deterministic).to_dict()
+            protocol = EvaluationProtocol(deterministic).to_dict()
+            agent.config = agent.config.replace(protocol=protocol)
             agent.save_pretrained(self.out_dir / "checkpoint")
         return agent
 
@@ -262,7 +263,7 @@ def train(
         ...     data, algo="dt", env_id="Pendulum-v1", out_dir=run.name,
         ...     model={"n_layer": 1, "hidden_size": 32, "context_len": 5},
         ...     steps=20, batch_size=8, warmup_steps=5, device="cpu", progress_bar=False)
-        >>> agent.spec.training["trainer"], agent.spec.training["steps"]
+        >>> agent.config.training["trainer"], agent.config.training["steps"]
         ('seqagents.training.train_dt', 20)
         >>> run.cleanup()
 

@@ -308,9 +308,9 @@ def run_recipe(
         )
 
         def record(step: int, summary: dict[str, Any]) -> None:
-            agent.spec.training = _training_record(algorithm, parts, data, config, step, summary)
-            if summary.get("eval"):
-                agent.spec.evaluation = dict(summary["eval"])
+            training = _training_record(algorithm, parts, data, config, step, summary)
+            evaluation = dict(summary["eval"]) if summary.get("eval") else agent.config.evaluation
+            agent.config = agent.config.replace(training=training, evaluation=evaluation)
 
         checkpoint_dir = Path(config.out_dir) / CHECKPOINT_DIR
 

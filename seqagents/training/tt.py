@@ -139,7 +139,7 @@ def train_tt(
         ...                  train_config={"steps": 5, "batch_size": 4, "device": "cpu",
         ...                                "out_dir": run.name}, n_bins=10,
         ...                  sequence_transitions=3, progress_bar=False)
-        >>> agent.model_config.block_size, agent.spec.training["steps"]
+        >>> agent.model_config.block_size, agent.config.training["steps"]
         (14, 5)
         >>> run.cleanup()
     """
