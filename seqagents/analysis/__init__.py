@@ -13,35 +13,22 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    # capture
+_CAPTURE = (
     "ROLES",
     "AttentionRecord",
     "AttentionRecorder",
     "capture_attention",
     "key_steps",
     "token_roles",
-    # rollouts (figures: seqagents.analysis.figures, needs matplotlib)
-    "Episode",
-    "run_rollouts",
-    "sweep",
-]
+)
+_ROLLOUTS = ("Episode", "run_rollouts", "sweep")  # figures: seqagents.analysis.figures (matplotlib)
+__all__ = [*_CAPTURE, *_ROLLOUTS]
 
 # Imported on first use (PEP 562): ``seqagents.analysis.cli`` registers the commands without
 # importing torch, which keeps ``seqagents --help`` fast.
 _LAZY = {
-    **dict.fromkeys(
-        (
-            "ROLES",
-            "AttentionRecord",
-            "AttentionRecorder",
-            "capture_attention",
-            "key_steps",
-            "token_roles",
-        ),
-        "seqagents.analysis.capture",
-    ),
-    **dict.fromkeys(("Episode", "run_rollouts", "sweep"), "seqagents.analysis.rollouts"),
+    **dict.fromkeys(_CAPTURE, "seqagents.analysis.capture"),
+    **dict.fromkeys(_ROLLOUTS, "seqagents.analysis.rollouts"),
 }
 
 
@@ -57,8 +44,8 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
 
-if TYPE_CHECKING:
-    from seqagents.analysis.capture import (
+if TYPE_CHECKING:  # names in __all__ through _CAPTURE and _ROLLOUTS
+    from seqagents.analysis.capture import (  # noqa: F401
         ROLES,
         AttentionRecord,
         AttentionRecorder,
@@ -66,4 +53,4 @@ if TYPE_CHECKING:
         key_steps,
         token_roles,
     )
-    from seqagents.analysis.rollouts import Episode, run_rollouts, sweep
+    from seqagents.analysis.rollouts import Episode, run_rollouts, sweep  # noqa: F401

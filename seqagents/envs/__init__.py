@@ -18,8 +18,9 @@ from typing import Any
 import gymnasium as gym
 
 from seqagents._gl import ensure_headless_gl
+from seqagents.envs import babyai as _babyai
 from seqagents.envs.atari import ATARI_PREPROCESSING_KWARG, make_atari_env
-from seqagents.envs.babyai import (
+from seqagents.envs.babyai import (  # noqa: F401 (in __all__ through _babyai.__all__)
     PRIVILEGED_KWARG,
     BabyAIPrivileged,
     MissionTokens,
@@ -51,14 +52,7 @@ __all__ = [
     "describe_space",
     "spaces_match",
     "storable_space",
-    # BabyAI
-    "PRIVILEGED_KWARG",
-    "BabyAIPrivileged",
-    "MissionTokens",
-    "QuietStdout",
-    "babyai_goal_candidates",
-    "is_babyai_env",
-    "make_babyai_env",
+    *_babyai.__all__,
     # Atari
     "ATARI_PREPROCESSING_KWARG",
     "make_atari_env",
