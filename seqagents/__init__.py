@@ -43,7 +43,8 @@ __all__ = [
     "ensure_headless_gl",
     "BabyAIPrivileged",
     "MissionTokens",
-    # checkpoints
+    # checkpoints: the agent's typed config (AgentConfig) and the saved config.json layout
+    "AgentConfig",
     "CheckpointConfig",
     # errors
     "CheckpointError",
@@ -72,6 +73,7 @@ _LAZY = {
     ),
     **dict.fromkeys(("EvaluationReport", "evaluation_report"), "seqagents.report"),
     **dict.fromkeys(("has_normalized_score", "normalized_score"), "seqagents.scores"),
+    "AgentConfig": "seqagents.config",
     "record_video": "seqagents.video",
     "train": "seqagents.training",
 }
@@ -105,6 +107,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
         TrajectoryTransformerAgent,
         load_agent,
     )
+    from seqagents.config import AgentConfig
     from seqagents.envs import BabyAIPrivileged, MissionTokens, make_env
     from seqagents.errors import CheckpointError, MissingDependencyError
     from seqagents.evaluation import EpisodeStarts, SB3Adapter, episode_successes, evaluate_policy
