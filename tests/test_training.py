@@ -92,7 +92,7 @@ def test_train_dt_lowers_loss_saves_loadable_evaluable_checkpoint(tmp_path):
     assert training["steps"] == steps and training["seed"] == 0
     assert training["final_loss"] == pytest.approx(curve[-1])
     assert training["train_config"]["batch_size"] == 16
-    assert evaluation["mean_reward"] == last_eval["mean_reward"]
+    assert evaluation["mean_return"] == last_eval["mean_return"]
     assert loaded.target_return == -50.0  # evaluation's targets did not leak into the checkpoint
     assert loaded.config.inference.target_returns == (-50.0, -100.0)
     assert loaded.env_id == "Pendulum-v1"

@@ -60,7 +60,12 @@ def training_curves(records: Sequence[Mapping[str, Any]]) -> tuple:
     train = [r for r in records if "loss" in r]
     evals = [r["eval"] for r in records if isinstance(r.get("eval"), dict)]
     metric = next(
-        (k for k in ("normalized_score", "success_rate", "mean_reward") if evals and k in evals[0]),
+        (
+            k
+            # mean_reward: metrics.jsonl written before the one vocabulary (seqagents.report)
+            for k in ("normalized_score", "success_rate", "mean_return", "mean_reward")
+            if evals and k in evals[0]
+        ),
         None,
     )
     data: dict[str, Any] = {

@@ -287,8 +287,8 @@ def _evaluate(
         )
         result: dict[str, Any] = {
             "target_return": float(target),
-            "mean_reward": float(np.mean(returns)),
-            "std_reward": float(np.std(returns)),
+            "mean_return": float(np.mean(returns)),
+            "std_return": float(np.std(returns)),
             "normalized_score": None,
             "mean_length": float(np.mean(lengths)),
             "n_episodes": len(returns),

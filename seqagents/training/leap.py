@@ -293,8 +293,8 @@ def _evaluate(
     return {
         "step": step,
         "env_id": env_id,
-        "mean_reward": float(returns.mean()),
-        "std_reward": float(returns.std()),
+        "mean_return": float(returns.mean()),
+        "std_return": float(returns.std()),
         "success_rate": float((returns > 0).mean()),
         "mean_length": float(np.mean(lengths)),
         "n_episodes": int(returns.size),
