@@ -42,7 +42,7 @@ class _Paper:
         return f"https://arxiv.org/abs/{self.arxiv}"
 
 
-# The paper each algorithm implements (arXiv ids as in REFERENCE.md and the models' docstrings).
+# The paper each algorithm implements (arXiv ids as in docs/references.md and the models).
 PAPERS: dict[str, _Paper] = {
     "dt": _Paper(
         "Decision Transformer: Reinforcement Learning via Sequence Modeling",

@@ -1,6 +1,6 @@
 """Convert transformers ``DecisionTransformerModel`` weights (the edbeeching Hub repos) to ours.
 
-Layout facts (transformers 4.18 files, REFERENCE.md section 5): GPT-2 ``Conv1D`` weights are
+Layout facts (transformers 4.18 files, docs/references.md section 5): GPT-2 ``Conv1D`` weights are
 stored ``[in, out]`` (``y = x @ W + b``) while ours are ``nn.Linear`` ``[out, in]``; the legacy
 buffers ``attn.bias`` / ``attn.masked_bias`` are causal-mask constants, not parameters; the encoder
 adds ``wpe.weight[0]`` to every token (all-zero position ids) and never uses ``wte``.

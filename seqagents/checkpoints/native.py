@@ -1,10 +1,10 @@
 """The native checkpoint format: ``config.json`` + ``model.safetensors`` + a model card.
 
-Everything about reading and writing checkpoints lives here (DESIGN.md "Checkpoints"): the config
-dataclass, file resolution from a local folder or the Hub cache, safe weight loading (safetensors;
-pickles only with ``weights_only=True``), strict state-dict loading with clear errors. The model
-card is written by :mod:`seqagents.checkpoints.card`. Agents import this module; it never imports
-the agents.
+Everything about reading and writing checkpoints lives here: the config dataclass, file
+resolution from a local folder or the Hub cache, safe weight loading (safetensors; pickles only
+with ``weights_only=True``), strict state-dict loading with clear errors. The model card is
+written by :mod:`seqagents.checkpoints.card`. Agents import this module; it never imports the
+agents.
 """
 
 from __future__ import annotations
