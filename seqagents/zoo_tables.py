@@ -62,6 +62,12 @@ def _measured(entry: ZooEntry) -> tuple[float | None, int | None]:
     return 100.0 * float(rate), evaluation.get("n_episodes")
 
 
+def _babyai_entries(entries: dict[str, ZooEntry] | None) -> dict[str, ZooEntry]:
+    """The zoo's BabyAI entries under their ``algo/`` names (the short names are aliases)."""
+    entries = entries if entries is not None else list_entries()
+    return {n: e for n, e in entries.items() if "/" in n and e.env_id.startswith("BabyAI-")}
+
+
 def babyai_cells(entries: dict[str, ZooEntry] | None = None) -> dict[tuple[str, str, str], Cell]:
     """Every BabyAI cell of the zoo, keyed by ``(level, algo, setting)``.
 
@@ -69,11 +75,8 @@ def babyai_cells(entries: dict[str, ZooEntry] | None = None) -> dict[tuple[str, 
     (LEAP's setting, ``env_kwargs: {privileged: true}``). The zoo's short names (no ``algo/``
     prefix) are skipped: each cell is its ``algo/`` entry.
     """
-    entries = entries if entries is not None else list_entries()
     cells = {}
-    for name, entry in entries.items():
-        if "/" not in name or not entry.env_id.startswith("BabyAI-"):
-            continue
+    for name, entry in _babyai_entries(entries).items():
         setting = "privileged" if entry.env_kwargs.get("privileged") else "default"
         success, episodes = _measured(entry)
         key = (_level(entry), entry.algo, setting)
@@ -83,9 +86,7 @@ def babyai_cells(entries: dict[str, ZooEntry] | None = None) -> dict[tuple[str, 
 
 def _paper_bc(entries: dict[str, ZooEntry]) -> dict[str, float]:
     return {
-        _level(e): e.paper.bc
-        for n, e in entries.items()
-        if "/" in n and e.env_id.startswith("BabyAI-") and e.paper.bc is not None
+        _level(e): e.paper.bc for e in _babyai_entries(entries).values() if e.paper.bc is not None
     }
 
 
