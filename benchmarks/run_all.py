@@ -45,6 +45,12 @@ BENCHMARKS = (
         ("--settings", "halfcheetah", "--rounds", "1", "--no-reference", "--envs", "0"),
         True,
     ),
+    Bench(
+        "tt_train_step",
+        ("--steps", "5", "--rounds", "3"),
+        ("--steps", "1", "--rounds", "1", "--rows", "20000", "--batch-size", "4"),
+        True,
+    ),
     Bench("leap_planning", ("--rounds", "3"), ("--rounds", "1", "--only", "babyai-H5-N10"), False),
     Bench(
         "dt_atari_cache",

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_run_all_quick_on_cpu_prints_one_row_per_benchmark():
-    names = ["dt_predict", "leap_planning", "dt_atari_cache"]
+    names = ["dt_predict", "tt_train_step", "leap_planning", "dt_atari_cache"]
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--quick", "--no-reports",
          "--only", *names],
