@@ -316,3 +316,16 @@ def test_zoo_publish_pushes_every_bundled_checkpoint_with_its_card(hub, capsys):
     hub.uploads.clear()
     assert main(["zoo", "--publish", "someone-else"]) == 2  # no right to write there
     assert not hub.uploads and "cannot create repos" in _one_line_error(capsys)
+
+
+def test_the_cards_code_lines_fit_the_line_length_of_the_repository():
+    """A long checkpoint name wraps the usage snippet's call as ruff would format it: every
+    bundled card stays clean under ``ruff format`` (it checks Python blocks in Markdown)."""
+    from seqagents import load_agent
+
+    agent = load_agent("zoo/checkpoints/dt-breakout", device="cpu")
+    long_name = "zoo/checkpoints/dt-babyai-gotoobjmaze-s4-privileged-with-a-long-name"
+    text = str(model_card(agent.config, "DecisionTransformerAgent", long_name))
+    code = text.split("```python", 1)[1].split("```", 1)[0]
+    assert max(len(line) for line in code.splitlines()) <= 100
+    assert f'    "{long_name}"' in code.splitlines()

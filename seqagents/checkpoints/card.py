@@ -259,7 +259,7 @@ def _usage_lines(spec: CheckpointConfig, agent_class: str, location: str) -> lis
         "```python",
         f"from seqagents import {agent_class}, evaluate_policy",
         "",
-        f"agent = {agent_class}.from_pretrained({json.dumps(location)})",
+        *_call_lines(f"agent = {agent_class}.from_pretrained(", json.dumps(location)),
         "env = agent.make_env()",
         "print(evaluate_policy(agent, env, n_eval_episodes=10))  # follows the protocol",
         "",
@@ -400,6 +400,12 @@ def _evaluation_limits(spec: CheckpointConfig, ev: dict) -> list[str]:
     env = f"`{spec.env_id}`" + (f" with `{json.dumps(spec.env_kwargs)}`" if spec.env_kwargs else "")
     items.append(f"Evaluated only on {env}; other env versions or settings are untested.")
     return items
+
+
+def _call_lines(head: str, argument: str, width: int = 100) -> list[str]:
+    """``head + argument + ")"`` on one line, or wrapped the way ruff formats a long call."""
+    line = f"{head}{argument})"
+    return [line] if len(line) <= width else [head, f"    {argument}", ")"]
 
 
 def _json_section(title: str, record: dict, level: str = "##") -> list[str]:
