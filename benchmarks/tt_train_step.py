@@ -5,8 +5,8 @@ The zoo's TT run (``zoo/tt.yml`` ``tt/halfcheetah-medium``: the paper model, 4 l
 HalfCheetah-size random tokens (1M transitions, as the collected data), CPU. Each step is split
 into the parts the trainer runs, each timed on its own (median over the steps of a round):
 
-  sample:    the entry's window sampler (``training/tt.py``: uniform starts over 1M windows, one
-             gather of (B, L * D) tokens);
+  sample:    ``seqagents.training.tt.window_sampler``, the trainer's own (uniform starts over
+             1M windows, one gather of (B, L * D) tokens);
   forward:   forward pass + weighted cross-entropy (``TrajectoryTransformer.loss``);
   backward:  ``loss.backward()``;
   optimizer: grad-norm clipping + AdamW step.
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from seqagents.models.tt import TrajectoryTransformer, TTConfig
-from seqagents.training.tt import _window_starts
+from seqagents.training.tt import window_sampler
 
 PARTS = ("sample", "forward", "backward", "optimizer")
 
@@ -41,13 +41,11 @@ def build(batch_size: int, transitions: int, n_rows: int, device: torch.device, 
     optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, betas=(0.9, 0.95), weight_decay=0.1)
     rng = np.random.default_rng(seed)
     tokens = torch.as_tensor(rng.integers(0, 100, size=(n_rows, 25)), device=device)  # (N, D)
-    starts = _window_starts(np.arange(0, n_rows + 1, 1000), transitions)  # (n_windows,)
-    span = torch.arange(transitions, device=device)  # (L,)
+    windows = window_sampler(tokens, np.arange(0, n_rows + 1, 1000), transitions)
 
     def sample(generator: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = torch.as_tensor(generator.choice(starts, size=batch_size), device=device)  # (B,)
-        seq = tokens[idx[:, None] + span].reshape(batch_size, -1)  # (B, L * D)
-        return seq[:, :-1], seq[:, 1:]  # (B, L * D - 1) each
+        batch = windows(batch_size, generator)
+        return batch["tokens"], batch["targets"]  # (B, L * D - 1) each
 
     return model, optimizer, sample
 

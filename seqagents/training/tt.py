@@ -18,6 +18,7 @@ decay over tokens is replaced by the shared trainer's linear warmup and constant
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,7 @@ from seqagents.training.recipe import (
 from seqagents.training.train_config import TrainConfig
 from seqagents.training.trainer import Batch
 
-__all__ = ["TT_TRAIN_DEFAULTS", "tt_loss", "train_tt"]
+__all__ = ["TT_TRAIN_DEFAULTS", "train_tt", "tt_loss", "window_sampler"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,28 @@ def _window_starts(offsets: np.ndarray, length: int) -> np.ndarray:
     if not starts:
         raise ValueError(f"no episode has {length} transitions; lower sequence_transitions")
     return np.concatenate(starts)
+
+
+def window_sampler(
+    tokens: torch.Tensor, offsets: np.ndarray, sequence_transitions: int
+) -> Callable[[int, np.random.Generator], Batch]:
+    """TT's training windows: ``sample(batch_size, rng)`` draws starts uniformly among those whose
+    ``sequence_transitions`` transitions lie in one episode and gathers their tokens.
+
+    Args:
+        tokens: ``(N, D)`` discretized transitions, episodes back to back.
+        offsets: episode boundaries ``(n_episodes + 1,)`` (``TrajectoryData.episode_starts``).
+        sequence_transitions: L, transitions per window.
+    """
+    starts = _window_starts(offsets, sequence_transitions)  # (n_windows,)
+    span = torch.arange(sequence_transitions, device=tokens.device)  # (L,)
+
+    def sample(batch_size: int, rng: np.random.Generator) -> Batch:
+        idx = torch.as_tensor(rng.choice(starts, size=batch_size), device=tokens.device)  # (B,)
+        seq = tokens[idx[:, None] + span].reshape(batch_size, -1)  # (B, L * D)
+        return {"tokens": seq[:, :-1], "targets": seq[:, 1:]}  # (B, L*D - 1) each
+
+    return sample
 
 
 def train_tt(
@@ -165,13 +188,7 @@ def train_tt(
             **model,
         )
         tokens = agent.discretizer.discretize(rows).to(device)  # (N, D) long
-        starts = _window_starts(data.episode_starts, sequence_transitions)  # (n_windows,)
-        span = torch.arange(sequence_transitions, device=device)  # (L,)
-
-        def sample(batch_size: int, rng: np.random.Generator) -> Batch:
-            idx = torch.as_tensor(rng.choice(starts, size=batch_size), device=device)  # (B,)
-            seq = tokens[idx[:, None] + span].reshape(batch_size, -1)  # (B, L * D)
-            return {"tokens": seq[:, :-1], "targets": seq[:, 1:]}  # (B, L*D - 1) each
+        sample = window_sampler(tokens, data.episode_starts, sequence_transitions)
 
         record = {"loss": "weighted_cross_entropy", "sequence_transitions": sequence_transitions}
         return AlgorithmParts(agent, tt_loss, sample, record=record)
